@@ -1,0 +1,16 @@
+//! The command table as data, and what the proxy does with each command.
+//!
+//! - [`table`]: every Redis 7 command (arity, flags, key specs), generated once from
+//!   a real `redis-server`'s COMMAND output (`commands.tsv`), plus module commands
+//!   declared in config; lookup resolves subcommands (`CLIENT SETNAME`).
+//! - [`keys`]: which arguments of a request are keys (Redis 7 key specs, so movable
+//!   keys like `EVAL ... numkeys` and `XREAD ... STREAMS` are exact).
+//! - [`class`]: the proxy's handling of each command ([`Class`]).
+
+pub mod class;
+pub mod keys;
+pub mod table;
+
+pub use class::{Class, DedicatedKind, LocalKind, MergeKind, SplitKind};
+pub use keys::{KeyError, KeyIter};
+pub use table::{CommandSpec, CommandTable};

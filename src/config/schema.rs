@@ -1,0 +1,401 @@
+//! The config types: [`FileConfig`] is the YAML schema; [`Config`] is the validated
+//! form the rest of the proxy uses (one [`PoolConfig`] per listener).
+
+use crate::route::{Distribution, HashFunction, HashMode};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default admin listener (loopback only).
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9121";
+/// Default backend connections per node and protocol version.
+pub const DEFAULT_POOL_CONNECTIONS: usize = 1;
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default request timeout (time a backend may take to answer one request).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default cap on concurrent client connections per listener.
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// Default cap on a client's requests in flight (the proxy stops reading beyond it).
+pub const DEFAULT_MAX_PIPELINE: usize = 1024;
+/// Default cap on one request's size in bytes (64 MiB).
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 64 << 20;
+/// Default cap on dedicated backend connections (MULTI, blocking, pub/sub) per listener.
+pub const DEFAULT_MAX_DEDICATED: usize = 1024;
+/// Default health-check interval.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// Default health-check PING timeout.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default consecutive failures before a node is marked down.
+pub const DEFAULT_HEALTH_FAILURES: u32 = 3;
+/// Default consecutive successes before a node is marked up.
+pub const DEFAULT_HEALTH_SUCCESSES: u32 = 2;
+/// Default cap on the share of nodes that may be ejected at once, in percent.
+pub const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
+/// Default hash tag.
+pub const DEFAULT_HASH_TAG: &str = "{}";
+
+/// The ringproxy YAML file, as written by the operator. Unknown fields are errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Client listener: `host:port`, or `unix:/path/to.sock`. Required.
+    pub listen: String,
+    /// Admin HTTP listener (`host:port`), or `null` for none. Default `127.0.0.1:9121`.
+    #[serde(default = "default_admin")]
+    pub admin: Option<String>,
+    /// Tokio worker threads; 0 = number of cores. Default 0.
+    #[serde(default)]
+    pub workers: usize,
+    /// Backend Redis nodes. Required, at least one.
+    pub nodes: Vec<NodeFile>,
+    /// Placement settings.
+    #[serde(default)]
+    pub hash: HashFile,
+    /// Backend connection pool settings.
+    #[serde(default)]
+    pub pool: PoolFile,
+    /// Timeouts.
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+    /// Per-client and per-listener limits.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Active health checks and ejection policy.
+    #[serde(default)]
+    pub health: HealthFile,
+    /// Password clients must send with AUTH; `null` (default) = no auth.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// How the proxy logs in to backends.
+    #[serde(default)]
+    pub backend: BackendFile,
+    /// Extra (module) commands with their key positions. Default none.
+    #[serde(default)]
+    pub commands: Vec<CommandFile>,
+    /// Whether FLUSHALL/FLUSHDB are sent to every node (true) or refused (false). Default false.
+    #[serde(default)]
+    pub allow_flush: bool,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogFile,
+}
+
+fn default_admin() -> Option<String> {
+    Some(DEFAULT_ADMIN.to_string())
+}
+
+/// One backend node in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// Identity on the ring; default = `addr`. Renaming a node moves its keys; changing
+    /// its `addr` does not.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `host:port` (or `unix:/path` for a local socket). Required.
+    pub addr: String,
+    /// Relative weight, 1..=10000. Default 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `hash:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashFile {
+    /// `ringproxy` (default) or `twemproxy`.
+    pub mode: String,
+    /// Key hash for twemproxy mode (`fnv1a_64` default, or any nutcracker hash name).
+    pub function: Option<String>,
+    /// `ketama` (default), `modula` (twemproxy mode) or `random` (twemproxy mode).
+    pub distribution: String,
+    /// Two-character hash tag, or `""` for none. Default `"{}"`.
+    pub tag: String,
+}
+
+impl Default for HashFile {
+    fn default() -> Self {
+        HashFile {
+            mode: "ringproxy".into(),
+            function: None,
+            distribution: "ketama".into(),
+            tag: DEFAULT_HASH_TAG.into(),
+        }
+    }
+}
+
+/// `pool:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolFile {
+    /// Shared, pipelined connections per node (per RESP version in use). Default 1.
+    pub connections: usize,
+}
+
+impl Default for PoolFile {
+    fn default() -> Self {
+        PoolFile { connections: DEFAULT_POOL_CONNECTIONS }
+    }
+}
+
+/// `timeouts:` section. Durations are written `300ms`, `2s`, `1m`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsFile {
+    /// Backend connect timeout. Default 500ms.
+    #[serde(with = "super::duration")]
+    pub connect: Duration,
+    /// Time a backend may take to answer a request. Default 2s.
+    #[serde(with = "super::duration")]
+    pub request: Duration,
+}
+
+impl Default for TimeoutsFile {
+    fn default() -> Self {
+        TimeoutsFile { connect: DEFAULT_CONNECT_TIMEOUT, request: DEFAULT_REQUEST_TIMEOUT }
+    }
+}
+
+/// `limits:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    /// Concurrent client connections; more are answered with an error and closed. Default 10000.
+    pub max_clients: usize,
+    /// Requests in flight per client; beyond it the proxy stops reading that client. Default 1024.
+    pub max_pipeline: usize,
+    /// Largest request in bytes; a larger one gets an error and the connection is closed. Default 64 MiB.
+    pub max_request_size: usize,
+    /// Dedicated backend connections (transactions, blocking, pub/sub) at once. Default 1024.
+    pub max_dedicated: usize,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_pipeline: DEFAULT_MAX_PIPELINE,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            max_dedicated: DEFAULT_MAX_DEDICATED,
+        }
+    }
+}
+
+/// `health:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthFile {
+    /// Time between PINGs to each node. Default 1s.
+    #[serde(with = "super::duration")]
+    pub interval: Duration,
+    /// Time a PING may take. Default 500ms.
+    #[serde(with = "super::duration")]
+    pub timeout: Duration,
+    /// Consecutive failures before a node is down. Default 3.
+    pub failures: u32,
+    /// Consecutive successes before a down node is up. Default 2.
+    pub successes: u32,
+    /// false (default): keys of a down node get an error; true: they move to the next live node.
+    pub eject: bool,
+    /// Most nodes that may be ejected at once, in percent of all nodes. Default 50.
+    pub max_ejected_percent: u32,
+}
+
+impl Default for HealthFile {
+    fn default() -> Self {
+        HealthFile {
+            interval: DEFAULT_HEALTH_INTERVAL,
+            timeout: DEFAULT_HEALTH_TIMEOUT,
+            failures: DEFAULT_HEALTH_FAILURES,
+            successes: DEFAULT_HEALTH_SUCCESSES,
+            eject: false,
+            max_ejected_percent: DEFAULT_MAX_EJECTED_PERCENT,
+        }
+    }
+}
+
+/// `backend:` section: how the proxy logs in to each node.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendFile {
+    /// Password sent with AUTH on every backend connection. Default none.
+    pub password: Option<String>,
+    /// Database selected on every backend connection. Default 0.
+    pub db: u32,
+}
+
+/// One extra command (e.g. a module's) under `commands:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    /// Command name, case-insensitive, e.g. `JSON.GET`.
+    pub name: String,
+    /// Redis arity: N = exactly N args incl. the name, -N = at least N. Default -2.
+    #[serde(default = "minus_two")]
+    pub arity: i32,
+    /// Position of the first key (1 = first argument). Default 1.
+    #[serde(default = "one_i32")]
+    pub first_key: i32,
+    /// Position of the last key; -1 = last argument. Default 1.
+    #[serde(default = "one_i32")]
+    pub last_key: i32,
+    /// Step between keys. Default 1.
+    #[serde(default = "one_i32")]
+    pub step: i32,
+}
+
+fn minus_two() -> i32 {
+    -2
+}
+fn one_i32() -> i32 {
+    1
+}
+
+/// `log:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    /// `text` (default) or `json`.
+    pub format: String,
+    /// Filter, e.g. `info` (default), `debug`, `ringproxy=debug`.
+    pub level: String,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        LogFile { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// One entry per client listener.
+    pub pools: Vec<PoolConfig>,
+    /// Admin HTTP listener.
+    pub admin: Option<String>,
+    /// Worker threads (0 = cores).
+    pub workers: usize,
+    /// Log format: true = JSON.
+    pub log_json: bool,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// TCP `host:port`.
+    Tcp(String),
+    /// Unix socket path.
+    Unix(PathBuf),
+}
+
+/// Where a backend node is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NodeAddr {
+    /// TCP `host:port`.
+    Tcp(String),
+    /// Unix socket path.
+    Unix(PathBuf),
+}
+
+/// A validated node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Name shown to operators and in metrics.
+    pub name: String,
+    /// String hashed onto the ring (= name, or nutcracker's identity rule).
+    pub identity: String,
+    /// Where to connect.
+    pub addr: NodeAddr,
+    /// Relative weight.
+    pub weight: u32,
+}
+
+/// A validated extra command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraCommand {
+    /// Upper-case name.
+    pub name: String,
+    /// Redis arity.
+    pub arity: i32,
+    /// First key position.
+    pub first_key: i32,
+    /// Last key position (negative counts from the end).
+    pub last_key: i32,
+    /// Key step.
+    pub step: i32,
+}
+
+/// Validated health policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Time between PINGs.
+    pub interval: Duration,
+    /// PING timeout.
+    pub timeout: Duration,
+    /// Consecutive failures to go down (>= 1).
+    pub failures: u32,
+    /// Consecutive successes to come up (>= 1).
+    pub successes: u32,
+    /// Move keys of down nodes (true) or fail them (false).
+    pub eject: bool,
+    /// Cap on ejected nodes, percent of all nodes.
+    pub max_ejected_percent: u32,
+    /// nutcracker `server_retry_timeout`: an ejected node is retried after this long
+    /// (None: active checks decide).
+    pub retry_timeout: Option<Duration>,
+}
+
+/// Everything one listener needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Pool name (nutcracker pool name, or `default`).
+    pub name: String,
+    /// Client listener.
+    pub listen: Listen,
+    /// Nodes in file order.
+    pub nodes: Vec<NodeConfig>,
+    /// Placement rules.
+    pub mode: HashMode,
+    /// Key hash.
+    pub function: HashFunction,
+    /// Distribution.
+    pub distribution: Distribution,
+    /// Hash tag delimiters.
+    pub tag: Option<[u8; 2]>,
+    /// Connections per node and protocol version.
+    pub connections: usize,
+    /// Backend connect timeout.
+    pub connect_timeout: Duration,
+    /// Backend request timeout.
+    pub request_timeout: Duration,
+    /// Max clients.
+    pub max_clients: usize,
+    /// Max in-flight requests per client.
+    pub max_pipeline: usize,
+    /// Max request size in bytes.
+    pub max_request_size: usize,
+    /// Max dedicated backend connections.
+    pub max_dedicated: usize,
+    /// Health policy.
+    pub health: HealthConfig,
+    /// Client password.
+    pub auth: Option<String>,
+    /// Backend password.
+    pub backend_password: Option<String>,
+    /// Backend database.
+    pub backend_db: u32,
+    /// Extra commands.
+    pub commands: Vec<ExtraCommand>,
+    /// FLUSHALL/FLUSHDB allowed.
+    pub allow_flush: bool,
+    /// Connect to every node at start (nutcracker `preconnect`).
+    pub preconnect: bool,
+}

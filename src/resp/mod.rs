@@ -1,0 +1,33 @@
+//! RESP wire format: request decoding (client side), reply framing (backend side),
+//! and encoding helpers. No IO here.
+//!
+//! The hot path never builds frame trees: [`request::decode`] records argument
+//! offsets into the raw bytes, and [`reply::reply_len`] only finds where one reply
+//! ends so it can be forwarded byte for byte. `redis-protocol` decodes replies where
+//! their content matters (merging) and is the reference the scanners are tested against.
+
+pub mod encode;
+pub mod reply;
+pub mod request;
+
+pub use request::{DecodeError, Request};
+
+/// Protocol version a client speaks (set by HELLO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum Proto {
+    /// RESP2 (the default).
+    #[default]
+    Resp2,
+    /// RESP3 (after `HELLO 3`).
+    Resp3,
+}
+
+impl Proto {
+    /// 0 for RESP2, 1 for RESP3: index into per-protocol arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Proto::Resp2 => 0,
+            Proto::Resp3 => 1,
+        }
+    }
+}

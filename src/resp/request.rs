@@ -1,0 +1,308 @@
+//! Client request decoding: RESP arrays of bulk strings, and inline commands.
+//!
+//! [`decode`] checks that a whole request is buffered before taking it: an incomplete
+//! request is `Ok(None)` and leaves the buffer untouched. Declared sizes are checked
+//! against the limit as soon as their header is read, so a client announcing a
+//! 4 GB string is refused before anything is buffered.
+
+use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
+
+/// Longest inline command line (as Redis: 64 KiB).
+pub const MAX_INLINE: usize = 64 * 1024;
+/// Most arguments in one request (as Redis: 1024*1024*1024 is its cap; ours is lower).
+pub const MAX_ARGS: usize = 1 << 20;
+
+/// Why a request stream cannot be decoded. The texts are Redis's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// `*` header is not a valid count.
+    #[error("Protocol error: invalid multibulk length")]
+    MultibulkLength,
+    /// `$` header is not a valid length.
+    #[error("Protocol error: invalid bulk length")]
+    BulkLength,
+    /// An array element is not a bulk string.
+    #[error("Protocol error: expected '$'")]
+    ExpectedBulk,
+    /// A bulk string is not followed by CRLF.
+    #[error("Protocol error: bulk string not terminated by CRLF")]
+    BulkTerminator,
+    /// An inline line longer than [`MAX_INLINE`].
+    #[error("Protocol error: too big inline request")]
+    InlineTooBig,
+    /// Quotes in an inline command are not closed.
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// The request is larger than `limits.max_request_size`.
+    #[error("Protocol error: request larger than the proxy's max_request_size")]
+    TooLarge,
+}
+
+/// One decoded request: its raw bytes (forwarded as they are) and argument offsets.
+#[derive(Clone, Debug)]
+pub struct Request {
+    frame: Bytes,
+    args: SmallVec<[(u32, u32); 6]>,
+}
+
+impl Request {
+    /// Number of arguments, the command name included.
+    pub fn argc(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Argument `i` (0 = command name). Panics if `i >= argc()`: callers check argc.
+    pub fn arg(&self, i: usize) -> &[u8] {
+        let (s, e) = self.args[i];
+        &self.frame[s as usize..e as usize]
+    }
+
+    /// Argument `i` if present.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.args.len()).then(|| self.arg(i))
+    }
+
+    /// Argument `i` as a zero-copy slice of the frame.
+    pub fn arg_bytes(&self, i: usize) -> Bytes {
+        let (s, e) = self.args[i];
+        self.frame.slice(s as usize..e as usize)
+    }
+
+    /// The request as RESP bytes, exactly as the client sent it (inline requests are
+    /// re-encoded as arrays).
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
+    /// Builds a request from arguments (encodes a RESP array).
+    pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
+        let mut buf = BytesMut::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+        super::encode::array_header(&mut buf, args.len());
+        let mut spans = SmallVec::new();
+        for a in args {
+            let a = a.as_ref();
+            super::encode::bulk_header(&mut buf, a.len());
+            spans.push((buf.len() as u32, (buf.len() + a.len()) as u32));
+            buf.extend_from_slice(a);
+            buf.extend_from_slice(b"\r\n");
+        }
+        Request { frame: buf.freeze(), args: spans }
+    }
+}
+
+/// Decodes one request from the front of `buf`.
+///
+/// `Ok(None)`: more bytes are needed (nothing consumed). Empty requests (`*0`, a blank
+/// inline line) are consumed and skipped. On `Err` the stream is unusable.
+pub fn decode(buf: &mut BytesMut, max_size: usize) -> Result<Option<Request>, DecodeError> {
+    loop {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let parsed = if buf[0] == b'*' { scan_multibulk(buf, max_size)? } else { scan_inline(buf)? };
+        match parsed {
+            Scan::Incomplete => return Ok(None),
+            Scan::Skip(n) => {
+                let _ = buf.split_to(n);
+            }
+            Scan::Multibulk(len, args) => {
+                let frame = buf.split_to(len).freeze();
+                return Ok(Some(Request { frame, args }));
+            }
+            Scan::Inline(len, args) => {
+                let line = buf.split_to(len);
+                let owned: SmallVec<[&[u8]; 6]> = args.iter().map(|&(s, e)| &line[s as usize..e as usize]).collect();
+                if owned.is_empty() {
+                    continue;
+                }
+                return Ok(Some(Request::from_args(&owned)));
+            }
+        }
+    }
+}
+
+enum Scan {
+    Incomplete,
+    Skip(usize),
+    Multibulk(usize, SmallVec<[(u32, u32); 6]>),
+    Inline(usize, SmallVec<[(u32, u32); 6]>),
+}
+
+/// Finds CRLF at or after `from`; returns the index of '\r'.
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let pos = buf.get(from..)?.iter().position(|&b| b == b'\n')? + from;
+    Some(pos.saturating_sub(1).max(from))
+}
+
+/// Parses a decimal header number between `start` and the CRLF at `end`.
+fn parse_len(buf: &[u8], start: usize, end: usize) -> Option<i64> {
+    let digits = &buf[start..end];
+    if digits.is_empty() || digits.len() > 18 || buf.get(end) != Some(&b'\r') {
+        return None;
+    }
+    let (neg, digits) = match digits[0] {
+        b'-' => (true, &digits[1..]),
+        _ => (false, digits),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if neg { -n } else { n })
+}
+
+fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
+    let Some(eol) = find_crlf(buf, 1) else {
+        return if buf.len() > MAX_INLINE { Err(DecodeError::MultibulkLength) } else { Ok(Scan::Incomplete) };
+    };
+    let count = parse_len(buf, 1, eol).ok_or(DecodeError::MultibulkLength)?;
+    let mut pos = eol + 2;
+    if count <= 0 {
+        return Ok(Scan::Skip(pos));
+    }
+    if count as usize > MAX_ARGS || count as usize > max_size / 4 {
+        return Err(DecodeError::MultibulkLength);
+    }
+    let mut args = SmallVec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        match buf.get(pos) {
+            None => return Ok(Scan::Incomplete),
+            Some(b'$') => {}
+            Some(_) => return Err(DecodeError::ExpectedBulk),
+        }
+        let Some(eol) = find_crlf(buf, pos + 1) else {
+            return if buf.len() - pos > 32 { Err(DecodeError::BulkLength) } else { Ok(Scan::Incomplete) };
+        };
+        let len = parse_len(buf, pos + 1, eol).ok_or(DecodeError::BulkLength)?;
+        if len < 0 {
+            return Err(DecodeError::BulkLength);
+        }
+        let start = eol + 2;
+        let end = start + len as usize;
+        if end + 2 > max_size {
+            return Err(DecodeError::TooLarge);
+        }
+        if buf.len() < end + 2 {
+            return Ok(Scan::Incomplete);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(DecodeError::BulkTerminator);
+        }
+        args.push((start as u32, end as u32));
+        pos = end + 2;
+    }
+    Ok(Scan::Multibulk(pos, args))
+}
+
+fn scan_inline(buf: &[u8]) -> Result<Scan, DecodeError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() > MAX_INLINE { Err(DecodeError::InlineTooBig) } else { Ok(Scan::Incomplete) };
+    };
+    if nl > MAX_INLINE {
+        return Err(DecodeError::InlineTooBig);
+    }
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let args = split_inline(&buf[..line_end])?;
+    if args.is_empty() {
+        return Ok(Scan::Skip(nl + 1));
+    }
+    Ok(Scan::Inline(nl + 1, args))
+}
+
+/// Splits an inline line on blanks; `"..."` and `'...'` group words (no escapes
+/// inside are rewritten; quotes are removed).
+fn split_inline(line: &[u8]) -> Result<SmallVec<[(u32, u32); 6]>, DecodeError> {
+    let mut args = SmallVec::new();
+    let mut i = 0;
+    while i < line.len() {
+        if line[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if line[i] == b'"' || line[i] == b'\'' {
+            let q = line[i];
+            let close = line[i + 1..].iter().position(|&b| b == q).ok_or(DecodeError::UnbalancedQuotes)?;
+            args.push(((i + 1) as u32, (i + 1 + close) as u32));
+            i += close + 2;
+            if i < line.len() && !line[i].is_ascii_whitespace() {
+                return Err(DecodeError::UnbalancedQuotes);
+            }
+        } else {
+            let end = line[i..].iter().position(|b| b.is_ascii_whitespace()).map_or(line.len(), |p| p + i);
+            args.push((i as u32, end as u32));
+            i = end;
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(input: &[u8]) -> Result<Option<Request>, DecodeError> {
+        let mut b = BytesMut::from(input);
+        decode(&mut b, 1 << 20)
+    }
+
+    #[test]
+    fn multibulk_and_incomplete() {
+        let full = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n";
+        for cut in 0..full.len() {
+            assert!(dec(&full[..cut]).unwrap().is_none(), "cut {cut}");
+        }
+        let r = dec(full).unwrap().unwrap();
+        assert_eq!(r.argc(), 2);
+        assert_eq!(r.arg(0), b"GET");
+        assert_eq!(r.arg(1), b"foo");
+        assert_eq!(&r.frame()[..], full);
+    }
+
+    #[test]
+    fn binary_and_empty_args() {
+        let r = Request::from_args(&[&b"SET"[..], b"", b"\r\n\x00\xff"]);
+        let mut b = BytesMut::from(&r.frame()[..]);
+        let d = decode(&mut b, 1 << 20).unwrap().unwrap();
+        assert_eq!(d.arg(1), b"");
+        assert_eq!(d.arg(2), b"\r\n\x00\xff");
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn inline_commands() {
+        let r = dec(b"set  k \"hello world\"\r\n").unwrap().unwrap();
+        assert_eq!(r.argc(), 3);
+        assert_eq!(r.arg(2), b"hello world");
+        assert_eq!(&r.frame()[..], b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$11\r\nhello world\r\n");
+        assert!(dec(b"PING\n").unwrap().is_some());
+        assert!(dec(b"\r\n").unwrap().is_none());
+        assert_eq!(dec(b"get \"k\r\n").unwrap_err(), DecodeError::UnbalancedQuotes);
+    }
+
+    #[test]
+    fn errors_and_limits() {
+        assert_eq!(dec(b"*x\r\n").unwrap_err(), DecodeError::MultibulkLength);
+        assert_eq!(dec(b"*1\r\n:1\r\n").unwrap_err(), DecodeError::ExpectedBulk);
+        assert_eq!(dec(b"*1\r\n$-5\r\n").unwrap_err(), DecodeError::BulkLength);
+        assert_eq!(dec(b"*1\r\n$3\r\nfooXY").unwrap_err(), DecodeError::BulkTerminator);
+        assert_eq!(dec(b"*1\r\n$4294967296\r\n").unwrap_err(), DecodeError::TooLarge);
+        assert_eq!(dec(b"*99999999999\r\n").unwrap_err(), DecodeError::MultibulkLength);
+        let mut long = vec![b'a'; MAX_INLINE + 10];
+        long.push(b'\n');
+        assert_eq!(dec(&long).unwrap_err(), DecodeError::InlineTooBig);
+    }
+
+    #[test]
+    fn skips_empty_multibulk() {
+        let mut b = BytesMut::from(&b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n"[..]);
+        let r = decode(&mut b, 1 << 20).unwrap().unwrap();
+        assert_eq!(r.arg(0), b"PING");
+    }
+}

@@ -1,0 +1,15 @@
+//! Key placement: which node owns a key. Pure values, no IO.
+//!
+//! - [`hash`]: every key hash (ringproxy's FNV-1a 64 folded, and nutcracker's
+//!   twelve functions, byte-exact).
+//! - [`tag`]: hash-tag extraction (`{user1}.name` hashes `user1`).
+//! - [`ring`]: the ketama continuum (ringproxy and twemproxy point rules), modula.
+//! - [`Placement`]: the three combined, built once per topology and shared read-only.
+
+pub mod hash;
+pub mod placement;
+pub mod ring;
+pub mod tag;
+
+pub use hash::HashFunction;
+pub use placement::{Distribution, HashMode, NodeSpec, Placement, PlacementSpec};

@@ -1,0 +1,82 @@
+//! [`Placement`]: hash function + hash tag + distribution over a node list.
+
+use super::hash::HashFunction;
+use super::ring::Ring;
+use super::tag::hashable_part;
+
+/// How points and key hashes are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HashMode {
+    /// ringproxy's own rule: 160 points per unit of weight (no renormalisation when
+    /// nodes are added), key hash = 64-bit FNV-1a folded to 32 bits.
+    #[default]
+    Ringproxy,
+    /// nutcracker 0.5.0 byte-for-byte (see twemproxy-ketama.md).
+    Twemproxy,
+}
+
+/// How a key hash is turned into a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Distribution {
+    /// Consistent hashing on the ketama continuum.
+    #[default]
+    Ketama,
+    /// `hash % total live weight` over live nodes in sorted order.
+    Modula,
+    /// Any live node (nutcracker's `random`).
+    Random,
+}
+
+/// What a [`Placement`] is built from, apart from the nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacementSpec {
+    /// Point and hash rules.
+    pub mode: HashMode,
+    /// Key hash function (ringproxy mode uses [`HashFunction::Ringproxy`]).
+    pub function: HashFunction,
+    /// Ring or modula or random.
+    pub distribution: Distribution,
+    /// Hash tag delimiters, e.g. `Some([b'{', b'}'])`.
+    pub tag: Option<[u8; 2]>,
+}
+
+/// One node as placement sees it.
+#[derive(Clone, Debug)]
+pub struct NodeSpec<'a> {
+    /// The string hashed onto the ring (node name; twemproxy identity rules are
+    /// applied by the caller).
+    pub identity: &'a [u8],
+    /// Relative weight, >= 1.
+    pub weight: u32,
+    /// Whether the node takes part (false: ejected).
+    pub live: bool,
+}
+
+/// Maps keys to node indices (indices into the `nodes` slice given to [`Placement::build`]).
+#[derive(Clone, Debug)]
+pub struct Placement {
+    spec: PlacementSpec,
+    ring: Ring,
+}
+
+impl Placement {
+    /// Builds the placement over live nodes. Never fails: no live node gives a
+    /// placement whose lookups return `None`.
+    pub fn build(spec: &PlacementSpec, nodes: &[NodeSpec<'_>]) -> Placement {
+        Placement {
+            spec: spec.clone(),
+            ring: Ring::build(spec, nodes),
+        }
+    }
+
+    /// The node owning `key`, or `None` when no node is live.
+    pub fn node_for_key(&self, key: &[u8]) -> Option<usize> {
+        let part = hashable_part(key, self.spec.tag);
+        self.ring.lookup_key(&self.spec, part)
+    }
+
+    /// The spec this placement was built from.
+    pub fn spec(&self) -> &PlacementSpec {
+        &self.spec
+    }
+}
