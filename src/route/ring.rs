@@ -23,6 +23,10 @@ const RINGPROXY_DIGESTS_PER_WEIGHT: u64 = 40;
 /// Points per server that nutcracker starts from before scaling by weight share.
 const KETAMA_POINTS_PER_SERVER: f32 = 160.0;
 
+/// nutcracker formats `name-j` into a 273-byte buffer: longer text is cut to 272 bytes
+/// (found against the binary: names up to 268 bytes are hashed whole).
+const TWEMPROXY_MAX_POINT_NAME: usize = 272;
+
 /// Points cut from one MD5 digest.
 const POINTS_PER_DIGEST: u32 = 4;
 
@@ -149,6 +153,9 @@ fn ketama_points(mode: HashMode, nodes: &[NodeSpec<'_>], live: &[usize]) -> Vec<
             name.extend_from_slice(node.identity);
             name.push(b'-');
             name.extend_from_slice(j.to_string().as_bytes());
+            if mode == HashMode::Twemproxy {
+                name.truncate(TWEMPROXY_MAX_POINT_NAME);
+            }
             let digest = md5_digest(&name);
             for word in 0..POINTS_PER_DIGEST as usize {
                 points.push((le32(&digest, word * 4), index as u32));

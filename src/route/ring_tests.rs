@@ -81,6 +81,22 @@ fn twemproxy_point_values_from_md5_of_name_dash_index() {
 }
 
 #[test]
+fn twemproxy_cuts_point_names_at_272_bytes() {
+    let long = ["L".repeat(300)];
+    let ring = Ring::build(&twemproxy(Distribution::Ketama), &nodes(&long, &[1]));
+    let digest = md5_digest("L".repeat(272).as_bytes());
+    let mut want: Vec<u32> = (0..4).map(|w| le32(&digest, w * 4)).collect();
+    want.sort_unstable();
+    let mut got: Vec<u32> = ring.points().iter().map(|p| p.0).collect();
+    got.dedup();
+    assert_eq!(got, want);
+    // ringproxy mode hashes the whole name.
+    let ring = Ring::build(&ringproxy(), &nodes(&long, &[1]));
+    assert_eq!(ring.points().len(), 160);
+    assert!(ring.points().windows(2).all(|w| w[0].0 != w[1].0));
+}
+
+#[test]
 fn ringproxy_gives_160_points_per_weight() {
     let names = names(3);
     let ring = Ring::build(&ringproxy(), &nodes(&names, &[1, 2, 3]));
