@@ -6,12 +6,14 @@
 //! identities from `twemproxy_identity`. Any mismatch fails the case.
 //! Run with `--nocapture` to see the per-case counts.
 
+#[path = "twemproxy_placement/compare.rs"]
+mod compare;
 #[path = "twemproxy_placement/harness.rs"]
 mod harness;
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use compare::{flush, keys, mismatches, owners, write_through};
 use harness::{Reply, Server, TempDir, start_nutcracker, start_redis};
 use ringproxy::route::{
     Distribution, HashFunction, HashMode, NodeSpec, Placement, PlacementSpec, twemproxy_identity,
@@ -25,11 +27,19 @@ struct Entry {
 }
 
 fn plain(n: usize) -> Vec<Entry> {
-    (0..n).map(|_| Entry { weight: 1, name: None }).collect()
+    (0..n)
+        .map(|_| Entry {
+            weight: 1,
+            name: None,
+        })
+        .collect()
 }
 
 fn weighted(weights: &[u32]) -> Vec<Entry> {
-    weights.iter().map(|&weight| Entry { weight, name: None }).collect()
+    weights
+        .iter()
+        .map(|&weight| Entry { weight, name: None })
+        .collect()
 }
 
 /// What a case runs: backends, their entries, the spec, and ejection settings.
@@ -42,7 +52,12 @@ struct Case<'a> {
 }
 
 fn spec(function: HashFunction, distribution: Distribution, tag: Option<[u8; 2]>) -> PlacementSpec {
-    PlacementSpec { mode: HashMode::Twemproxy, function, distribution, tag }
+    PlacementSpec {
+        mode: HashMode::Twemproxy,
+        function,
+        distribution,
+        tag,
+    }
 }
 
 impl Case<'_> {
@@ -61,7 +76,11 @@ impl Case<'_> {
             .entries
             .iter()
             .enumerate()
-            .map(|(i, e)| NodeSpec { identity: ids[i].as_bytes(), weight: e.weight, live: Some(i) != dead })
+            .map(|(i, e)| NodeSpec {
+                identity: ids[i].as_bytes(),
+                weight: e.weight,
+                live: Some(i) != dead,
+            })
             .collect();
         Placement::build(&self.spec, &nodes)
     }
@@ -93,99 +112,13 @@ impl Case<'_> {
     }
 
     fn start(&self, dir: &Path) -> Server {
-        let tag: String = self.label.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let tag: String = self
+            .label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
         start_nutcracker(dir, &tag, &self.yaml())
     }
-}
-
-/// Deterministic keys of many shapes: ASCII, binary (NUL, CR, LF, high bytes),
-/// UTF-8, hash-tagged and tag edge cases, plus the empty key. Duplicates removed.
-fn keys(seed: u64, count: usize) -> Vec<Vec<u8>> {
-    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut seen = HashSet::new();
-    let mut out = vec![Vec::new()];
-    seen.insert(Vec::new());
-    for i in 0..count as u64 * 2 {
-        if out.len() >= count {
-            break;
-        }
-        let r = next();
-        let random = |len: u64, low: u8, span: u64, next: &mut dyn FnMut() -> u64| -> Vec<u8> {
-            (0..len).map(|_| low + (next() % span) as u8).collect()
-        };
-        let key = match i % 8 {
-            0 => format!("user:{i}:{}", r % 1000).into_bytes(),
-            1 => random(1 + r % 32, 0, 256, &mut next),
-            2 => format!("ключ:{i}:鍵🔑{}", r % 77).into_bytes(),
-            3 => format!("{{user{}}}.field{i}", r % 97).into_bytes(),
-            4 => random(1 + r % 16, 0x80, 128, &mut next),
-            5 => [format!("{{}}{i}"), format!("x{{{i}"), format!("}}{i}{{"), format!("{{ü{i}}}")][(r % 4) as usize]
-                .clone()
-                .into_bytes(),
-            6 => random(1 + r % 24, b' ', 95, &mut next),
-            _ => i.to_string().into_bytes(),
-        };
-        if seen.insert(key.clone()) {
-            out.push(key);
-        }
-    }
-    out
-}
-
-/// SETs every key through `proxy`; panics on any reply but +OK.
-fn write_through(proxy: &Server, keys: &[Vec<u8>], label: &str) {
-    let mut client = proxy.addr.connect().expect("connect to nutcracker");
-    let commands: Vec<Vec<&[u8]>> = keys.iter().map(|k| vec![&b"SET"[..], k, b"v"]).collect();
-    let replies = client.pipeline(&commands).expect("pipeline through nutcracker");
-    let bad: Vec<_> = replies.iter().zip(keys).filter(|(r, _)| **r != Reply::Status(b"OK".to_vec())).take(3).collect();
-    assert!(bad.is_empty(), "{label}: SET through nutcracker failed: {bad:?}");
-}
-
-/// Which backend holds each key (skipping backends marked dead).
-fn owners(backends: &[Server], dead: Option<usize>) -> HashMap<Vec<u8>, Vec<usize>> {
-    let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-    for (i, b) in backends.iter().enumerate().filter(|(i, _)| Some(*i) != dead) {
-        let mut client = b.addr.connect().expect("connect to backend");
-        let Ok(Reply::Array(Some(items))) = client.call(&[b"KEYS", b"*"]) else {
-            panic!("KEYS * failed on backend {i}");
-        };
-        for item in items {
-            let Reply::Bulk(Some(key)) = item else { panic!("KEYS returned a non-string") };
-            map.entry(key).or_default().push(i);
-        }
-    }
-    map
-}
-
-fn flush(backends: &[Server], dead: Option<usize>) {
-    for (_, b) in backends.iter().enumerate().filter(|(i, _)| Some(*i) != dead) {
-        let mut client = b.addr.connect().expect("connect to backend");
-        assert_eq!(client.call(&[b"FLUSHALL"]).expect("FLUSHALL"), Reply::Status(b"OK".to_vec()));
-    }
-}
-
-/// Counts keys not found exactly on the backend `placement` names.
-fn mismatches(label: &str, placement: &Placement, keys: &[Vec<u8>], found: &HashMap<Vec<u8>, Vec<usize>>) -> usize {
-    let mut wrong = 0;
-    for key in keys {
-        let want = placement.node_for_key(key);
-        let got = found.get(key).cloned().unwrap_or_default();
-        if got.len() != 1 || Some(got[0]) != want {
-            if wrong < 5 {
-                eprintln!("{label}: key {key:02x?}: placement says {want:?}, nutcracker put it on {got:?}");
-            }
-            wrong += 1;
-        }
-    }
-    let stray = found.len().saturating_sub(keys.len());
-    eprintln!("{label}: {} keys, {wrong} mismatches, {stray} unexpected keys", keys.len());
-    wrong + stray
 }
 
 /// Writes `keys` through a fresh nutcracker for `case` and compares; flushes after.
@@ -217,7 +150,10 @@ fn three_servers_fnv1a_64_ketama_100k_keys() {
         spec: spec(HashFunction::Fnv1a64, Distribution::Ketama, BRACES),
         eject: false,
     };
-    assert_all_zero(vec![(case.label.clone(), check(dir.path(), &case, &keys(1, 100_000)))]);
+    assert_all_zero(vec![(
+        case.label.clone(),
+        check(dir.path(), &case, &keys(1, 100_000)),
+    )]);
 }
 
 fn every_function(distribution: Distribution, seed: u64) {
@@ -233,7 +169,10 @@ fn every_function(distribution: Distribution, seed: u64) {
             spec: spec(function, distribution, BRACES),
             eject: false,
         };
-        results.push((case.label.clone(), check(dir.path(), &case, &keys(seed + i as u64, 2500))));
+        results.push((
+            case.label.clone(),
+            check(dir.path(), &case, &keys(seed + i as u64, 2500)),
+        ));
     }
     assert_all_zero(results);
 }
@@ -270,7 +209,10 @@ fn pool_sizes_up_to_100_servers() {
             spec: spec(function, Distribution::Ketama, BRACES),
             eject: false,
         };
-        results.push((case.label.clone(), check(dir.path(), &case, &keys(300 + n as u64, 3000))));
+        results.push((
+            case.label.clone(),
+            check(dir.path(), &case, &keys(300 + n as u64, 3000)),
+        ));
     }
     assert_all_zero(results);
 }
@@ -278,12 +220,27 @@ fn pool_sizes_up_to_100_servers() {
 #[test]
 fn named_servers_mixed_weights_and_tags() {
     let dir = TempDir::new();
-    let backends = start_redis(dir.path(), 7, false);
-    let names = [Some("alpha"), Some("b"), None, Some("redis-cache-03"), Some("zz"), None, Some("m1")];
+    let backends = start_redis(dir.path(), 8, false);
+    // Names of every length class, including ones nutcracker cuts at 272 bytes
+    // when it formats "name-j" (270 bytes: cut from j = 10 on; 300: always).
+    let (long, longer) = ("L".repeat(270), "N".repeat(300));
+    let names = [
+        Some("alpha"),
+        Some("b"),
+        None,
+        Some("redis-cache-03"),
+        Some(&long),
+        None,
+        Some("m1"),
+        Some(&longer),
+    ];
     let entries: Vec<Entry> = names
         .iter()
-        .zip([1, 3, 2, 1, 4, 2, 1])
-        .map(|(n, weight)| Entry { weight, name: n.map(str::to_string) })
+        .zip([1, 3, 2, 1, 4, 2, 1, 2])
+        .map(|(n, weight)| Entry {
+            weight,
+            name: n.map(|n| n.to_string()),
+        })
         .collect();
     let runs = [
         (HashFunction::Fnv1a64, Distribution::Ketama, BRACES),
@@ -295,13 +252,20 @@ fn named_servers_mixed_weights_and_tags() {
     let mut results = Vec::new();
     for (i, (function, distribution, tag)) in runs.into_iter().enumerate() {
         let case = Case {
-            label: format!("7 named/mixed {} {distribution:?} tag {:?}", function.name(), tag.map(|t| String::from_utf8_lossy(&t).into_owned())),
+            label: format!(
+                "8 named/mixed {} {distribution:?} tag {:?}",
+                function.name(),
+                tag.map(|t| String::from_utf8_lossy(&t).into_owned())
+            ),
             backends: &backends,
             entries: &entries,
             spec: spec(function, distribution, tag),
             eject: false,
         };
-        results.push((case.label.clone(), check(dir.path(), &case, &keys(400 + i as u64, 3000))));
+        results.push((
+            case.label.clone(),
+            check(dir.path(), &case, &keys(400 + i as u64, 3000)),
+        ));
     }
     assert_all_zero(results);
 }
@@ -312,8 +276,12 @@ fn unix_socket_servers() {
     let backends = start_redis(dir.path(), 3, true);
     let entries = weighted(&[1, 2, 1]);
     let mut results = Vec::new();
-    for (i, (function, distribution)) in
-        [(HashFunction::Fnv1a64, Distribution::Ketama), (HashFunction::Jenkins, Distribution::Modula)].into_iter().enumerate()
+    for (i, (function, distribution)) in [
+        (HashFunction::Fnv1a64, Distribution::Ketama),
+        (HashFunction::Jenkins, Distribution::Modula),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let case = Case {
             label: format!("3 unix-socket servers {} {distribution:?}", function.name()),
@@ -322,7 +290,10 @@ fn unix_socket_servers() {
             spec: spec(function, distribution, BRACES),
             eject: false,
         };
-        results.push((case.label.clone(), check(dir.path(), &case, &keys(500 + i as u64, 3000))));
+        results.push((
+            case.label.clone(),
+            check(dir.path(), &case, &keys(500 + i as u64, 3000)),
+        ));
     }
     assert_all_zero(results);
 }
@@ -332,7 +303,9 @@ fn unix_socket_servers() {
 fn eject(proxy: &Server, before: &Placement, victim: usize, label: &str) -> usize {
     let mut client = proxy.addr.connect().expect("connect to nutcracker");
     let keys = keys(999, 5000);
-    let victims = keys.iter().filter(|k| !k.is_empty() && before.node_for_key(k) == Some(victim));
+    let victims = keys
+        .iter()
+        .filter(|k| !k.is_empty() && before.node_for_key(k) == Some(victim));
     let mut errors = 0;
     for key in victims.take(200) {
         match client.call(&[b"GET", key]).expect("GET through nutcracker") {
@@ -350,8 +323,12 @@ fn ejected_server_keys_go_where_placement_says() {
     let entries = weighted(&[1, 2, 1, 3, 1, 2]);
     let victim = 3;
     let mut results = Vec::new();
-    for (i, (function, distribution)) in
-        [(HashFunction::Fnv1a64, Distribution::Ketama), (HashFunction::Murmur, Distribution::Modula)].into_iter().enumerate()
+    for (i, (function, distribution)) in [
+        (HashFunction::Fnv1a64, Distribution::Ketama),
+        (HashFunction::Murmur, Distribution::Modula),
+    ]
+    .into_iter()
+    .enumerate()
     {
         if i == 1 {
             backends[victim].kill();
@@ -369,7 +346,10 @@ fn ejected_server_keys_go_where_placement_says() {
             write_through(&proxy, &before, &case.label);
             let found = owners(&backends, None);
             flush(&backends, None);
-            results.push((format!("{} (all live)", case.label), mismatches(&case.label, &case.placement(None), &before, &found)));
+            results.push((
+                format!("{} (all live)", case.label),
+                mismatches(&case.label, &case.placement(None), &before, &found),
+            ));
             backends[victim].kill();
         }
         let errors = eject(&proxy, &case.placement(None), victim, &case.label);
@@ -379,7 +359,10 @@ fn ejected_server_keys_go_where_placement_says() {
         let found = owners(&backends, Some(victim));
         flush(&backends, Some(victim));
         let label = format!("{} (server {victim} ejected)", case.label);
-        results.push((label.clone(), mismatches(&label, &case.placement(Some(victim)), &after, &found)));
+        results.push((
+            label.clone(),
+            mismatches(&label, &case.placement(Some(victim)), &after, &found),
+        ));
     }
     assert_all_zero(results);
 }

@@ -27,7 +27,11 @@ impl TempDir {
     /// Creates a fresh, short-named directory (unix socket paths must stay short).
     pub fn new() -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("rpnc-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "rpnc-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let path = std::env::temp_dir().join(name);
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
@@ -139,8 +143,10 @@ pub struct Server {
     guard: Guard,
     /// Where it listens.
     pub addr: Addr,
-    what: String,
+    what: &'static str,
     log: Option<PathBuf>,
+    /// redis-server: INFO must report this child's pid before it counts as ready.
+    check_pid: bool,
 }
 
 impl Server {
@@ -150,28 +156,43 @@ impl Server {
         let deadline = Instant::now() + READY_WAIT;
         loop {
             if self.addr.answers_ping() {
-                return if self.guard.exited() || !self.answers_as_itself() { Err(()) } else { Ok(()) };
+                return if self.guard.exited() || !self.answers_as_itself() {
+                    Err(())
+                } else {
+                    Ok(())
+                };
             }
             if self.guard.exited() {
                 return Err(());
             }
-            assert!(Instant::now() < deadline, "{} at {:?} did not answer PING within {READY_WAIT:?}{}", self.what, self.addr, self.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "{} at {:?} did not answer PING within {READY_WAIT:?}{}",
+                self.what,
+                self.addr,
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     /// For redis-server: INFO names this child's pid (the port was not someone else's).
     fn answers_as_itself(&self) -> bool {
-        if self.what != "redis-server" {
+        if !self.check_pid {
             return true;
         }
         let want = format!("process_id:{}\r\n", self.guard.child().id());
-        let info = self.addr.connect().and_then(|mut c| c.call(&[b"INFO", b"server"]));
+        let info = self
+            .addr
+            .connect()
+            .and_then(|mut c| c.call(&[b"INFO", b"server"]));
         matches!(info, Ok(Reply::Bulk(Some(text))) if text.windows(want.len()).any(|w| w == want.as_bytes()))
     }
 
     fn log_tail(&self) -> String {
-        let Some(path) = &self.log else { return String::new() };
+        let Some(path) = &self.log else {
+            return String::new();
+        };
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let start = text.len().saturating_sub(2000);
         format!("\n--- log tail ---\n{}", text.get(start..).unwrap_or(""))
@@ -187,7 +208,9 @@ fn spawn_redis(dir: &Path, unix: Option<PathBuf>) -> Server {
     let mut cmd = Command::new("redis-server");
     let addr = match unix {
         Some(path) => {
-            cmd.args(["--port", "0", "--unixsocket"]).arg(&path).args(["--unixsocketperm", "700"]);
+            cmd.args(["--port", "0", "--unixsocket"])
+                .arg(&path)
+                .args(["--unixsocketperm", "700"]);
             Addr::Unix(path)
         }
         None => {
@@ -196,9 +219,21 @@ fn spawn_redis(dir: &Path, unix: Option<PathBuf>) -> Server {
             Addr::Tcp(port)
         }
     };
-    cmd.args(["--save", "", "--appendonly", "no", "--daemonize", "no"]).arg("--dir").arg(dir);
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn redis-server (is it installed?)");
-    Server { guard: Guard::new(child), addr, what: "redis-server".into(), log: None }
+    cmd.args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir);
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server (is it installed?)");
+    Server {
+        guard: Guard::new(child),
+        addr,
+        what: "redis-server",
+        log: None,
+        check_pid: true,
+    }
 }
 
 /// Starts `n` redis-servers in parallel (TCP, or unix sockets in `dir`), each ready.
@@ -208,7 +243,10 @@ pub fn start_redis(dir: &Path, n: usize, unix: bool) -> Vec<Server> {
     for (i, server) in servers.iter_mut().enumerate() {
         let mut attempt = 1;
         while server.wait_ready().is_err() {
-            assert!(attempt < START_ATTEMPTS, "redis-server {i} kept exiting at start");
+            assert!(
+                attempt < START_ATTEMPTS,
+                "redis-server {i} kept exiting at start"
+            );
             *server = spawn_redis(dir, socket(i));
             attempt += 1;
         }
@@ -226,10 +264,22 @@ pub fn start_nutcracker(dir: &Path, tag: &str, pool_body: &str) -> Server {
         let text = format!("p:\n  listen: 127.0.0.1:{port}\n{pool_body}");
         std::fs::write(&conf, text).expect("write nutcracker config");
         let child = Command::new("nutcracker")
-            .arg("-c").arg(&conf).args(["-a", "127.0.0.1", "-s", &stats.to_string()]).arg("-o").arg(&log)
-            .stdout(Stdio::null()).stderr(Stdio::null())
-            .spawn().expect("spawn nutcracker (is it installed?)");
-        let mut server = Server { guard: Guard::new(child), addr: Addr::Tcp(port), what: "nutcracker".into(), log: Some(log) };
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-s", &stats.to_string()])
+            .arg("-o")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nutcracker (is it installed?)");
+        let mut server = Server {
+            guard: Guard::new(child),
+            addr: Addr::Tcp(port),
+            what: "nutcracker",
+            log: Some(log),
+            check_pid: false,
+        };
         if server.wait_ready().is_ok() {
             return server;
         }
@@ -264,7 +314,10 @@ fn bad(what: &str) -> std::io::Error {
 
 impl Client {
     fn new(read: Box<dyn Read + Send>, write: Box<dyn Write + Send>) -> Client {
-        Client { reader: BufReader::new(read), writer: BufWriter::new(write) }
+        Client {
+            reader: BufReader::new(read),
+            writer: BufWriter::new(write),
+        }
     }
 
     fn encode(&mut self, args: &[&[u8]]) -> std::io::Result<()> {
@@ -310,7 +363,10 @@ impl Client {
     }
 
     fn number(text: &[u8]) -> std::io::Result<i64> {
-        std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad number"))
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("bad number"))
     }
 
     fn read_reply(&mut self) -> std::io::Result<Reply> {
@@ -321,15 +377,21 @@ impl Client {
             b'-' => Ok(Reply::Error(rest.to_vec())),
             b':' => Ok(Reply::Int(Self::number(rest)?)),
             b'$' => {
-                let Ok(len) = usize::try_from(Self::number(rest)?) else { return Ok(Reply::Bulk(None)) };
+                let Ok(len) = usize::try_from(Self::number(rest)?) else {
+                    return Ok(Reply::Bulk(None));
+                };
                 let mut data = vec![0; len + 2];
                 self.reader.read_exact(&mut data)?;
                 data.truncate(len);
                 Ok(Reply::Bulk(Some(data)))
             }
             b'*' => {
-                let Ok(len) = usize::try_from(Self::number(rest)?) else { return Ok(Reply::Array(None)) };
-                let items = (0..len).map(|_| self.read_reply()).collect::<std::io::Result<_>>()?;
+                let Ok(len) = usize::try_from(Self::number(rest)?) else {
+                    return Ok(Reply::Array(None));
+                };
+                let items = (0..len)
+                    .map(|_| self.read_reply())
+                    .collect::<std::io::Result<_>>()?;
                 Ok(Reply::Array(Some(items)))
             }
             _ => Err(bad("unknown reply type")),
