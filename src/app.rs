@@ -1,6 +1,8 @@
 //! Composition root: bind listeners, build topologies, spawn tasks, drain on SIGTERM.
 
 use crate::backend::conn::Timeouts;
+use crate::backend::health::HealthPolicy;
+use crate::backend::pool::PoolShared;
 use crate::config::{Config, Listen, PoolConfig};
 use crate::server::PoolContext;
 use crate::server::listener::{Listener, accept_loop};
@@ -31,8 +33,8 @@ pub enum AppError {
 pub struct RunningPool {
     /// Shared by its sessions.
     pub ctx: Arc<PoolContext>,
-    /// Its timeouts (changed in place by reload).
-    pub timeouts: Arc<Timeouts>,
+    /// Timeouts, health policy and transition signal (changed in place by reload).
+    pub shared: PoolShared,
     /// The config it was built from.
     pub config: PoolConfig,
 }
@@ -73,13 +75,18 @@ pub fn start_pools(config: &Config) -> Vec<RunningPool> {
         .pools
         .iter()
         .map(|p| {
-            let timeouts = Arc::new(Timeouts::new(p.connect_timeout, p.request_timeout));
-            let topo = Topology::build(p, &timeouts);
+            let shared = PoolShared {
+                timeouts: Arc::new(Timeouts::new(p.connect_timeout, p.request_timeout)),
+                policy: Arc::new(HealthPolicy::new(&p.health)),
+                changed: Arc::new(tokio::sync::Notify::new()),
+            };
+            let topo = Topology::build(p, &shared, &[], 1);
             let router = Arc::new(Router::from_pointee(topo));
             let ctx = Arc::new(PoolContext::new(p.name.clone(), router, p.max_clients));
+            tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
             RunningPool {
                 ctx,
-                timeouts,
+                shared,
                 config: p.clone(),
             }
         })
@@ -98,6 +105,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     shutdown.cancel();
     drain(&pools).await;
     Ok(())
+}
+
+/// Rebuilds the ring when node health changes (only moves keys with `eject: true`).
+async fn ejection_loop(ctx: Arc<PoolContext>, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        changed.notified().await;
+        let _writer = ctx.writer.lock().await;
+        if let Some(t) = ctx.router.load().ejection_update() {
+            let off: Vec<&str> = t
+                .nodes
+                .iter()
+                .zip(&t.on_ring)
+                .filter(|(_, r)| !**r)
+                .map(|(n, _)| &*n.name)
+                .collect();
+            tracing::warn!(pool = %ctx.name, ejected = ?off, "ring rebuilt over live nodes");
+            ctx.router.store(Arc::new(t));
+        }
+    }
 }
 
 async fn wait_for_signal(shutdown: &CancellationToken) {

@@ -31,16 +31,29 @@ enum Cmd {
         #[arg(required = true)]
         keys: Vec<std::ffi::OsString>,
     },
+    /// Print the ringproxy YAML equivalent of a nutcracker (twemproxy) config file.
+    Convert {
+        /// The nutcracker YAML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Cmd::Convert { file }) = &cli.cmd {
+        return convert(file);
+    }
     let Some(path) = cli.config.clone() else {
         eprintln!("ringproxy: --config FILE is required");
         return std::process::ExitCode::from(2);
     };
-    let config = match config::load(&path) {
-        Ok(c) => c,
+    let config = match load(&path) {
+        Ok((c, notes)) => {
+            for n in &notes {
+                eprintln!("{}: note: {n}", path.display());
+            }
+            c
+        }
         Err(config::ConfigError::Invalid { path, problems }) => {
             for p in &problems {
                 eprintln!("{path}: {p}");
@@ -59,12 +72,46 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.cmd {
         Some(Cmd::Route { keys }) => route(&config, &keys),
-        None => serve(config, cli.log_json),
+        None | Some(Cmd::Convert { .. }) => serve(config, cli.log_json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringproxy: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// Reads and checks a config file: the config and the notes on settings not used.
+fn load(path: &std::path::Path) -> Result<(Config, Vec<config::Problem>), config::ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| config::ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    config::check(&text).map_err(|problems| config::ConfigError::Invalid {
+        path: path.display().to_string(),
+        problems,
+    })
+}
+
+fn convert(file: &std::path::Path) -> std::process::ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ringproxy: cannot read {}: {e}", file.display());
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match config::nutcracker::parse(&text) {
+        Ok(nc) => {
+            print!("{}", config::convert::nutcracker_to_ringproxy(&nc));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", file.display());
+            }
             std::process::ExitCode::from(1)
         }
     }

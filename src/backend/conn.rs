@@ -8,7 +8,7 @@
 //! replies could no longer be matched: only its own in-flight requests fail.
 
 use super::backoff::Backoff;
-use super::health::NodeHealth;
+use super::health::{NodeHealth, is_unavailable_reply};
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
@@ -213,6 +213,7 @@ impl ConnTask {
                 }
                 Err(e) => {
                     tracing::debug!(node = %self.spec.node, error = %e, "backend connect failed");
+                    self.health.report_failure();
                     self.fail_queued(first.take(), BackendError::Down);
                     if self.pause_failing().await {
                         return;
@@ -285,7 +286,7 @@ impl ConnTask {
                 r = rd.read_buf(&mut st.rbuf) => {
                     match r {
                         Ok(0) | Err(_) => return self.broken(&mut st, BackendError::ConnectionLost),
-                        Ok(_) => if let Err(e) = st.dispatch_replies() {
+                        Ok(_) => if let Err(e) = st.dispatch_replies(&self.health) {
                             return self.broken(&mut st, e);
                         },
                     }
@@ -320,6 +321,7 @@ impl ConnTask {
 
     /// Fails every in-flight request with `err`, and what is queued with ConnectionLost.
     fn broken(&mut self, st: &mut Pipeline, err: BackendError) -> End {
+        self.health.report_failure();
         for (r, _) in st.inflight.drain(..) {
             r.send(Err(err));
         }
@@ -350,13 +352,18 @@ impl Pipeline {
     }
 
     /// Hands every complete reply in `rbuf` to its waiter.
-    fn dispatch_replies(&mut self) -> Result<(), BackendError> {
+    fn dispatch_replies(&mut self, health: &NodeHealth) -> Result<(), BackendError> {
         while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
             let reply = self.rbuf.split_to(n).freeze();
             if reply.first() == Some(&b'>') {
                 continue; // out-of-band push on a shared connection: not anyone's reply
             }
             let (to, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
+            if reply.first() == Some(&b'-') && is_unavailable_reply(&reply) {
+                health.report_failure();
+            } else {
+                health.report_ok();
+            }
             to.send(Ok(reply));
         }
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {

@@ -7,7 +7,7 @@
 //! it back, after `successes` consecutive good PINGs. Every transition is logged once
 //! and wakes the pool's ejection task.
 
-use super::stream::{connect, BackendStream};
+use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::resp::reply::reply_len;
 use bytes::BytesMut;
@@ -41,10 +41,13 @@ impl HealthPolicy {
 
     /// Applies new config values.
     pub fn set(&self, cfg: &crate::config::HealthConfig) {
-        self.interval_ms.store(cfg.interval.as_millis() as u64, Ordering::Relaxed);
-        self.timeout_ms.store(cfg.timeout.as_millis() as u64, Ordering::Relaxed);
+        self.interval_ms
+            .store(cfg.interval.as_millis() as u64, Ordering::Relaxed);
+        self.timeout_ms
+            .store(cfg.timeout.as_millis() as u64, Ordering::Relaxed);
         self.failures.store(cfg.failures.max(1), Ordering::Relaxed);
-        self.successes.store(cfg.successes.max(1), Ordering::Relaxed);
+        self.successes
+            .store(cfg.successes.max(1), Ordering::Relaxed);
     }
 
     fn interval(&self) -> Duration {
@@ -132,7 +135,9 @@ impl NodeHealth {
 
 /// True for replies that say the node cannot serve right now.
 pub fn is_unavailable_reply(reply: &[u8]) -> bool {
-    reply.starts_with(b"-LOADING") || reply.starts_with(b"-BUSY ") || reply.starts_with(b"-MASTERDOWN")
+    reply.starts_with(b"-LOADING")
+        || reply.starts_with(b"-BUSY ")
+        || reply.starts_with(b"-MASTERDOWN")
 }
 
 /// The pure up/down state machine of the active checker.
@@ -265,7 +270,9 @@ mod tests {
         assert!(h.is_down());
         assert_eq!(h.transitions(), 1);
         assert!(is_unavailable_reply(b"-BUSY Redis is busy\r\n"));
-        assert!(!is_unavailable_reply(b"-BUSYKEY Target key name already exists.\r\n"));
+        assert!(!is_unavailable_reply(
+            b"-BUSYKEY Target key name already exists.\r\n"
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -280,7 +287,11 @@ mod tests {
             retry_timeout: None,
         };
         let policy = Arc::new(HealthPolicy::new(&cfg));
-        let h = Arc::new(NodeHealth::new("n".into(), policy.clone(), Arc::new(Notify::new())));
+        let h = Arc::new(NodeHealth::new(
+            "n".into(),
+            policy.clone(),
+            Arc::new(Notify::new()),
+        ));
         // A unix socket path that does not exist: connect fails at once.
         let addr = NodeAddr::Unix("/nonexistent/ringproxy-test.sock".into());
         tokio::spawn(check_loop(addr, Arc::downgrade(&h), policy));

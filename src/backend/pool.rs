@@ -1,7 +1,7 @@
 //! A node: its identity, its shared connections (per RESP version) and its health.
 
 use super::conn::{self, ConnHandle, ConnSpec, Timeouts};
-use super::health::NodeHealth;
+use super::health::{HealthPolicy, NodeHealth, check_loop};
 use crate::config::{NodeAddr, NodeConfig};
 use crate::resp::Proto;
 use std::sync::Arc;
@@ -19,6 +19,17 @@ pub struct PoolSpec {
     pub preconnect: bool,
 }
 
+/// What a pool's nodes share, stable across reloads (changed in place).
+#[derive(Debug, Clone)]
+pub struct PoolShared {
+    /// Connect and request timeouts.
+    pub timeouts: Arc<Timeouts>,
+    /// Health thresholds.
+    pub policy: Arc<HealthPolicy>,
+    /// Notified on every node up/down transition.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
 /// One backend node. Shared by every topology version in which it is unchanged, so
 /// a reload keeps its connections and its health.
 #[derive(Debug)]
@@ -27,16 +38,31 @@ pub struct Node {
     pub name: Arc<str>,
     /// Where it is.
     pub addr: NodeAddr,
+    /// Relative weight.
+    pub weight: u32,
+    /// String hashed onto the ring.
+    pub identity: String,
     /// Health state.
     pub health: Arc<NodeHealth>,
     conns: [Vec<ConnHandle>; 2],
 }
 
 impl Node {
-    /// Creates the node and spawns its connection tasks (they connect lazily).
-    pub fn new(cfg: &NodeConfig, pool: &PoolSpec, timeouts: &Arc<Timeouts>) -> Node {
+    /// Creates the node and spawns its connection tasks (they connect lazily) and
+    /// its health checker (it ends when the node is dropped).
+    pub fn new(cfg: &NodeConfig, pool: &PoolSpec, shared: &PoolShared) -> Node {
         let name: Arc<str> = cfg.name.as_str().into();
-        let health = Arc::new(NodeHealth::default());
+        let health = Arc::new(NodeHealth::new(
+            name.clone(),
+            shared.policy.clone(),
+            shared.changed.clone(),
+        ));
+        let timeouts = &shared.timeouts;
+        tokio::spawn(check_loop(
+            cfg.addr.clone(),
+            Arc::downgrade(&health),
+            shared.policy.clone(),
+        ));
         let make = |proto: Proto| -> Vec<ConnHandle> {
             (0..pool.connections.max(1))
                 .map(|_| {
@@ -56,6 +82,8 @@ impl Node {
         Node {
             name,
             addr: cfg.addr.clone(),
+            weight: cfg.weight,
+            identity: cfg.identity.clone(),
             health,
             conns,
         }

@@ -231,24 +231,13 @@ pub fn tag(s: &str) -> Result<Option<[u8; 2]>, String> {
 pub fn identity(mode: HashMode, addr: &NodeAddr, name: Option<&str>) -> String {
     match mode {
         HashMode::Ringproxy => name.map_or_else(|| addr_text(addr), str::to_string),
-        HashMode::Twemproxy => twemproxy_identity_fallback(addr, name),
-    }
-}
-
-/// FALLBACK, to be replaced by `crate::route::twemproxy_identity` once the route
-/// helper lands: nutcracker 0.5.0's server identity (twemproxy-ketama.md section 1).
-/// A name wins; else port 11211 gives the host alone; else `host:port` as written;
-/// a unix socket gives its path followed by `:`.
-fn twemproxy_identity_fallback(addr: &NodeAddr, name: Option<&str>) -> String {
-    if let Some(name) = name {
-        return name.to_string();
-    }
-    match addr {
-        NodeAddr::Unix(path) => format!("{}:", path.display()),
-        NodeAddr::Tcp(hp) => match hp.rsplit_once(':') {
-            Some((host, "11211")) => host.to_string(),
-            _ => hp.clone(),
-        },
+        HashMode::Twemproxy => {
+            let text = match addr {
+                NodeAddr::Unix(path) => path.display().to_string(),
+                NodeAddr::Tcp(hp) => hp.clone(),
+            };
+            crate::route::twemproxy_identity(&text, name)
+        }
     }
 }
 

@@ -71,7 +71,7 @@ impl Session {
     /// Sends `frame` to node `idx` for a single reply.
     pub fn forward(&mut self, topo: &Topology, idx: usize, frame: Bytes) {
         let node = &topo.nodes[idx];
-        if !topo.eject && node.health.is_down() {
+        if node.health.is_down() {
             return self.ready_static(BackendError::Down.wire());
         }
         let seq = self.queue.push_waiting();
@@ -162,7 +162,7 @@ impl Session {
             part,
         };
         let n = &topo.nodes[node];
-        if !topo.eject && n.health.is_down() {
+        if n.health.is_down() {
             return reply.send(Err(BackendError::Down));
         }
         n.conn(self.state.proto, self.state.id)

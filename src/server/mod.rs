@@ -34,6 +34,9 @@ pub struct PoolContext {
     pub max_clients: AtomicUsize,
     /// Process start, for INFO uptime.
     pub started: Instant,
+    /// Held by whoever builds and stores a new topology (reload, ejection), so
+    /// writers never overwrite each other's snapshot.
+    pub writer: tokio::sync::Mutex<()>,
 }
 
 impl PoolContext {
@@ -47,6 +50,7 @@ impl PoolContext {
             next_id: AtomicU64::new(1),
             max_clients: AtomicUsize::new(max_clients),
             started: Instant::now(),
+            writer: tokio::sync::Mutex::new(()),
         }
     }
 }
