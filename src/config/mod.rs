@@ -7,7 +7,7 @@
 //! [`convert`] prints a nutcracker pool as an equivalent ringproxy file.
 //!
 //! Messages read `path: what is wrong`, the path written like the YAML
-//! (`nodes[1].weight: 0 is out of range 1..=10000`, `alpha.servers[0]: ...` for a
+//! (`nodes[1].weight: 0 is out of range 1..=100`, `alpha.servers[0]: ...` for a
 //! nutcracker pool `alpha`), with the 1-based line in [`Problem::line`].
 
 mod checks;

@@ -34,8 +34,8 @@ pub const DEFAULT_HEALTH_SUCCESSES: u32 = 2;
 pub const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
 /// Default hash tag.
 pub const DEFAULT_HASH_TAG: &str = "{}";
-/// Largest node weight in ringproxy mode (points grow with weight there).
-pub const MAX_WEIGHT: u32 = 10_000;
+/// Largest node weight in ringproxy mode (640 points per unit of weight).
+pub const MAX_WEIGHT: u32 = 100;
 /// Largest node weight in twemproxy mode (nutcracker accepts large weights, e.g. 100000;
 /// the point count there does not grow with weight).
 pub const MAX_TWEMPROXY_WEIGHT: u32 = 1_000_000;
@@ -100,7 +100,7 @@ pub struct NodeFile {
     pub name: Option<String>,
     /// `host:port` (or `unix:/path` for a local socket). Required.
     pub addr: String,
-    /// Relative weight, 1..=10000 (twemproxy mode: 1..=1000000). Default 1.
+    /// Relative weight, 1..=100 (twemproxy mode: 1..=1000000). Default 1.
     #[serde(default = "one")]
     pub weight: u32,
 }

@@ -118,12 +118,12 @@ fn node_problems() {
     one(
         &BASE.replace("weight: 2", "weight: 0"),
         7,
-        "nodes[1].weight: 0 is out of range 1..=10000",
+        "nodes[1].weight: 0 is out of range 1..=100",
     );
     one(
-        &BASE.replace("weight: 2", "weight: 10001"),
+        &BASE.replace("weight: 2", "weight: 101"),
         7,
-        "nodes[1].weight: 10001 is out of range 1..=10000",
+        "nodes[1].weight: 101 is out of range 1..=100",
     );
     one(
         &BASE.replace("name: b", "name: ''"),

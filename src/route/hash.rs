@@ -14,7 +14,9 @@ use super::hashkit;
 /// A key hash function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum HashFunction {
-    /// ringproxy mode: 64-bit FNV-1a (`fnv` crate) folded to 32 bits as `h ^ (h >> 32)`.
+    /// ringproxy mode: 64-bit FNV-1a (`fnv` crate), passed through the MurmurHash3
+    /// 64-bit finaliser so that keys differing in one byte land far apart, then folded
+    /// to 32 bits as `h ^ (h >> 32)`.
     #[default]
     Ringproxy,
     /// nutcracker `fnv1a_64`: really 32-bit FNV-1a with the 64-bit constants truncated.
@@ -130,8 +132,19 @@ pub(crate) fn le32(bytes: &[u8], at: usize) -> u32 {
 fn ringproxy(key: &[u8]) -> u32 {
     let mut hasher = fnv::FnvHasher::default();
     hasher.write(key);
-    let h = hasher.finish();
+    let h = fmix64(hasher.finish());
     (h ^ (h >> 32)) as u32
+}
+
+/// MurmurHash3's 64-bit finaliser: every input bit affects every output bit.
+/// Plain FNV-1a changes mostly low bits for a change in the last byte, so `k1`..`k9`
+/// would cluster on one arc of the ring.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 fn fnv1a_64(key: &[u8]) -> u32 {
@@ -209,10 +222,13 @@ mod tests {
     #[test]
     fn ringproxy_is_fnv1a_64_folded() {
         // 64-bit FNV-1a of "" is the offset basis itself.
-        let h: u64 = 0xcbf2_9ce4_8422_2325;
+        let h: u64 = super::fmix64(0xcbf2_9ce4_8422_2325);
         assert_eq!(H::Ringproxy.hash(b""), (h ^ (h >> 32)) as u32);
-        let h: u64 = 0xdcb2_7518_fed9_d577; // 64-bit FNV-1a of "foo"
+        let h: u64 = super::fmix64(0xdcb2_7518_fed9_d577); // 64-bit FNV-1a of "foo"
         assert_eq!(H::Ringproxy.hash(b"foo"), (h ^ (h >> 32)) as u32);
+        // Neighbouring keys spread over the whole circle.
+        let spread = (0..8).map(|i| H::Ringproxy.hash(format!("k{i}").as_bytes()) >> 29);
+        assert!(spread.collect::<std::collections::HashSet<_>>().len() >= 4);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The ketama continuum and the other distributions, as a plain value.
 //!
 //! Two point rules share one lookup (first point at or after the key hash, wrapping):
-//! - ringproxy: every live node gets `160 * weight` points, whatever the other nodes
+//! - ringproxy: every live node gets `640 * weight` points, whatever the other nodes
 //!   are, so adding a node only takes keys from the old nodes, never moves them
 //!   between two old ones;
 //! - twemproxy: nutcracker 0.5.0's count, `4 * floor(w / W * 40 * n)` in 32-bit float
@@ -18,7 +18,7 @@ use super::hash::{le32, md5_digest};
 use super::placement::{Distribution, HashMode, NodeSpec, PlacementSpec};
 
 /// Digests per unit of weight in ringproxy mode (4 points each).
-const RINGPROXY_DIGESTS_PER_WEIGHT: u64 = 40;
+const RINGPROXY_DIGESTS_PER_WEIGHT: u64 = 160;
 
 /// Points per server that nutcracker starts from before scaling by weight share.
 const KETAMA_POINTS_PER_SERVER: f32 = 160.0;

@@ -92,16 +92,16 @@ fn twemproxy_cuts_point_names_at_272_bytes() {
     assert_eq!(got, want);
     // ringproxy mode hashes the whole name.
     let ring = Ring::build(&ringproxy(), &nodes(&long, &[1]));
-    assert_eq!(ring.points().len(), 160);
+    assert_eq!(ring.points().len(), 640);
     assert!(ring.points().windows(2).all(|w| w[0].0 != w[1].0));
 }
 
 #[test]
-fn ringproxy_gives_160_points_per_weight() {
+fn ringproxy_gives_640_points_per_weight() {
     let names = names(3);
     let ring = Ring::build(&ringproxy(), &nodes(&names, &[1, 2, 3]));
     let count = |n: u32| ring.points().iter().filter(|p| p.1 == n).count();
-    assert_eq!((count(0), count(1), count(2)), (160, 320, 480));
+    assert_eq!((count(0), count(1), count(2)), (640, 1280, 1920));
 }
 
 #[test]
