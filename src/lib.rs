@@ -31,11 +31,13 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod command;
 pub mod config;
 pub mod errors;
+pub mod metrics;
 pub mod resp;
 pub mod route;
 pub mod server;
