@@ -47,12 +47,12 @@ fn main() -> std::process::ExitCode {
         eprintln!("ringproxy: --config FILE is required");
         return std::process::ExitCode::from(2);
     };
-    let config = match load(&path) {
-        Ok((c, notes)) => {
+    let (config, hash) = match load(&path) {
+        Ok((c, notes, hash)) => {
             for n in &notes {
                 eprintln!("{}: note: {n}", path.display());
             }
-            c
+            (c, hash)
         }
         Err(config::ConfigError::Invalid { path, problems }) => {
             for p in &problems {
@@ -72,7 +72,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.cmd {
         Some(Cmd::Route { keys }) => route(&config, &keys),
-        None | Some(Cmd::Convert { .. }) => serve(config, cli.log_json),
+        None | Some(Cmd::Convert { .. }) => serve(config, path, hash, cli.log_json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -83,16 +83,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Reads and checks a config file: the config and the notes on settings not used.
-fn load(path: &std::path::Path) -> Result<(Config, Vec<config::Problem>), config::ConfigError> {
+/// A checked config, the notes on settings not used, and the hash of its text.
+type Loaded = (Config, Vec<config::Problem>, u64);
+
+/// Reads and checks a config file.
+fn load(path: &std::path::Path) -> Result<Loaded, config::ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| config::ConfigError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    config::check(&text).map_err(|problems| config::ConfigError::Invalid {
-        path: path.display().to_string(),
-        problems,
-    })
+    let hash = ringproxy::reload::text_hash(&text);
+    config::check(&text)
+        .map(|(c, notes)| (c, notes, hash))
+        .map_err(|problems| config::ConfigError::Invalid {
+            path: path.display().to_string(),
+            problems,
+        })
 }
 
 fn convert(file: &std::path::Path) -> std::process::ExitCode {
@@ -134,7 +140,7 @@ fn route(config: &Config, keys: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config, log_json: bool) -> anyhow::Result<()> {
+fn serve(config: Config, path: PathBuf, hash: u64, log_json: bool) -> anyhow::Result<()> {
     init_logging(&config, log_json);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if config.workers > 0 {
@@ -144,7 +150,14 @@ fn serve(config: Config, log_json: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(ringproxy::app::run(config, CancellationToken::new()))?;
+    // Absolute but NOT resolved: a Kubernetes ConfigMap swaps the symlink behind it.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    rt.block_on(ringproxy::app::run(
+        config,
+        Some(path),
+        hash,
+        CancellationToken::new(),
+    ))?;
     Ok(())
 }
 

@@ -60,7 +60,7 @@ impl Topology {
         let nodes: Vec<Arc<Node>> = cfg
             .nodes
             .iter()
-            .map(|n| match old.iter().find(|o| same_node(o, n, &pool)) {
+            .map(|n| match old.iter().find(|o| o.same_as(n, &pool)) {
                 Some(o) => o.clone(),
                 None => Arc::new(Node::new(n, &pool, shared)),
             })
@@ -131,13 +131,6 @@ impl Topology {
         }
         on_ring
     }
-}
-
-fn same_node(old: &Node, cfg: &crate::config::NodeConfig, _pool: &PoolSpec) -> bool {
-    *old.name == *cfg.name
-        && old.addr == cfg.addr
-        && old.weight == cfg.weight
-        && old.identity == cfg.identity
 }
 
 /// Placement over `cfg`'s nodes with the given ring membership.

@@ -9,6 +9,7 @@
 
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
+use crate::metrics::NodeMetrics;
 use crate::resp::reply::reply_len;
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -76,11 +77,18 @@ pub struct NodeHealth {
     transitions: AtomicU64,
     policy: Arc<HealthPolicy>,
     changed: Arc<Notify>,
+    metrics: Option<NodeMetrics>,
 }
 
 impl NodeHealth {
     /// Health for node `name`; `changed` is notified on every transition.
-    pub fn new(name: Arc<str>, policy: Arc<HealthPolicy>, changed: Arc<Notify>) -> NodeHealth {
+    /// `metrics` (if any) get the node's up gauge and transition count.
+    pub fn new(
+        name: Arc<str>,
+        policy: Arc<HealthPolicy>,
+        changed: Arc<Notify>,
+        metrics: Option<NodeMetrics>,
+    ) -> NodeHealth {
         NodeHealth {
             name,
             down: AtomicBool::new(false),
@@ -88,6 +96,7 @@ impl NodeHealth {
             transitions: AtomicU64::new(0),
             policy,
             changed,
+            metrics,
         }
     }
 
@@ -106,6 +115,9 @@ impl NodeHealth {
         let changed = self.down.swap(down, Ordering::AcqRel) != down;
         if changed {
             self.transitions.fetch_add(1, Ordering::Relaxed);
+            if let Some(m) = &self.metrics {
+                m.health_changed(!down);
+            }
             self.passive_failures.store(0, Ordering::Relaxed);
             if down {
                 tracing::warn!(node = %self.name, reason = why, "node marked DOWN");
@@ -259,7 +271,7 @@ mod tests {
             retry_timeout: None,
         };
         let notify = Arc::new(Notify::new());
-        let h = NodeHealth::new("n".into(), Arc::new(HealthPolicy::new(&cfg)), notify);
+        let h = NodeHealth::new("n".into(), Arc::new(HealthPolicy::new(&cfg)), notify, None);
         h.report_failure();
         h.report_failure();
         h.report_ok();
@@ -291,6 +303,7 @@ mod tests {
             "n".into(),
             policy.clone(),
             Arc::new(Notify::new()),
+            None,
         ));
         // A unix socket path that does not exist: connect fails at once.
         let addr = NodeAddr::Unix("/nonexistent/ringproxy-test.sock".into());

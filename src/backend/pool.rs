@@ -3,11 +3,12 @@
 use super::conn::{self, ConnHandle, ConnSpec, Timeouts};
 use super::health::{HealthPolicy, NodeHealth, check_loop};
 use crate::config::{NodeAddr, NodeConfig};
+use crate::metrics::{Metrics, NodeMetrics};
 use crate::resp::Proto;
 use std::sync::Arc;
 
 /// How a pool's nodes connect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSpec {
     /// Connections per node and protocol version.
     pub connections: usize,
@@ -22,12 +23,16 @@ pub struct PoolSpec {
 /// What a pool's nodes share, stable across reloads (changed in place).
 #[derive(Debug, Clone)]
 pub struct PoolShared {
+    /// Pool name (metric label).
+    pub pool: Arc<str>,
     /// Connect and request timeouts.
     pub timeouts: Arc<Timeouts>,
     /// Health thresholds.
     pub policy: Arc<HealthPolicy>,
     /// Notified on every node up/down transition.
     pub changed: Arc<tokio::sync::Notify>,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// One backend node. Shared by every topology version in which it is unchanged, so
@@ -44,6 +49,9 @@ pub struct Node {
     pub identity: String,
     /// Health state.
     pub health: Arc<NodeHealth>,
+    /// Metric handles, resolved once.
+    pub metrics: NodeMetrics,
+    spec: PoolSpec,
     conns: [Vec<ConnHandle>; 2],
 }
 
@@ -52,12 +60,13 @@ impl Node {
     /// its health checker (it ends when the node is dropped).
     pub fn new(cfg: &NodeConfig, pool: &PoolSpec, shared: &PoolShared) -> Node {
         let name: Arc<str> = cfg.name.as_str().into();
+        let metrics = shared.metrics.node(&shared.pool, &name);
         let health = Arc::new(NodeHealth::new(
             name.clone(),
             shared.policy.clone(),
             shared.changed.clone(),
+            Some(metrics.clone()),
         ));
-        let timeouts = &shared.timeouts;
         tokio::spawn(check_loop(
             cfg.addr.clone(),
             Arc::downgrade(&health),
@@ -74,7 +83,12 @@ impl Node {
                         db: pool.db,
                     };
                     let pre = pool.preconnect && proto == Proto::Resp2;
-                    conn::spawn(spec, timeouts.clone(), health.clone(), pre)
+                    let env = conn::ConnEnv {
+                        timeouts: shared.timeouts.clone(),
+                        health: health.clone(),
+                        metrics: metrics.clone(),
+                    };
+                    conn::spawn(spec, env, pre)
                 })
                 .collect()
         };
@@ -85,8 +99,20 @@ impl Node {
             weight: cfg.weight,
             identity: cfg.identity.clone(),
             health,
+            metrics,
+            spec: pool.clone(),
             conns,
         }
+    }
+
+    /// Whether this node can serve as `cfg` in a pool built with `pool` unchanged
+    /// (same name, address, weight, identity and connection settings).
+    pub fn same_as(&self, cfg: &NodeConfig, pool: &PoolSpec) -> bool {
+        *self.name == *cfg.name
+            && self.addr == cfg.addr
+            && self.weight == cfg.weight
+            && self.identity == cfg.identity
+            && self.spec == *pool
     }
 
     /// The connection a session uses for `proto`: always the same one for a given
