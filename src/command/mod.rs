@@ -5,12 +5,16 @@
 //!   declared in config; lookup resolves subcommands (`CLIENT SETNAME`).
 //! - [`keys`]: which arguments of a request are keys (Redis 7 key specs, so movable
 //!   keys like `EVAL ... numkeys` and `XREAD ... STREAMS` are exact).
-//! - [`class`]: the proxy's handling of each command ([`Class`]).
+//! - [`class`]: the proxy's handling of each command ([`Class`]), and the Redis-style
+//!   error texts the dispatcher answers with.
 
 pub mod class;
 pub mod keys;
 pub mod table;
 
-pub use class::{Class, DedicatedKind, LocalKind, MergeKind, SplitKind};
+pub use class::{
+    Class, DedicatedKind, LocalKind, MergeKind, SplitKind, arity_error, class_for, is_blocking,
+    refused_error, unknown_command_error, unknown_subcommand_error,
+};
 pub use keys::{KeyError, KeyIter};
-pub use table::{CommandSpec, CommandTable};
+pub use table::{CommandFlags, CommandSpec, CommandTable};
