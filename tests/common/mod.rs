@@ -840,9 +840,12 @@ impl Drop for RedisServer {
 // Proxy (ringproxy) and Nutcracker
 // ---------------------------------------------------------------------------
 
-/// The `ringproxy` binary built by cargo for this test run.
-pub fn ringproxy_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringproxy")
+/// The `ringproxy` binary: the one cargo built for this test run, or the path in the
+/// `RINGPROXY_BIN` environment variable (e.g. to run the suite against a release build).
+pub fn ringproxy_bin() -> PathBuf {
+    std::env::var_os("RINGPROXY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ringproxy")))
 }
 
 /// Extracts the port of a `key: host:port` line (first match, top-level or nested).
