@@ -148,12 +148,32 @@ fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
     child.wait().ok()
 }
 
-/// Last `n` lines of a text file ("" if unreadable).
+/// Last `n` lines of a text file ("" if unreadable), without terminal color codes.
 pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+    let text = read_log(path);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A log file as text ("" if unreadable), with ANSI escape sequences removed.
+pub fn read_log(path: &Path) -> String {
+    let raw = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&raw);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip `ESC [ ... final-letter`.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Finds an executable by name in `$PATH` (and the sbin dirs, where Debian puts daemons).
@@ -678,6 +698,8 @@ impl RedisServer {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            // DEBUG SLEEP from the tests' direct connections (loopback only).
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--logfile")
@@ -985,9 +1007,9 @@ impl Proxy {
         std::fs::rename(&tmp, &self.config).expect("rename config");
     }
 
-    /// Everything the proxy printed so far (stdout and stderr).
+    /// Everything the proxy printed so far (stdout and stderr), color codes removed.
     pub fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+        read_log(&self.log)
     }
 
     /// The process id (panics if it exited).
@@ -1146,7 +1168,7 @@ impl Nutcracker {
 
     /// Its log.
     pub fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+        read_log(&self.log)
     }
 
     /// A new client connection.

@@ -9,6 +9,7 @@ Run by tests/clients.rs (which starts the proxy and its backends).
 
 import argparse
 import sys
+import traceback
 
 try:
     import redis
@@ -76,4 +77,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # a client error is a failed check too: say where, briefly
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
+        where = f"line {frames[-1].lineno}: {frames[-1].line}" if frames else "?"
+        sys.exit(f"ERROR at smoke.py {where}\n  {type(e).__name__}: {e}")
