@@ -268,13 +268,19 @@ fn deep_pipeline_keeps_order_while_a_node_is_slow() {
             _ => vec!["GET".into(), format!("p-{i}")],
         })
         .collect();
-    // Freeze node1 for 500 ms (directly, not through the proxy) just before the burst.
-    let mut slow = cl.nodes[1].conn();
+    // Freeze the node of `p-1` for 500 ms (directly, not through the proxy) just
+    // before the burst.
+    let slow_node = cl.node_of(b"p-1");
+    let mut slow = cl.nodes[slow_node].conn();
     slow.send(&["DEBUG", "SLEEP", "0.5"]).unwrap();
     let t0 = Instant::now();
     let replies = c.pipeline(&cmds);
     let elapsed = t0.elapsed();
-    assert_eq!(slow.read_ok(), Reply::ok(), "DEBUG SLEEP on node1");
+    assert_eq!(
+        slow.read_ok(),
+        Reply::ok(),
+        "DEBUG SLEEP on node{slow_node}"
+    );
 
     for (i, r) in replies.iter().enumerate() {
         let want = match i % 10 {
@@ -289,7 +295,7 @@ fn deep_pipeline_keeps_order_while_a_node_is_slow() {
             describe(&cmds[i])
         );
     }
-    // Sanity check of the test itself: node1 really was slow during the burst.
+    // Sanity check of the test itself: that node really was slow during the burst.
     assert!(
         elapsed >= Duration::from_millis(300),
         "burst took only {elapsed:?}"
