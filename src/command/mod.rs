@@ -11,6 +11,7 @@
 pub mod class;
 pub mod keys;
 pub mod merge;
+pub mod scan;
 pub mod split;
 pub mod table;
 

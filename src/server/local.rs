@@ -29,10 +29,7 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
     let mut b = BytesMut::new();
     let proto = s.state.proto;
     match kind {
-        LocalKind::Ping => match req.get(1) {
-            Some(msg) => encode::bulk(&mut b, msg),
-            None => encode::simple(&mut b, "PONG"),
-        },
+        LocalKind::Ping => ping(s, req, &mut b),
         LocalKind::Echo => encode::bulk(&mut b, req.arg(1)),
         LocalKind::Quit => {
             s.queue
@@ -46,6 +43,9 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
         LocalKind::Client => client(s, req, &mut b),
         LocalKind::Command => encode::integer(&mut b, topo.commands.len() as i64),
         LocalKind::Reset => {
+            s.pinned = None;
+            s.pubsub = None;
+            s.tx_state = Default::default();
             s.state.proto = Proto::Resp2;
             s.state.name = None;
             s.state.authed = topo.limits.auth.is_none();
@@ -55,6 +55,20 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
     }
     let _ = proto;
     s.ready(b.freeze());
+}
+
+/// PING; a RESP2 client in subscribe mode gets `["pong", msg]` as from Redis.
+fn ping(s: &Session, req: &Request, b: &mut BytesMut) {
+    let subscribed = s.pubsub.as_ref().is_some_and(|p| p.count() > 0);
+    if subscribed && s.state.proto == Proto::Resp2 {
+        encode::array_header(b, 2);
+        encode::bulk(b, b"pong");
+        return encode::bulk(b, req.get(1).unwrap_or_default());
+    }
+    match req.get(1) {
+        Some(msg) => encode::bulk(b, msg),
+        None => encode::simple(b, "PONG"),
+    }
 }
 
 fn password_ok(topo: &Topology, user: Option<&[u8]>, pass: &[u8]) -> bool {
