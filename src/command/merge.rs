@@ -18,6 +18,8 @@ pub enum Plan {
     Broadcast(MergeKind),
     /// One SCAN step on node `.0` of `.1` nodes: the reply gets the proxy cursor.
     Scan(usize, usize),
+    /// INFO: the proxy's own sections, then the nodes' keyspaces summed.
+    Info(Bytes),
     /// A reply the proxy built already, sent once every part has answered
     /// (pub/sub confirmations).
     Fixed(Bytes),
@@ -28,8 +30,10 @@ pub type PartReply = Result<Bytes, BackendError>;
 
 /// Merges `parts` (all present) per `plan`.
 pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
-    if let Plan::Fixed(reply) = plan {
-        return reply.clone();
+    match plan {
+        Plan::Fixed(reply) => return reply.clone(),
+        Plan::Info(local) => return super::keyspace::merge_keyspace(local, parts),
+        _ => {}
     }
     if let Some(err) = first_error(parts) {
         return err;
@@ -46,7 +50,9 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::Broadcast(MergeKind::First) => ok[0].clone(),
         Plan::Broadcast(MergeKind::AndArrays) => and_arrays(&ok),
         Plan::Broadcast(MergeKind::FirstNonNull) => first_non_null(&ok, proto),
-        Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) => ok[0].clone(),
+        Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) | Plan::Info(_) => {
+            ok[0].clone()
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod class;
 pub mod keys;
+pub mod keyspace;
 pub mod merge;
 pub mod scan;
 pub mod split;

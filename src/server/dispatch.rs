@@ -211,7 +211,7 @@ impl Session {
     }
 
     /// Sends one part of a merged request; a down node fails its part at once.
-    fn send_part(&mut self, topo: &Topology, node: usize, frame: Bytes, seq: u64, part: u32) {
+    pub fn send_part(&mut self, topo: &Topology, node: usize, frame: Bytes, seq: u64, part: u32) {
         let reply = ReplyTo {
             tx: self.tx.clone(),
             seq,

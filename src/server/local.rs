@@ -8,7 +8,6 @@ use crate::errors;
 use crate::resp::{Proto, Request, encode};
 use crate::topology::Topology;
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::Ordering;
 
 /// Redis version reported by HELLO and INFO (the command table's version).
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
@@ -51,7 +50,7 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
             s.state.authed = topo.limits.auth.is_none();
             encode::simple(&mut b, "RESET");
         }
-        LocalKind::Info => info(s, topo, &mut b),
+        LocalKind::Info => return super::info::answer(s, req, topo),
     }
     let _ = proto;
     s.ready(b.freeze());
@@ -198,18 +197,4 @@ fn client(s: &mut Session, req: &Request, b: &mut BytesMut) {
         }
         _ => b.extend_from_slice(errors::SYNTAX),
     }
-}
-
-fn info(s: &Session, topo: &Topology, b: &mut BytesMut) {
-    let ctx = &s.ctx;
-    let text = format!(
-        "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nringproxy_version:{}\r\nredis_mode:proxy\r\nuptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\r\n# Topology\r\ntopology_version:{}\r\nnodes:{}\r\n",
-        env!("CARGO_PKG_VERSION"),
-        ctx.started.elapsed().as_secs(),
-        ctx.clients.load(Ordering::Relaxed),
-        ctx.clients_total.load(Ordering::Relaxed),
-        topo.version,
-        topo.nodes.len(),
-    );
-    encode::bulk(b, text.as_bytes());
 }

@@ -7,6 +7,7 @@
 //! - [`replies`]: the ordered reply queue.
 
 pub mod dispatch;
+pub mod info;
 pub mod listener;
 pub mod local;
 pub mod pinned;

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Initial read buffer size.
-const READ_BUF: usize = 16 * 1024;
+const READ_BUF: usize = 4 * 1024;
 /// Stop moving replies into the write buffer beyond this many bytes.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 
@@ -62,6 +62,8 @@ pub struct Session {
     deferred: Option<Request>,
     /// Pub/sub state, once the client subscribed.
     pub pubsub: Option<Box<PubSub>>,
+    /// `limits.max_pipeline` of the topology seen last.
+    max_pipeline: usize,
     _slot: ClientSlot,
 }
 
@@ -69,7 +71,10 @@ impl Session {
     /// A session for client `id`.
     pub fn new(ctx: Arc<PoolContext>, id: u64, slot: ClientSlot) -> Session {
         let (tx, rx) = mpsc::unbounded_channel();
-        let authed = ctx.router.load().limits.auth.is_none();
+        let (authed, max_pipeline) = {
+            let t = ctx.router.load();
+            (t.limits.auth.is_none(), t.limits.max_pipeline)
+        };
         Session {
             ctx,
             state: ClientState {
@@ -90,6 +95,7 @@ impl Session {
             lane: Lane::Shared,
             deferred: None,
             pubsub: None,
+            max_pipeline,
             _slot: slot,
         }
     }
@@ -105,7 +111,7 @@ impl Session {
         tokio::pin!(stop);
         let mut eof = false;
         loop {
-            let limit = self.max_pipeline();
+            let limit = self.max_pipeline;
             let can_read = !self.closing
                 && !eof
                 && self.deferred.is_none()
@@ -141,10 +147,6 @@ impl Session {
         }
     }
 
-    fn max_pipeline(&self) -> usize {
-        self.ctx.router.load().limits.max_pipeline
-    }
-
     fn on_completion(&mut self, c: Completion) {
         let proto = self.state.proto;
         self.queue.complete(c.seq, c.part, c.reply, proto);
@@ -160,6 +162,7 @@ impl Session {
             return;
         }
         let topo = self.ctx.router.load_full();
+        self.max_pipeline = topo.limits.max_pipeline;
         if let Some(req) = self.deferred.take() {
             self.deferred = self.dispatch(req, &topo, false);
         }
