@@ -214,12 +214,14 @@ pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<He
         down_since = h
             .is_down()
             .then(|| down_since.unwrap_or_else(tokio::time::Instant::now));
-        if let (Some(since), Some(retry)) = (down_since, policy.retry()) {
-            if since.elapsed() >= retry {
-                machine = Machine::default();
-                h.set_down(false, "retry timeout elapsed");
-                continue;
-            }
+        let retry_due = match (down_since, policy.retry()) {
+            (Some(since), Some(retry)) => since.elapsed() >= retry,
+            _ => false,
+        };
+        if retry_due {
+            machine = Machine::default();
+            h.set_down(false, "retry timeout elapsed");
+            continue;
         }
         let ok = ping(&mut conn, &addr, policy.timeout()).await;
         if !ok {
