@@ -1,1 +1,115 @@
-fn main() {}
+//! The `ringproxy` binary: serve, check a config, show where keys go.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ringproxy::config::{self, Config};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// A Redis sharding proxy over a consistent-hash ring.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (ringproxy YAML, or a nutcracker YAML file as it is).
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// Validate the config, print every problem with its line, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Log as JSON lines (overrides log.format).
+    #[arg(long)]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print the node of each key: `KEY NODE-NAME NODE-ADDR`, one line per key.
+    Route {
+        /// Keys to place.
+        #[arg(required = true)]
+        keys: Vec<std::ffi::OsString>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let Some(path) = cli.config.clone() else {
+        eprintln!("ringproxy: --config FILE is required");
+        return std::process::ExitCode::from(2);
+    };
+    let config = match config::load(&path) {
+        Ok(c) => c,
+        Err(config::ConfigError::Invalid { path, problems }) => {
+            for p in &problems {
+                eprintln!("{path}: {p}");
+            }
+            eprintln!("ringproxy: {} problem(s) in {path}", problems.len());
+            return std::process::ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("ringproxy: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    if cli.check {
+        println!("{}: ok ({} pool(s))", path.display(), config.pools.len());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let result = match cli.cmd {
+        Some(Cmd::Route { keys }) => route(&config, &keys),
+        None => serve(config, cli.log_json),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringproxy: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn route(config: &Config, keys: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let pool = config.pools.first().context("no pool in config")?;
+    let placement = ringproxy::topology::placement_for(pool, &vec![true; pool.nodes.len()]);
+    for k in keys {
+        let key = k.as_bytes();
+        let node = placement.node_for_key(key).context("no node")?;
+        let n = &pool.nodes[node];
+        let addr = match &n.addr {
+            config::NodeAddr::Tcp(a) => a.clone(),
+            config::NodeAddr::Unix(p) => format!("unix:{}", p.display()),
+        };
+        println!("{} {} {}", key.escape_ascii(), n.name, addr);
+    }
+    Ok(())
+}
+
+fn serve(config: Config, log_json: bool) -> anyhow::Result<()> {
+    init_logging(&config, log_json);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if config.workers > 0 {
+        rt.worker_threads(config.workers);
+    }
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(ringproxy::app::run(config, CancellationToken::new()))?;
+    Ok(())
+}
+
+fn init_logging(config: &Config, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json || config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -20,13 +20,25 @@ impl KeyIter {
     /// Keys from legacy first/last/step positions for a request of `argc` args.
     pub fn legacy(first: i32, last: i32, step: i32, argc: usize) -> Result<KeyIter, KeyError> {
         if first <= 0 || step <= 0 {
-            return Ok(KeyIter { next: 1, last: 0, step: 1 });
+            return Ok(KeyIter {
+                next: 1,
+                last: 0,
+                step: 1,
+            });
         }
-        let last = if last < 0 { argc as i64 + last as i64 } else { last as i64 };
+        let last = if last < 0 {
+            argc as i64 + last as i64
+        } else {
+            last as i64
+        };
         if last < 0 {
             return Err(KeyError::Syntax);
         }
-        Ok(KeyIter { next: first as usize, last: (last as usize).min(argc.saturating_sub(1)), step: step as usize })
+        Ok(KeyIter {
+            next: first as usize,
+            last: (last as usize).min(argc.saturating_sub(1)),
+            step: step as usize,
+        })
     }
 }
 

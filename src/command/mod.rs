@@ -9,6 +9,8 @@
 
 pub mod class;
 pub mod keys;
+pub mod merge;
+pub mod split;
 pub mod table;
 
 pub use class::{Class, DedicatedKind, LocalKind, MergeKind, SplitKind};

@@ -1,7 +1,7 @@
 //! The command table. SKELETON: the command helper replaces this file with the
 //! generated table (commands.tsv) and key specs.
 
-use super::class::{class_of, Class};
+use super::class::{Class, class_of};
 use super::keys::{KeyError, KeyIter};
 use crate::config::ExtraCommand;
 use crate::resp::Request;
@@ -28,7 +28,11 @@ impl CommandSpec {
     /// Whether `argc` (name included) fits the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
-        if a >= 0 { argc == a as usize } else { argc >= a.unsigned_abs() as usize }
+        if a >= 0 {
+            argc == a as usize
+        } else {
+            argc >= a.unsigned_abs() as usize
+        }
     }
 
     /// The argument indices of the keys in `req`.
@@ -48,17 +52,49 @@ impl CommandTable {
     pub fn new(extra: &[ExtraCommand]) -> CommandTable {
         let mut by_name = FnvHashMap::default();
         let base: &[(&str, i32, i32, i32, i32)] = &[
-            ("get", 2, 1, 1, 1), ("set", -3, 1, 1, 1), ("incr", 2, 1, 1, 1), ("mget", -2, 1, -1, 1),
-            ("mset", -3, 1, -1, 2), ("del", -2, 1, -1, 1), ("exists", -2, 1, -1, 1), ("ping", -1, 0, 0, 0),
-            ("echo", 2, 0, 0, 0), ("quit", -1, 0, 0, 0), ("hello", -1, 0, 0, 0), ("dbsize", 1, 0, 0, 0),
-            ("lpush", -3, 1, 1, 1), ("lrange", 4, 1, 1, 1), ("hset", -4, 1, 1, 1), ("hgetall", 2, 1, 1, 1),
+            ("get", 2, 1, 1, 1),
+            ("set", -3, 1, 1, 1),
+            ("incr", 2, 1, 1, 1),
+            ("mget", -2, 1, -1, 1),
+            ("mset", -3, 1, -1, 2),
+            ("del", -2, 1, -1, 1),
+            ("exists", -2, 1, -1, 1),
+            ("ping", -1, 0, 0, 0),
+            ("echo", 2, 0, 0, 0),
+            ("quit", -1, 0, 0, 0),
+            ("hello", -1, 0, 0, 0),
+            ("dbsize", 1, 0, 0, 0),
+            ("lpush", -3, 1, 1, 1),
+            ("lrange", 4, 1, 1, 1),
+            ("hset", -4, 1, 1, 1),
+            ("hgetall", 2, 1, 1, 1),
         ];
         for &(n, arity, f, l, s) in base {
-            by_name.insert(n.as_bytes().to_vec(), CommandSpec { name: n.into(), arity, first_key: f, last_key: l, step: s, class: class_of(n, f > 0) });
+            by_name.insert(
+                n.as_bytes().to_vec(),
+                CommandSpec {
+                    name: n.into(),
+                    arity,
+                    first_key: f,
+                    last_key: l,
+                    step: s,
+                    class: class_of(n, f > 0),
+                },
+            );
         }
         for e in extra {
             let n = e.name.to_ascii_lowercase();
-            by_name.insert(n.as_bytes().to_vec(), CommandSpec { class: Class::Keyed, name: n, arity: e.arity, first_key: e.first_key, last_key: e.last_key, step: e.step });
+            by_name.insert(
+                n.as_bytes().to_vec(),
+                CommandSpec {
+                    class: Class::Keyed,
+                    name: n,
+                    arity: e.arity,
+                    first_key: e.first_key,
+                    last_key: e.last_key,
+                    step: e.step,
+                },
+            );
         }
         CommandTable { by_name }
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// Parses `300ms`, `2s`, `1.5s`, `1m`, `1h`, or a bare integer (milliseconds).
 pub fn parse(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let ms = match unit.trim() {
@@ -31,7 +33,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     match Raw::deserialize(d)? {
         Raw::Int(ms) => Ok(Duration::from_millis(ms)),
         Raw::Text(t) => parse(&t).ok_or_else(|| {
-            serde::de::Error::custom(format!("invalid duration {t:?}: write it like 300ms, 2s or 1m"))
+            serde::de::Error::custom(format!(
+                "invalid duration {t:?}: write it like 300ms, 2s or 1m"
+            ))
         }),
     }
 }

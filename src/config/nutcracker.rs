@@ -20,5 +20,8 @@ pub fn looks_like_nutcracker(text: &str) -> bool {
 /// Parses a nutcracker pool file.
 pub fn parse(text: &str) -> Result<Nutcracker, Vec<Problem>> {
     let _ = text;
-    Err(vec![Problem { line: None, message: "nutcracker files are not supported yet".into() }])
+    Err(vec![Problem {
+        line: None,
+        message: "nutcracker files are not supported yet".into(),
+    }])
 }

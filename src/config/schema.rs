@@ -139,7 +139,9 @@ pub struct PoolFile {
 
 impl Default for PoolFile {
     fn default() -> Self {
-        PoolFile { connections: DEFAULT_POOL_CONNECTIONS }
+        PoolFile {
+            connections: DEFAULT_POOL_CONNECTIONS,
+        }
     }
 }
 
@@ -157,7 +159,10 @@ pub struct TimeoutsFile {
 
 impl Default for TimeoutsFile {
     fn default() -> Self {
-        TimeoutsFile { connect: DEFAULT_CONNECT_TIMEOUT, request: DEFAULT_REQUEST_TIMEOUT }
+        TimeoutsFile {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            request: DEFAULT_REQUEST_TIMEOUT,
+        }
     }
 }
 
@@ -268,7 +273,10 @@ pub struct LogFile {
 
 impl Default for LogFile {
     fn default() -> Self {
-        LogFile { format: "text".into(), level: "info".into() }
+        LogFile {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 

@@ -12,7 +12,12 @@ pub fn validate(text: &str, file: FileConfig) -> Result<Config, Vec<Problem>> {
         .iter()
         .map(|n| {
             let name = n.name.clone().unwrap_or_else(|| n.addr.clone());
-            NodeConfig { identity: name.clone(), name, addr: NodeAddr::Tcp(n.addr.clone()), weight: n.weight }
+            NodeConfig {
+                identity: name.clone(),
+                name,
+                addr: NodeAddr::Tcp(n.addr.clone()),
+                weight: n.weight,
+            }
         })
         .collect();
     let tag = file.hash.tag.as_bytes();

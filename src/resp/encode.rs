@@ -95,6 +95,9 @@ mod tests {
         null(&mut b, Proto::Resp3);
         map_header(&mut b, Proto::Resp2, 2);
         error(&mut b, b"ERR a\r\nb");
-        assert_eq!(&b[..], b":-12\r\n$2\r\nhi\r\n$-1\r\n_\r\n*4\r\n-ERR a  b\r\n");
+        assert_eq!(
+            &b[..],
+            b":-12\r\n$2\r\nhi\r\n$-1\r\n_\r\n*4\r\n-ERR a  b\r\n"
+        );
     }
 }

@@ -18,7 +18,9 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     // Number of values still to read to complete the outermost reply.
     let mut pending: u64 = 1;
     while pending > 0 {
-        let Some(&ty) = buf.get(pos) else { return Ok(None) };
+        let Some(&ty) = buf.get(pos) else {
+            return Ok(None);
+        };
         let Some(eol) = line_end(buf, pos + 1) else {
             return Ok(None);
         };
@@ -128,7 +130,18 @@ mod tests {
 
     #[test]
     fn simple_and_incomplete() {
-        for r in [&b"+OK\r\n"[..], b"-ERR x\r\n", b":12\r\n", b"$3\r\nfoo\r\n", b"$-1\r\n", b"*-1\r\n", b"_\r\n", b",1.5\r\n", b"#t\r\n", b"(123\r\n"] {
+        for r in [
+            &b"+OK\r\n"[..],
+            b"-ERR x\r\n",
+            b":12\r\n",
+            b"$3\r\nfoo\r\n",
+            b"$-1\r\n",
+            b"*-1\r\n",
+            b"_\r\n",
+            b",1.5\r\n",
+            b"#t\r\n",
+            b"(123\r\n",
+        ] {
             assert_eq!(reply_len(r).unwrap(), Some(r.len()), "{r:?}");
             for cut in 0..r.len() {
                 assert_eq!(reply_len(&r[..cut]).unwrap(), None);

@@ -39,6 +39,27 @@ pub enum DecodeError {
     TooLarge,
 }
 
+impl DecodeError {
+    /// The full error line sent to the client before the connection is closed.
+    pub fn wire(self) -> &'static [u8] {
+        match self {
+            DecodeError::MultibulkLength => b"-ERR Protocol error: invalid multibulk length\r\n",
+            DecodeError::BulkLength => b"-ERR Protocol error: invalid bulk length\r\n",
+            DecodeError::ExpectedBulk => b"-ERR Protocol error: expected '$'\r\n",
+            DecodeError::BulkTerminator => {
+                b"-ERR Protocol error: bulk string not terminated by CRLF\r\n"
+            }
+            DecodeError::InlineTooBig => b"-ERR Protocol error: too big inline request\r\n",
+            DecodeError::UnbalancedQuotes => {
+                b"-ERR Protocol error: unbalanced quotes in request\r\n"
+            }
+            DecodeError::TooLarge => {
+                b"-ERR Protocol error: request larger than the proxy's max_request_size\r\n"
+            }
+        }
+    }
+}
+
 /// One decoded request: its raw bytes (forwarded as they are) and argument offsets.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -77,7 +98,8 @@ impl Request {
 
     /// Builds a request from arguments (encodes a RESP array).
     pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
-        let mut buf = BytesMut::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+        let mut buf =
+            BytesMut::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
         super::encode::array_header(&mut buf, args.len());
         let mut spans = SmallVec::new();
         for a in args {
@@ -87,7 +109,10 @@ impl Request {
             buf.extend_from_slice(a);
             buf.extend_from_slice(b"\r\n");
         }
-        Request { frame: buf.freeze(), args: spans }
+        Request {
+            frame: buf.freeze(),
+            args: spans,
+        }
     }
 }
 
@@ -100,7 +125,11 @@ pub fn decode(buf: &mut BytesMut, max_size: usize) -> Result<Option<Request>, De
         if buf.is_empty() {
             return Ok(None);
         }
-        let parsed = if buf[0] == b'*' { scan_multibulk(buf, max_size)? } else { scan_inline(buf)? };
+        let parsed = if buf[0] == b'*' {
+            scan_multibulk(buf, max_size)?
+        } else {
+            scan_inline(buf)?
+        };
         match parsed {
             Scan::Incomplete => return Ok(None),
             Scan::Skip(n) => {
@@ -112,7 +141,10 @@ pub fn decode(buf: &mut BytesMut, max_size: usize) -> Result<Option<Request>, De
             }
             Scan::Inline(len, args) => {
                 let line = buf.split_to(len);
-                let owned: SmallVec<[&[u8]; 6]> = args.iter().map(|&(s, e)| &line[s as usize..e as usize]).collect();
+                let owned: SmallVec<[&[u8]; 6]> = args
+                    .iter()
+                    .map(|&(s, e)| &line[s as usize..e as usize])
+                    .collect();
                 if owned.is_empty() {
                     continue;
                 }
@@ -160,7 +192,11 @@ fn parse_len(buf: &[u8], start: usize, end: usize) -> Option<i64> {
 
 fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
     let Some(eol) = find_crlf(buf, 1) else {
-        return if buf.len() > MAX_INLINE { Err(DecodeError::MultibulkLength) } else { Ok(Scan::Incomplete) };
+        return if buf.len() > MAX_INLINE {
+            Err(DecodeError::MultibulkLength)
+        } else {
+            Ok(Scan::Incomplete)
+        };
     };
     let count = parse_len(buf, 1, eol).ok_or(DecodeError::MultibulkLength)?;
     let mut pos = eol + 2;
@@ -178,7 +214,11 @@ fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
             Some(_) => return Err(DecodeError::ExpectedBulk),
         }
         let Some(eol) = find_crlf(buf, pos + 1) else {
-            return if buf.len() - pos > 32 { Err(DecodeError::BulkLength) } else { Ok(Scan::Incomplete) };
+            return if buf.len() - pos > 32 {
+                Err(DecodeError::BulkLength)
+            } else {
+                Ok(Scan::Incomplete)
+            };
         };
         let len = parse_len(buf, pos + 1, eol).ok_or(DecodeError::BulkLength)?;
         if len < 0 {
@@ -203,12 +243,20 @@ fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
 
 fn scan_inline(buf: &[u8]) -> Result<Scan, DecodeError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return if buf.len() > MAX_INLINE { Err(DecodeError::InlineTooBig) } else { Ok(Scan::Incomplete) };
+        return if buf.len() > MAX_INLINE {
+            Err(DecodeError::InlineTooBig)
+        } else {
+            Ok(Scan::Incomplete)
+        };
     };
     if nl > MAX_INLINE {
         return Err(DecodeError::InlineTooBig);
     }
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let args = split_inline(&buf[..line_end])?;
     if args.is_empty() {
         return Ok(Scan::Skip(nl + 1));
@@ -228,14 +276,20 @@ fn split_inline(line: &[u8]) -> Result<SmallVec<[(u32, u32); 6]>, DecodeError> {
         }
         if line[i] == b'"' || line[i] == b'\'' {
             let q = line[i];
-            let close = line[i + 1..].iter().position(|&b| b == q).ok_or(DecodeError::UnbalancedQuotes)?;
+            let close = line[i + 1..]
+                .iter()
+                .position(|&b| b == q)
+                .ok_or(DecodeError::UnbalancedQuotes)?;
             args.push(((i + 1) as u32, (i + 1 + close) as u32));
             i += close + 2;
             if i < line.len() && !line[i].is_ascii_whitespace() {
                 return Err(DecodeError::UnbalancedQuotes);
             }
         } else {
-            let end = line[i..].iter().position(|b| b.is_ascii_whitespace()).map_or(line.len(), |p| p + i);
+            let end = line[i..]
+                .iter()
+                .position(|b| b.is_ascii_whitespace())
+                .map_or(line.len(), |p| p + i);
             args.push((i as u32, end as u32));
             i = end;
         }
@@ -280,10 +334,16 @@ mod tests {
         let r = dec(b"set  k \"hello world\"\r\n").unwrap().unwrap();
         assert_eq!(r.argc(), 3);
         assert_eq!(r.arg(2), b"hello world");
-        assert_eq!(&r.frame()[..], b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$11\r\nhello world\r\n");
+        assert_eq!(
+            &r.frame()[..],
+            b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$11\r\nhello world\r\n"
+        );
         assert!(dec(b"PING\n").unwrap().is_some());
         assert!(dec(b"\r\n").unwrap().is_none());
-        assert_eq!(dec(b"get \"k\r\n").unwrap_err(), DecodeError::UnbalancedQuotes);
+        assert_eq!(
+            dec(b"get \"k\r\n").unwrap_err(),
+            DecodeError::UnbalancedQuotes
+        );
     }
 
     #[test]
@@ -291,9 +351,18 @@ mod tests {
         assert_eq!(dec(b"*x\r\n").unwrap_err(), DecodeError::MultibulkLength);
         assert_eq!(dec(b"*1\r\n:1\r\n").unwrap_err(), DecodeError::ExpectedBulk);
         assert_eq!(dec(b"*1\r\n$-5\r\n").unwrap_err(), DecodeError::BulkLength);
-        assert_eq!(dec(b"*1\r\n$3\r\nfooXY").unwrap_err(), DecodeError::BulkTerminator);
-        assert_eq!(dec(b"*1\r\n$4294967296\r\n").unwrap_err(), DecodeError::TooLarge);
-        assert_eq!(dec(b"*99999999999\r\n").unwrap_err(), DecodeError::MultibulkLength);
+        assert_eq!(
+            dec(b"*1\r\n$3\r\nfooXY").unwrap_err(),
+            DecodeError::BulkTerminator
+        );
+        assert_eq!(
+            dec(b"*1\r\n$4294967296\r\n").unwrap_err(),
+            DecodeError::TooLarge
+        );
+        assert_eq!(
+            dec(b"*99999999999\r\n").unwrap_err(),
+            DecodeError::MultibulkLength
+        );
         let mut long = vec![b'a'; MAX_INLINE + 10];
         long.push(b'\n');
         assert_eq!(dec(&long).unwrap_err(), DecodeError::InlineTooBig);

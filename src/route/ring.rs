@@ -13,13 +13,22 @@ impl Ring {
     pub fn build(spec: &PlacementSpec, nodes: &[NodeSpec<'_>]) -> Ring {
         let _ = spec;
         Ring {
-            live: nodes.iter().enumerate().filter(|(_, n)| n.live).map(|(i, _)| i).collect(),
+            live: nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.live)
+                .map(|(i, _)| i)
+                .collect(),
         }
     }
 
     /// The node index for an already tag-stripped key.
     pub fn lookup_key(&self, spec: &PlacementSpec, part: &[u8]) -> Option<usize> {
         let h = spec.function.hash(part) as usize;
-        if self.live.is_empty() { None } else { Some(self.live[h % self.live.len()]) }
+        if self.live.is_empty() {
+            None
+        } else {
+            Some(self.live[h % self.live.len()])
+        }
     }
 }

@@ -1,0 +1,16 @@
+//! Backend side: pipelined connections to Redis nodes, per-node pools, health.
+//!
+//! - [`conn`]: one shared connection task: batches many clients' requests into one
+//!   write, matches replies FIFO, enforces the request timeout, reconnects with backoff.
+//! - [`pool`]: a node's connections (per RESP version) and its health state.
+//! - [`health`]: node health state machine and the active checker.
+//! - [`stream`]: TCP or unix-socket connect with a timeout.
+
+pub mod backoff;
+pub mod conn;
+pub mod health;
+pub mod pool;
+pub mod stream;
+
+pub use conn::{BackendRequest, Completion, ConnHandle, ReplyTo};
+pub use pool::Node;

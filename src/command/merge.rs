@@ -1,0 +1,209 @@
+//! Merging the replies of split and broadcast commands into one reply.
+//!
+//! Every part is a raw reply; the first error among the parts (in part order) is the
+//! answer when any part failed, as a client talking to one Redis would see one error.
+
+use super::class::{MergeKind, SplitKind};
+use crate::errors::BackendError;
+use crate::resp::reply::{array_elements, integer, is_error};
+use crate::resp::{Proto, encode};
+use bytes::{Bytes, BytesMut};
+
+/// How to merge, with what the split recorded.
+#[derive(Debug)]
+pub enum Plan {
+    /// A split command.
+    Split(SplitKind, Vec<(u32, u32)>),
+    /// A broadcast command.
+    Broadcast(MergeKind),
+}
+
+/// One part's outcome.
+pub type PartReply = Result<Bytes, BackendError>;
+
+/// Merges `parts` (all present) per `plan`.
+pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
+    if let Some(err) = first_error(parts) {
+        return err;
+    }
+    let ok: Vec<&Bytes> = parts.iter().filter_map(|p| p.as_ref().ok()).collect();
+    match plan {
+        Plan::Split(SplitKind::Mget, pos) => mget(&ok, pos),
+        Plan::Split(SplitKind::Mset, _) | Plan::Broadcast(MergeKind::AllOk) => all_same(&ok),
+        Plan::Split(SplitKind::SumInt, _) | Plan::Broadcast(MergeKind::SumInt) => sum(&ok),
+        Plan::Broadcast(MergeKind::Concat) => concat(&ok),
+        Plan::Broadcast(MergeKind::First) => ok[0].clone(),
+        Plan::Broadcast(MergeKind::AndArrays) => and_arrays(&ok),
+        Plan::Broadcast(MergeKind::FirstNonNull) => first_non_null(&ok, proto),
+        Plan::Broadcast(MergeKind::Scan) => ok[0].clone(),
+    }
+}
+
+fn first_error(parts: &[PartReply]) -> Option<Bytes> {
+    parts.iter().find_map(|p| match p {
+        Err(e) => Some(Bytes::from_static(e.wire())),
+        Ok(b) if is_error(b) => Some(b.clone()),
+        Ok(_) => None,
+    })
+}
+
+fn invalid() -> Bytes {
+    Bytes::from_static(BackendError::Protocol.wire())
+}
+
+fn mget(parts: &[&Bytes], positions: &[(u32, u32)]) -> Bytes {
+    let mut elems = Vec::with_capacity(parts.len());
+    for p in parts {
+        match array_elements(p) {
+            Some(e) => elems.push(e),
+            None => return invalid(),
+        }
+    }
+    let mut out = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 16);
+    encode::array_header(&mut out, positions.len());
+    for &(part, idx) in positions {
+        let Some(range) = elems.get(part as usize).and_then(|e| e.get(idx as usize)) else {
+            return invalid();
+        };
+        out.extend_from_slice(&parts[part as usize][range.clone()]);
+    }
+    out.freeze()
+}
+
+fn all_same(parts: &[&Bytes]) -> Bytes {
+    parts[0].clone()
+}
+
+fn sum(parts: &[&Bytes]) -> Bytes {
+    let mut total: i64 = 0;
+    for p in parts {
+        match integer(p) {
+            Some(n) => total = total.saturating_add(n),
+            None => return invalid(),
+        }
+    }
+    let mut out = BytesMut::with_capacity(24);
+    encode::integer(&mut out, total);
+    out.freeze()
+}
+
+fn concat(parts: &[&Bytes]) -> Bytes {
+    let mut all = Vec::new();
+    for p in parts {
+        match array_elements(p) {
+            Some(e) => all.extend(e.into_iter().map(|r| p.slice(r))),
+            None => return invalid(),
+        }
+    }
+    let mut out = BytesMut::with_capacity(all.iter().map(|b| b.len()).sum::<usize>() + 16);
+    encode::array_header(&mut out, all.len());
+    for b in all {
+        out.extend_from_slice(&b);
+    }
+    out.freeze()
+}
+
+fn and_arrays(parts: &[&Bytes]) -> Bytes {
+    let mut acc: Option<Vec<i64>> = None;
+    for p in parts {
+        let Some(elems) = array_elements(p) else {
+            return invalid();
+        };
+        let vals: Option<Vec<i64>> = elems.into_iter().map(|r| integer(&p[r])).collect();
+        let Some(vals) = vals else { return invalid() };
+        acc = Some(match acc {
+            None => vals,
+            Some(a) => a
+                .iter()
+                .zip(&vals)
+                .map(|(x, y)| i64::from(*x != 0 && *y != 0))
+                .collect(),
+        });
+    }
+    let acc = acc.unwrap_or_default();
+    let mut out = BytesMut::new();
+    encode::array_header(&mut out, acc.len());
+    for v in acc {
+        encode::integer(&mut out, v);
+    }
+    out.freeze()
+}
+
+fn first_non_null(parts: &[&Bytes], proto: Proto) -> Bytes {
+    let is_null = |b: &Bytes| b.starts_with(b"$-1") || b.starts_with(b"_");
+    match parts.iter().find(|b| !is_null(b)) {
+        Some(b) => (*b).clone(),
+        None => {
+            let mut out = BytesMut::new();
+            encode::null(&mut out, proto);
+            out.freeze()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(b: &'static [u8]) -> PartReply {
+        Ok(Bytes::from_static(b))
+    }
+
+    #[test]
+    fn mget_reassembles_in_key_order() {
+        let parts = [ok(b"*2\r\n$1\r\na\r\n$-1\r\n"), ok(b"*1\r\n$1\r\nb\r\n")];
+        let plan = Plan::Split(SplitKind::Mget, vec![(0, 0), (1, 0), (0, 1)]);
+        assert_eq!(
+            &merge(&plan, &parts, Proto::Resp2)[..],
+            b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n"
+        );
+    }
+
+    #[test]
+    fn sums_and_errors() {
+        let plan = Plan::Split(SplitKind::SumInt, vec![]);
+        assert_eq!(
+            &merge(&plan, &[ok(b":2\r\n"), ok(b":3\r\n")], Proto::Resp2)[..],
+            b":5\r\n"
+        );
+        let err = merge(
+            &plan,
+            &[ok(b":2\r\n"), Err(BackendError::Timeout)],
+            Proto::Resp2,
+        );
+        assert!(err.starts_with(b"-TIMEOUT"));
+        let e2 = merge(
+            &plan,
+            &[ok(b"-WRONGTYPE x\r\n"), ok(b":1\r\n")],
+            Proto::Resp2,
+        );
+        assert_eq!(&e2[..], b"-WRONGTYPE x\r\n");
+    }
+
+    #[test]
+    fn broadcast_merges() {
+        let keys = Plan::Broadcast(MergeKind::Concat);
+        assert_eq!(
+            &merge(
+                &keys,
+                &[ok(b"*1\r\n$1\r\na\r\n"), ok(b"*0\r\n")],
+                Proto::Resp2
+            )[..],
+            b"*1\r\n$1\r\na\r\n"
+        );
+        let ex = Plan::Broadcast(MergeKind::AndArrays);
+        assert_eq!(
+            &merge(
+                &ex,
+                &[ok(b"*2\r\n:1\r\n:1\r\n"), ok(b"*2\r\n:0\r\n:1\r\n")],
+                Proto::Resp2
+            )[..],
+            b"*2\r\n:0\r\n:1\r\n"
+        );
+        let rk = Plan::Broadcast(MergeKind::FirstNonNull);
+        assert_eq!(
+            &merge(&rk, &[ok(b"$-1\r\n"), ok(b"$1\r\nk\r\n")], Proto::Resp2)[..],
+            b"$1\r\nk\r\n"
+        );
+    }
+}

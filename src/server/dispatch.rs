@@ -1,0 +1,188 @@
+//! What the proxy does with one request: route it by key, split it per node,
+//! broadcast it, answer it, or refuse it. Uses one topology snapshot for the whole
+//! request, so a multi-key command is never split across two topology versions.
+
+use super::local;
+use super::replies::After;
+use super::session::Session;
+use crate::backend::{BackendRequest, ReplyTo};
+use crate::command::merge::Plan;
+use crate::command::split::split;
+use crate::command::{Class, CommandSpec, MergeKind, SplitKind};
+use crate::errors::{self, BackendError};
+use crate::resp::Request;
+use crate::topology::Topology;
+use bytes::{Bytes, BytesMut};
+
+/// Most keys examined on the stack before routing falls back to the heap.
+const INLINE_KEYS: usize = 16;
+
+impl Session {
+    /// Handles one decoded request.
+    pub fn dispatch(&mut self, req: Request, topo: &Topology) {
+        let Some(spec) = topo.commands.get(&req) else {
+            return self.unknown(&req);
+        };
+        if !self.state.authed && !local::allowed_before_auth(spec) {
+            return self.ready_static(errors::NOAUTH);
+        }
+        if !spec.arity_ok(req.argc()) {
+            let mut b = BytesMut::new();
+            errors::wrong_arity(&mut b, &spec.name);
+            return self.ready(b.freeze());
+        }
+        match spec.class {
+            Class::Keyed => self.keyed(req, spec, topo),
+            Class::Split(kind) => self.split(req, spec, kind, topo),
+            Class::Broadcast(kind) => self.broadcast(req, kind, topo),
+            Class::Local(kind) => local::answer(self, &req, kind, topo),
+            Class::AnyNode => self.any_node(req, topo),
+            Class::Channel => self.by_arg(req, 1, topo),
+            Class::Dedicated(_) => {
+                self.refuse(spec, "needs a dedicated connection, not supported yet")
+            }
+            Class::Refused(reason) => self.refuse(spec, reason),
+        }
+    }
+
+    /// Queues a reply known now.
+    pub fn ready(&mut self, reply: Bytes) {
+        self.queue.push_ready(reply, After::Continue);
+    }
+
+    /// Queues a fixed reply.
+    pub fn ready_static(&mut self, reply: &'static [u8]) {
+        self.ready(Bytes::from_static(reply));
+    }
+
+    fn unknown(&mut self, req: &Request) {
+        let args: Vec<&[u8]> = (0..req.argc().min(9)).map(|i| req.arg(i)).collect();
+        let mut b = BytesMut::new();
+        errors::unknown_command(&mut b, &args);
+        self.ready(b.freeze());
+    }
+
+    fn refuse(&mut self, spec: &CommandSpec, reason: &str) {
+        let mut b = BytesMut::new();
+        errors::refused(&mut b, &spec.name, reason);
+        self.ready(b.freeze());
+    }
+
+    /// Sends `frame` to node `idx` for a single reply.
+    pub fn forward(&mut self, topo: &Topology, idx: usize, frame: Bytes) {
+        let node = &topo.nodes[idx];
+        if !topo.eject && node.health.is_down() {
+            return self.ready_static(BackendError::Down.wire());
+        }
+        let seq = self.queue.push_waiting();
+        let reply = ReplyTo {
+            tx: self.tx.clone(),
+            seq,
+            part: 0,
+        };
+        node.conn(self.state.proto, self.state.id)
+            .send(BackendRequest { frame, reply });
+    }
+
+    /// The node of every key of `req`, or the error reply to queue.
+    fn key_nodes(
+        &self,
+        req: &Request,
+        spec: &CommandSpec,
+        topo: &Topology,
+        out: &mut Vec<(usize, usize)>,
+    ) -> Result<(), Bytes> {
+        let keys = spec.keys(req).map_err(|e| {
+            let mut b = BytesMut::new();
+            errors::key_error(&mut b, &e.to_string());
+            b.freeze()
+        })?;
+        for k in keys {
+            let Some(key) = req.get(k) else { continue };
+            match topo.node_for_key(key) {
+                Some(n) => out.push((k, n)),
+                None => return Err(Bytes::from_static(BackendError::NoNode.wire())),
+            }
+        }
+        Ok(())
+    }
+
+    fn keyed(&mut self, req: Request, spec: &CommandSpec, topo: &Topology) {
+        let mut nodes = Vec::with_capacity(INLINE_KEYS);
+        if let Err(e) = self.key_nodes(&req, spec, topo, &mut nodes) {
+            return self.ready(e);
+        }
+        match nodes.first() {
+            None => self.any_node(req, topo),
+            Some(&(_, n)) if nodes.iter().all(|&(_, m)| m == n) => {
+                self.forward(topo, n, req.frame().clone())
+            }
+            Some(_) => self.ready_static(errors::CROSSSLOT),
+        }
+    }
+
+    fn split(&mut self, req: Request, spec: &CommandSpec, kind: SplitKind, topo: &Topology) {
+        let mut nodes = Vec::with_capacity(INLINE_KEYS);
+        if let Err(e) = self.key_nodes(&req, spec, topo, &mut nodes) {
+            return self.ready(e);
+        }
+        let Some(&(_, first)) = nodes.first() else {
+            return self.any_node(req, topo);
+        };
+        if nodes.iter().all(|&(_, n)| n == first) {
+            return self.forward(topo, first, req.frame().clone());
+        }
+        let (keys, idx): (Vec<usize>, Vec<usize>) = nodes.into_iter().unzip();
+        let s = split(&req, kind, &keys, &idx);
+        let seq = self
+            .queue
+            .push_merging(Plan::Split(kind, s.positions), s.parts.len());
+        for (i, part) in s.parts.into_iter().enumerate() {
+            self.send_part(topo, part.node, part.frame, seq, i as u32);
+        }
+    }
+
+    fn broadcast(&mut self, req: Request, kind: MergeKind, topo: &Topology) {
+        if local::is_flush(&req) && !topo.limits.allow_flush {
+            return self.ready_static(errors::FLUSH_REFUSED);
+        }
+        let seq = self
+            .queue
+            .push_merging(Plan::Broadcast(kind), topo.nodes.len());
+        for i in 0..topo.nodes.len() {
+            self.send_part(topo, i, req.frame().clone(), seq, i as u32);
+        }
+    }
+
+    /// Sends one part of a merged request; a down node fails its part at once.
+    fn send_part(&mut self, topo: &Topology, node: usize, frame: Bytes, seq: u64, part: u32) {
+        let reply = ReplyTo {
+            tx: self.tx.clone(),
+            seq,
+            part,
+        };
+        let n = &topo.nodes[node];
+        if !topo.eject && n.health.is_down() {
+            return reply.send(Err(BackendError::Down));
+        }
+        n.conn(self.state.proto, self.state.id)
+            .send(BackendRequest { frame, reply });
+    }
+
+    /// A keyless, stateless command: the first live node answers.
+    fn any_node(&mut self, req: Request, topo: &Topology) {
+        let pick = (0..topo.nodes.len()).find(|&i| !topo.nodes[i].health.is_down());
+        match pick {
+            Some(i) => self.forward(topo, i, req.frame().clone()),
+            None => self.ready_static(BackendError::NoNode.wire()),
+        }
+    }
+
+    /// Routed by argument `i` (PUBLISH's channel).
+    fn by_arg(&mut self, req: Request, i: usize, topo: &Topology) {
+        match req.get(i).and_then(|a| topo.node_for_key(a)) {
+            Some(n) => self.forward(topo, n, req.frame().clone()),
+            None => self.ready_static(BackendError::NoNode.wire()),
+        }
+    }
+}

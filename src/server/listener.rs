@@ -1,0 +1,93 @@
+//! Accepting clients on TCP or a unix socket.
+
+use super::PoolContext;
+use super::session::Session;
+use crate::errors;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+/// A bound client listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix socket (the path is removed at shutdown).
+    Unix(UnixListener, std::path::PathBuf),
+}
+
+/// Holds a client's place in the `max_clients` count for the life of its session,
+/// however the session ends.
+pub struct ClientSlot(Arc<PoolContext>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts clients until `shutdown` fires; each gets its own session task.
+pub async fn accept_loop(listener: Listener, ctx: Arc<PoolContext>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = accept(&listener, &ctx, &shutdown) => if let Err(e) = r {
+                tracing::warn!(pool = %ctx.name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            },
+        }
+    }
+    if let Listener::Unix(_, path) = &listener {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn accept(
+    listener: &Listener,
+    ctx: &Arc<PoolContext>,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (mut s, _) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            let Some(session) = admit(ctx) else {
+                let _ = s.write_all(errors::MAX_CLIENTS).await;
+                return Ok(());
+            };
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let (r, w) = s.split();
+                session.run(r, w, shutdown).await;
+            });
+        }
+        Listener::Unix(l, _) => {
+            let (mut s, _) = l.accept().await?;
+            let Some(session) = admit(ctx) else {
+                let _ = s.write_all(errors::MAX_CLIENTS).await;
+                return Ok(());
+            };
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let (r, w) = s.split();
+                session.run(r, w, shutdown).await;
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Counts a new client in, or refuses it when `max_clients` is reached.
+fn admit(ctx: &Arc<PoolContext>) -> Option<Session> {
+    let now = ctx.clients.fetch_add(1, Ordering::Relaxed);
+    if now >= ctx.max_clients.load(Ordering::Relaxed) {
+        ctx.clients.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(pool = %ctx.name, "client refused: max_clients reached");
+        return None;
+    }
+    ctx.clients_total.fetch_add(1, Ordering::Relaxed);
+    let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+    Some(Session::new(ctx.clone(), id, ClientSlot(ctx.clone())))
+}

@@ -1,0 +1,169 @@
+//! One client connection: a single task that reads requests, dispatches them, and
+//! writes replies in request order, all without waiting for one request before
+//! reading the next (true pipelining, bounded by `max_pipeline`).
+
+use super::PoolContext;
+use super::listener::ClientSlot;
+use super::replies::{After, ReplyQueue};
+use crate::backend::Completion;
+use crate::resp::Proto;
+use crate::resp::request::decode;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Initial read buffer size.
+const READ_BUF: usize = 16 * 1024;
+/// Stop moving replies into the write buffer beyond this many bytes.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+
+/// Per-client state the client can change (never shared with other clients).
+#[derive(Debug)]
+pub struct ClientState {
+    /// Client id (CLIENT ID).
+    pub id: u64,
+    /// Protocol chosen with HELLO.
+    pub proto: Proto,
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// Authenticated (or no password configured).
+    pub authed: bool,
+}
+
+/// A client session.
+pub struct Session {
+    /// The shared pool context.
+    pub ctx: Arc<PoolContext>,
+    /// Client-visible state.
+    pub state: ClientState,
+    /// Replies in request order.
+    pub queue: ReplyQueue,
+    /// Completion sender cloned into every backend request.
+    pub tx: mpsc::UnboundedSender<Completion>,
+    rx: mpsc::UnboundedReceiver<Completion>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// No more requests are read (EOF, QUIT, protocol error).
+    pub closing: bool,
+    close_after_write: bool,
+    _slot: ClientSlot,
+}
+
+impl Session {
+    /// A session for client `id`.
+    pub fn new(ctx: Arc<PoolContext>, id: u64, slot: ClientSlot) -> Session {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let authed = ctx.router.load().limits.auth.is_none();
+        Session {
+            ctx,
+            state: ClientState {
+                id,
+                proto: Proto::Resp2,
+                name: None,
+                authed,
+            },
+            queue: ReplyQueue::default(),
+            tx,
+            rx,
+            rbuf: BytesMut::with_capacity(READ_BUF),
+            wbuf: BytesMut::new(),
+            closing: false,
+            close_after_write: false,
+            _slot: slot,
+        }
+    }
+
+    /// Serves the client until it leaves, or until a protocol error or QUIT is answered.
+    /// On `shutdown` it stops reading, answers what is in flight, then closes.
+    pub async fn run<R, W>(mut self, mut rd: R, mut wr: W, shutdown: CancellationToken)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let stop = shutdown.cancelled();
+        tokio::pin!(stop);
+        loop {
+            let can_read = !self.closing
+                && self.queue.len() < self.max_pipeline()
+                && self.wbuf.len() < WRITE_HIGH_WATER;
+            tokio::select! {
+                biased;
+                Some(c) = self.rx.recv() => self.on_completion(c),
+                r = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                r = rd.read_buf(&mut self.rbuf), if can_read => match r {
+                    Ok(0) => self.closing = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(client = self.state.id, error = %e, "client connection reset");
+                        return;
+                    }
+                },
+                _ = &mut stop, if !self.closing => self.closing = true,
+            }
+            self.process();
+            self.move_ready();
+            if self.wbuf.is_empty()
+                && (self.close_after_write || (self.closing && self.queue.is_empty()))
+            {
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    fn max_pipeline(&self) -> usize {
+        self.ctx.router.load().limits.max_pipeline
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        let proto = self.state.proto;
+        self.queue.complete(c.seq, c.part, c.reply, proto);
+        while let Ok(c) = self.rx.try_recv() {
+            self.queue.complete(c.seq, c.part, c.reply, proto);
+        }
+    }
+
+    /// Decodes and dispatches buffered requests while the pipeline has room.
+    fn process(&mut self) {
+        if self.closing || self.rbuf.is_empty() {
+            return;
+        }
+        let topo = self.ctx.router.load_full();
+        while !self.closing && self.queue.len() < topo.limits.max_pipeline {
+            match decode(&mut self.rbuf, topo.limits.max_request_size) {
+                Ok(Some(req)) => self.dispatch(req, &topo),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client = self.state.id, error = %e, "client protocol error");
+                    self.queue
+                        .push_ready(Bytes::from_static(e.wire()), After::Close);
+                    self.closing = true;
+                }
+            }
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 512 {
+            self.rbuf.reserve(READ_BUF);
+        }
+    }
+
+    /// Moves ready replies, in order, into the write buffer.
+    fn move_ready(&mut self) {
+        while self.wbuf.len() < WRITE_HIGH_WATER {
+            let Some((bytes, after)) = self.queue.pop_ready() else {
+                break;
+            };
+            self.wbuf.extend_from_slice(&bytes);
+            if after == After::Close {
+                self.closing = true;
+                self.close_after_write = true;
+                break;
+            }
+        }
+    }
+}
