@@ -122,15 +122,7 @@ def check_placement(started, nodes):
         verdict = "identical" if same == len(where["ringproxy"]) else "**DIFFERENT**"
         lines.append(f"- ringproxy vs nutcracker: {same}/{len(where['ringproxy'])} keys on the "
                      f"same node ({verdict})")
-    for n in nodes:
-        resp_flush(n)
     return "\n".join(lines) or "(no proxy among the targets)"
-
-
-def resp_flush(node):
-    """Empties one node."""
-    from ringbench import resp
-    resp.command(node.port, "FLUSHALL")
 
 
 def rotated(items, k):
@@ -193,46 +185,45 @@ def write_report(args, profile, ctx, scenarios, names, results, workdir):
                                 chart_tmp if has_chart else None, profile != "smoke")
 
 
-def run(args):
-    """The whole benchmark; returns the process exit code."""
+def benchmark(args, group, workdir):
+    """Starts everything, runs every round and writes the report; returns the failed runs."""
     t0 = time.monotonic()
     profile = profile_of(args)
     names, scenarios = chosen_targets(args), chosen_scenarios(args, profile)
     rounds = args.rounds or load.PROFILES[profile]["rounds"]
     fit_idle_to_fds(scenarios)
+    nodes = tg.start_nodes(group, workdir)
+    started = start_targets(group, workdir, nodes, names, args.binary)
+    placement = check_placement(started, nodes)
+    load.prefill(nodes)
+    for t in started.values():
+        load.warm_up(group, t)
+    results = run_rounds(group, scenarios, started, rounds)
+    ctx = {"profile": profile, "rounds": rounds, "placement": placement,
+           "command": "python3 tests/bench/bench.py " + " ".join(sys.argv[1:]),
+           "versions": versions(started, args.binary), "elapsed": time.monotonic() - t0}
+    md = write_report(args, profile, ctx, scenarios, names, results, workdir)
+    print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
+    return [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]
+
+
+def run(args):
+    """The benchmark with cleanup: every started process is stopped; returns the exit code."""
     workdir = tempfile.mkdtemp(prefix="ringbench-")
     group = procs.ProcessGroup()
-    ok = False
+    keep = True
     try:
-        nodes = tg.start_nodes(group, workdir)
-        started = start_targets(group, workdir, nodes, names, args.binary)
-        placement = check_placement(started, nodes)
-        load.prefill(nodes)
-        for t in started.values():
-            load.warm_up(group, t)
-        results = run_rounds(group, scenarios, started, rounds)
-        ctx = {"profile": profile, "rounds": rounds, "placement": placement,
-               "command": "python3 tests/bench/bench.py " + " ".join(sys.argv[1:]),
-               "versions": versions(started, args.binary),
-               "elapsed": time.monotonic() - t0}
-        md = write_report(args, profile, ctx, scenarios, names, results, workdir)
-        print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
-        failed = [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]
+        failed = benchmark(args, group, workdir)
         if failed:
             print("FAILED scenarios (see the table): " + ", ".join(failed), file=sys.stderr)
-        ok = not failed
-        return 0 if ok else 1
+        keep = bool(failed) or args.keep_logs or profile_of(args) == "smoke" and not args.out
+        return 1 if failed else 0
     finally:
         group.stop_all()
-        if (ok and not args.keep_logs) and not md_in(workdir, args, profile):
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
+        if keep:
             print(f"logs kept in {workdir}")
-
-
-def md_in(workdir, args, profile):
-    """True when the results were written inside workdir (so it must be kept)."""
-    return out_dir(args, profile, workdir).startswith(workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main():

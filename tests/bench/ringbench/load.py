@@ -17,8 +17,8 @@ BENIGN_STDERR = ("WARNING: Could not fetch server CONFIG",)
 
 # Requests per scenario and profile; idle = idle connections opened.
 PROFILES = {
-    "full": {"rounds": 3, "p1": 150_000, "p16": 500_000, "mget": 60_000, "c1000": 150_000,
-             "idle_load": 100_000, "idle": 10_000},
+    "full": {"rounds": 5, "p1": 100_000, "p16": 300_000, "mget": 40_000, "c1000": 100_000,
+             "idle_load": 60_000, "idle": 10_000},
     "quick": {"rounds": 2, "p1": 30_000, "p16": 100_000, "mget": 15_000, "c1000": 30_000,
               "idle_load": 30_000, "idle": 10_000},
     "smoke": {"rounds": 1, "p1": 2_000, "p16": 8_000, "mget": 1_000, "c1000": 3_000,

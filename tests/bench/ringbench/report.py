@@ -103,6 +103,17 @@ def ratio(a, b, attr):
     return f"{va / vb:.2f}{flag}"
 
 
+def noise_warning(scenarios, targets, results):
+    """A warning line when the rounds disagreed a lot (a busy machine), else ''."""
+    spreads = sorted(results[sc.key][t].rps_spread for sc in scenarios for t in targets)
+    typical = spreads[len(spreads) // 2] if spreads else 0.0
+    if typical <= 0.3:
+        return ""
+    return (f"\n⚠ **Noisy run**: req/s typically varied by {typical:.0%} between rounds "
+            f"(load average at the end: {load_average()}); something else was using the "
+            "machine. CPU per request is less sensitive to this than req/s and latency.\n")
+
+
 def markdown(ctx, scenarios, targets, results, chart_name):
     """The whole results file."""
     info = "\n".join(f"| {k} | {v} |" for k, v in machine_info(ctx["versions"]))
@@ -114,6 +125,7 @@ def markdown(ctx, scenarios, targets, results, chart_name):
         f"Profile **{ctx['profile']}**: {ctx['rounds']} round(s), targets alternated "
         f"({', '.join(targets)}) in every round, median reported. Command: "
         f"`{ctx['command']}`. Wall time {ctx['elapsed']:.0f} s.",
+        noise_warning(scenarios, targets, results),
         "",
         "## Machine",
         "",
@@ -150,7 +162,7 @@ NOTES = """## What the columns mean
   during the run, per million requests (an MGET of 10 keys is one request). For *direct*
   this is redis-server's own CPU, the work the proxies add on top of their backends.
 - **peak RSS**: VmHWM of the target process during the run (reset before each run
-  with `clear_refs`).
+  with `clear_refs`). For *direct* it includes redis-server's data (100,000 keys).
 - **req/s spread over rounds**: (max − min) / median of req/s over the rounds; a large
   spread means the machine was busy with something else and the numbers are noisy.
 - **bytes per idle conn**: RSS growth of the target after opening the idle connections

@@ -8,8 +8,6 @@ from . import procs
 
 NODE_NAMES = ("n1", "n2", "n3")
 MAX_CLIENTS = 20000
-# Command-line forms tried, in order, to hand ringproxy its config file.
-RINGPROXY_CLI_FORMS = (["-c", "{conf}"], ["--config", "{conf}"], ["{conf}"])
 
 
 @dataclass
@@ -96,22 +94,16 @@ def start_nutcracker(group, workdir, nodes):
 
 
 def start_ringproxy(group, workdir, nodes, binary):
-    """Starts ringproxy over nodes, trying the known CLI forms; returns its Target."""
+    """Starts `ringproxy -c FILE` over nodes; returns its Target."""
     port = group.free_port()
     conf = write_file(os.path.join(workdir, "ringproxy.yml"), ringproxy_config(port, nodes))
-    errors = []
-    for form in RINGPROXY_CLI_FORMS:
-        log = os.path.join(workdir, "ringproxy.log")
-        argv = [binary] + [a.format(conf=conf) for a in form]
-        proc = group.start(argv, log)
-        try:
-            procs.wait_ready(proc, port, log, timeout=10)
-            return Target("ringproxy", port, proc.pid)
-        except RuntimeError as e:
-            errors.append(f"{' '.join(argv)}: {e}")
-            procs.kill_group(proc)
-            proc.wait()
-    raise RuntimeError("ringproxy did not answer PING:\n" + "\n".join(errors))
+    log = os.path.join(workdir, "ringproxy.log")
+    proc = group.start([binary, "-c", conf], log)
+    try:
+        procs.wait_ready(proc, port, log, timeout=10)
+    except RuntimeError as e:
+        raise RuntimeError(f"ringproxy did not start: {e}") from None
+    return Target("ringproxy", port, proc.pid)
 
 
 def direct_target(nodes):
