@@ -1,10 +1,15 @@
-//! Composition root: bind listeners, build topologies, spawn tasks, drain on SIGTERM.
+//! Composition root: bind listeners (all before serving), build topologies, spawn
+//! the side tasks (health, ejection, reload triggers, admin), drain on SIGTERM.
 
 use crate::backend::conn::Timeouts;
+use crate::backend::health::HealthPolicy;
+use crate::backend::pool::PoolShared;
 use crate::config::{Config, Listen, PoolConfig};
+use crate::metrics::Metrics;
 use crate::server::PoolContext;
 use crate::server::listener::{Listener, accept_loop};
 use crate::topology::{Router, Topology};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,19 +36,21 @@ pub enum AppError {
 pub struct RunningPool {
     /// Shared by its sessions.
     pub ctx: Arc<PoolContext>,
-    /// Its timeouts (changed in place by reload).
-    pub timeouts: Arc<Timeouts>,
-    /// The config it was built from.
-    pub config: PoolConfig,
+    /// Timeouts, health policy, metrics (changed in place by reload).
+    pub shared: PoolShared,
 }
 
-/// Binds every listener of `config` before anything is served.
-pub async fn bind_all(config: &Config) -> Result<Vec<Listener>, AppError> {
-    let mut out = Vec::new();
-    for pool in &config.pools {
-        out.push(bind(&pool.listen).await?);
-    }
-    Ok(out)
+/// The running proxy: its pools, metrics and the config applied last.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Every metric.
+    pub metrics: Arc<Metrics>,
+    /// One per listener.
+    pub pools: Vec<RunningPool>,
+    /// The config file, for reloads.
+    pub config_path: Option<PathBuf>,
+    /// The config applied last and the hash of its text; held during a reload.
+    pub applied: tokio::sync::Mutex<(Config, u64)>,
 }
 
 async fn bind(listen: &Listen) -> Result<Listener, AppError> {
@@ -67,37 +74,95 @@ async fn bind(listen: &Listen) -> Result<Listener, AppError> {
     }
 }
 
-/// Builds the pool runtimes (spawns backend connection tasks).
-pub fn start_pools(config: &Config) -> Vec<RunningPool> {
-    config
-        .pools
-        .iter()
-        .map(|p| {
-            let timeouts = Arc::new(Timeouts::new(p.connect_timeout, p.request_timeout));
-            let topo = Topology::build(p, &timeouts);
-            let router = Arc::new(Router::from_pointee(topo));
-            let ctx = Arc::new(PoolContext::new(p.name.clone(), router, p.max_clients));
-            RunningPool {
-                ctx,
-                timeouts,
-                config: p.clone(),
-            }
-        })
-        .collect()
+/// Builds one pool's runtime (spawns its backend connection and health tasks).
+pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>) -> RunningPool {
+    let shared = PoolShared {
+        pool: p.name.as_str().into(),
+        timeouts: Arc::new(Timeouts::new(p.connect_timeout, p.request_timeout)),
+        policy: Arc::new(HealthPolicy::new(&p.health)),
+        changed: Arc::new(tokio::sync::Notify::new()),
+        metrics: metrics.clone(),
+    };
+    let topo = Topology::build(p, &shared, &[], 1);
+    let pm = metrics.pool(&p.name);
+    pm.topology_version.set(1);
+    let router = Arc::new(Router::from_pointee(topo));
+    let ctx = Arc::new(PoolContext::new(p.name.clone(), router, p.max_clients, pm));
+    tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
+    RunningPool { ctx, shared }
 }
 
 /// Runs the proxy until SIGTERM/SIGINT or `shutdown`, then drains.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
-    let listeners = bind_all(&config).await?;
-    let pools = start_pools(&config);
+/// `config_hash` is the hash of the config file's text (see [`crate::reload`]).
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    config_hash: u64,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let mut listeners = Vec::new();
+    for pool in &config.pools {
+        listeners.push(bind(&pool.listen).await?);
+    }
+    let admin = match &config.admin {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a.as_str())
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: a.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let metrics = Metrics::new();
+    metrics.set_config_hash(&format!("{config_hash:016x}"));
+    let pools: Vec<RunningPool> = config
+        .pools
+        .iter()
+        .map(|p| start_pool(p, &metrics))
+        .collect();
     for (l, p) in listeners.into_iter().zip(&pools) {
-        tracing::info!(pool = %p.config.name, listen = ?p.config.listen, nodes = p.config.nodes.len(), "serving");
         tokio::spawn(accept_loop(l, p.ctx.clone(), shutdown.clone()));
     }
+    for p in &config.pools {
+        tracing::info!(pool = %p.name, listen = ?p.listen, nodes = p.nodes.len(), "serving");
+    }
+    let admin_addr = config.admin.clone();
+    let proxy = Arc::new(Proxy {
+        metrics,
+        pools,
+        config_path,
+        applied: tokio::sync::Mutex::new((config, config_hash)),
+    });
+    if let Some(l) = admin {
+        tracing::info!(admin = ?admin_addr, "admin listening");
+        tokio::spawn(crate::admin::serve(l, proxy.clone(), shutdown.clone()));
+    }
+    crate::reload::spawn_triggers(&proxy, &shutdown);
     wait_for_signal(&shutdown).await;
     shutdown.cancel();
-    drain(&pools).await;
+    drain(&proxy.pools).await;
     Ok(())
+}
+
+/// Rebuilds the ring when node health changes (only moves keys with `eject: true`).
+async fn ejection_loop(ctx: Arc<PoolContext>, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        changed.notified().await;
+        let _writer = ctx.writer.lock().await;
+        if let Some(t) = ctx.router.load().ejection_update() {
+            let off: Vec<&str> = t
+                .nodes
+                .iter()
+                .zip(&t.on_ring)
+                .filter(|(_, r)| !**r)
+                .map(|(n, _)| &*n.name)
+                .collect();
+            tracing::warn!(pool = %ctx.name, ejected = ?off, "ring rebuilt over live nodes");
+            ctx.router.store(Arc::new(t));
+        }
+    }
 }
 
 async fn wait_for_signal(shutdown: &CancellationToken) {

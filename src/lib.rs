@@ -31,12 +31,16 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod command;
 pub mod config;
 pub mod errors;
+pub mod metrics;
+pub mod reload;
 pub mod resp;
 pub mod route;
 pub mod server;
+pub mod status;
 pub mod topology;

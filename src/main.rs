@@ -31,16 +31,29 @@ enum Cmd {
         #[arg(required = true)]
         keys: Vec<std::ffi::OsString>,
     },
+    /// Print the ringproxy YAML equivalent of a nutcracker (twemproxy) config file.
+    Convert {
+        /// The nutcracker YAML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Cmd::Convert { file }) = &cli.cmd {
+        return convert(file);
+    }
     let Some(path) = cli.config.clone() else {
         eprintln!("ringproxy: --config FILE is required");
         return std::process::ExitCode::from(2);
     };
-    let config = match config::load(&path) {
-        Ok(c) => c,
+    let (config, hash) = match load(&path) {
+        Ok((c, notes, hash)) => {
+            for n in &notes {
+                eprintln!("{}: note: {n}", path.display());
+            }
+            (c, hash)
+        }
         Err(config::ConfigError::Invalid { path, problems }) => {
             for p in &problems {
                 eprintln!("{path}: {p}");
@@ -59,12 +72,52 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.cmd {
         Some(Cmd::Route { keys }) => route(&config, &keys),
-        None => serve(config, cli.log_json),
+        None | Some(Cmd::Convert { .. }) => serve(config, path, hash, cli.log_json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringproxy: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// A checked config, the notes on settings not used, and the hash of its text.
+type Loaded = (Config, Vec<config::Problem>, u64);
+
+/// Reads and checks a config file.
+fn load(path: &std::path::Path) -> Result<Loaded, config::ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| config::ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let hash = ringproxy::reload::text_hash(&text);
+    config::check(&text)
+        .map(|(c, notes)| (c, notes, hash))
+        .map_err(|problems| config::ConfigError::Invalid {
+            path: path.display().to_string(),
+            problems,
+        })
+}
+
+fn convert(file: &std::path::Path) -> std::process::ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ringproxy: cannot read {}: {e}", file.display());
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match config::nutcracker::parse(&text) {
+        Ok(nc) => {
+            print!("{}", config::convert::nutcracker_to_ringproxy(&nc));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", file.display());
+            }
             std::process::ExitCode::from(1)
         }
     }
@@ -87,7 +140,7 @@ fn route(config: &Config, keys: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config, log_json: bool) -> anyhow::Result<()> {
+fn serve(config: Config, path: PathBuf, hash: u64, log_json: bool) -> anyhow::Result<()> {
     init_logging(&config, log_json);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if config.workers > 0 {
@@ -97,7 +150,14 @@ fn serve(config: Config, log_json: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(ringproxy::app::run(config, CancellationToken::new()))?;
+    // Absolute but NOT resolved: a Kubernetes ConfigMap swaps the symlink behind it.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    rt.block_on(ringproxy::app::run(
+        config,
+        Some(path),
+        hash,
+        CancellationToken::new(),
+    ))?;
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! A topology snapshot: nodes, placement, command table and live settings of one
 //! pool, published through arc-swap. Sessions load one snapshot per batch of
-//! requests and never hold it across an `.await`.
+//! requests and never hold it across an `.await`. New snapshots are built off the
+//! hot path (reload, ejection) and swapped in with one store.
 
-use crate::backend::conn::Timeouts;
-use crate::backend::pool::{Node, PoolSpec};
+use crate::backend::pool::{Node, PoolShared, PoolSpec};
 use crate::command::CommandTable;
 use crate::config::PoolConfig;
 use crate::route::{NodeSpec, Placement, PlacementSpec};
@@ -26,23 +26,31 @@ pub struct SessionLimits {
 /// One immutable version of a pool's routing state.
 #[derive(Debug)]
 pub struct Topology {
-    /// Increases by one per applied change.
+    /// Config version: increases by one per applied reload.
     pub version: u64,
+    /// The config it was built from.
+    pub config: Arc<PoolConfig>,
     /// Nodes in config order.
     pub nodes: Vec<Arc<Node>>,
+    /// Which nodes are on the ring (false: ejected).
+    pub on_ring: Vec<bool>,
     /// Key → node index.
     pub placement: Placement,
     /// Commands.
     pub commands: Arc<CommandTable>,
     /// Per-session settings.
     pub limits: SessionLimits,
-    /// Whether keys of down nodes move (true) or fail (false).
-    pub eject: bool,
 }
 
 impl Topology {
-    /// Builds the first topology of a pool (spawns the node connection tasks).
-    pub fn build(cfg: &PoolConfig, timeouts: &Arc<Timeouts>) -> Topology {
+    /// Builds a topology for `cfg`, reusing `old` nodes whose name, address, weight
+    /// and identity are unchanged (they keep their connections and health).
+    pub fn build(
+        cfg: &PoolConfig,
+        shared: &PoolShared,
+        old: &[Arc<Node>],
+        version: u64,
+    ) -> Topology {
         let pool = PoolSpec {
             connections: cfg.connections,
             password: cfg.backend_password.clone(),
@@ -52,27 +60,81 @@ impl Topology {
         let nodes: Vec<Arc<Node>> = cfg
             .nodes
             .iter()
-            .map(|n| Arc::new(Node::new(n, &pool, timeouts)))
+            .map(|n| match old.iter().find(|o| o.same_as(n, &pool)) {
+                Some(o) => o.clone(),
+                None => Arc::new(Node::new(n, &pool, shared)),
+            })
             .collect();
-        let placement = placement_for(cfg, &vec![true; nodes.len()]);
-        Topology {
-            version: 1,
+        let on_ring = vec![true; nodes.len()];
+        let mut t = Topology {
+            version,
+            config: Arc::new(cfg.clone()),
+            placement: placement_for(cfg, &on_ring),
+            on_ring,
             nodes,
-            placement,
             commands: Arc::new(CommandTable::new(&cfg.commands)),
             limits: limits_of(cfg),
-            eject: cfg.health.eject,
+        };
+        if let Some(ejected) = t.ejection_update() {
+            t = ejected;
         }
+        t
     }
 
     /// The node owning `key`, if any is live.
     pub fn node_for_key(&self, key: &[u8]) -> Option<usize> {
         self.placement.node_for_key(key)
     }
+
+    /// Whether keys of down nodes move to live nodes.
+    pub fn eject(&self) -> bool {
+        self.config.health.eject
+    }
+
+    /// A copy with the ring rebuilt over the nodes that should be on it now, or
+    /// `None` when nothing changes. With `eject: false` every node stays on the ring.
+    pub fn ejection_update(&self) -> Option<Topology> {
+        let on_ring = self.wanted_on_ring();
+        if on_ring == self.on_ring {
+            return None;
+        }
+        Some(Topology {
+            version: self.version,
+            config: self.config.clone(),
+            nodes: self.nodes.clone(),
+            placement: placement_for(&self.config, &on_ring),
+            on_ring,
+            commands: self.commands.clone(),
+            limits: self.limits.clone(),
+        })
+    }
+
+    /// Down nodes leave the ring, at most `max_ejected_percent` of all nodes; nodes
+    /// already off the ring keep their place in that budget.
+    fn wanted_on_ring(&self) -> Vec<bool> {
+        if !self.eject() {
+            return vec![true; self.nodes.len()];
+        }
+        let cap = self.nodes.len() * self.config.health.max_ejected_percent as usize / 100;
+        let down: Vec<bool> = self.nodes.iter().map(|n| n.health.is_down()).collect();
+        let mut on_ring: Vec<bool> = down
+            .iter()
+            .zip(&self.on_ring)
+            .map(|(&d, &was)| !d || was)
+            .collect();
+        let mut ejected = on_ring.iter().filter(|&&r| !r).count();
+        for (i, &d) in down.iter().enumerate() {
+            if d && on_ring[i] && ejected < cap {
+                on_ring[i] = false;
+                ejected += 1;
+            }
+        }
+        on_ring
+    }
 }
 
-/// Placement over `cfg`'s nodes with the given liveness.
-pub fn placement_for(cfg: &PoolConfig, live: &[bool]) -> Placement {
+/// Placement over `cfg`'s nodes with the given ring membership.
+pub fn placement_for(cfg: &PoolConfig, on_ring: &[bool]) -> Placement {
     let spec = PlacementSpec {
         mode: cfg.mode,
         function: cfg.function,
@@ -82,7 +144,7 @@ pub fn placement_for(cfg: &PoolConfig, live: &[bool]) -> Placement {
     let nodes: Vec<NodeSpec<'_>> = cfg
         .nodes
         .iter()
-        .zip(live)
+        .zip(on_ring)
         .map(|(n, &live)| NodeSpec {
             identity: n.identity.as_bytes(),
             weight: n.weight,

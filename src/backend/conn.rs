@@ -8,12 +8,14 @@
 //! replies could no longer be matched: only its own in-flight requests fail.
 
 use super::backoff::Backoff;
-use super::health::NodeHealth;
+use super::handshake;
+use super::health::{NodeHealth, is_unavailable_reply};
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
-use crate::resp::reply::{is_error, reply_len};
-use crate::resp::{Proto, encode};
+use crate::metrics::{NodeErrorKind, NodeMetrics};
+use crate::resp::Proto;
+use crate::resp::reply::reply_len;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -141,19 +143,14 @@ impl ConnHandle {
 }
 
 /// Spawns a connection task. It connects on the first request (or at once with `preconnect`).
-pub fn spawn(
-    spec: ConnSpec,
-    timeouts: Arc<Timeouts>,
-    health: Arc<NodeHealth>,
-    preconnect: bool,
-) -> ConnHandle {
+pub fn spawn(spec: ConnSpec, env: ConnEnv, preconnect: bool) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = ConnTask {
         spec,
-        timeouts,
-        health,
+        env,
         rx,
         backoff: Backoff::new(seed_of(&tx)),
+        failed_before: false,
     };
     tokio::spawn(task.run(preconnect));
     ConnHandle { tx }
@@ -163,12 +160,23 @@ fn seed_of<T>(t: &T) -> u64 {
     t as *const T as u64
 }
 
+/// What a connection task shares with its node.
+#[derive(Debug, Clone)]
+pub struct ConnEnv {
+    /// Pool timeouts.
+    pub timeouts: Arc<Timeouts>,
+    /// Node health (passive failures are reported here).
+    pub health: Arc<NodeHealth>,
+    /// Node metric handles.
+    pub metrics: NodeMetrics,
+}
+
 struct ConnTask {
     spec: ConnSpec,
-    timeouts: Arc<Timeouts>,
-    health: Arc<NodeHealth>,
+    env: ConnEnv,
     rx: mpsc::UnboundedReceiver<BackendRequest>,
     backoff: Backoff,
+    failed_before: bool,
 }
 
 /// How a connected session ended.
@@ -190,13 +198,17 @@ impl ConnTask {
                 }
             }
             preconnect = false;
-            if self.health.is_down() {
+            if self.env.health.is_down() {
                 self.fail_queued(first.take(), BackendError::Down);
                 continue;
             }
             match self.connect().await {
                 Ok(stream) => {
                     self.backoff.reset();
+                    if std::mem::take(&mut self.failed_before) {
+                        self.env.metrics.reconnects.inc();
+                    }
+                    self.env.metrics.backend_connections.inc();
                     let end = match stream {
                         BackendStream::Tcp(mut s) => {
                             let (r, w) = s.split();
@@ -207,12 +219,16 @@ impl ConnTask {
                             self.serve(r, w, first.take()).await
                         }
                     };
+                    self.env.metrics.backend_connections.dec();
                     if let End::Closed = end {
                         return;
                     }
+                    self.failed_before = true;
                 }
                 Err(e) => {
                     tracing::debug!(node = %self.spec.node, error = %e, "backend connect failed");
+                    self.env.health.report_failure();
+                    self.failed_before = true;
                     self.fail_queued(first.take(), BackendError::Down);
                     if self.pause_failing().await {
                         return;
@@ -224,10 +240,14 @@ impl ConnTask {
 
     /// Fails `first` and everything queued now.
     fn fail_queued(&mut self, first: Option<BackendRequest>, err: BackendError) {
-        if let Some(r) = first {
-            r.reply.send(Err(err));
-        }
-        while let Ok(r) = self.rx.try_recv() {
+        let kind = NodeErrorKind::of(err);
+        for r in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.rx.try_recv().ok()))
+        {
+            if let Some(k) = kind {
+                self.env.metrics.error(k);
+            }
             r.reply.send(Err(err));
         }
     }
@@ -240,7 +260,10 @@ impl ConnTask {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return false,
                 r = self.rx.recv() => match r {
-                    Some(r) => r.reply.send(Err(BackendError::Down)),
+                    Some(r) => {
+                        self.env.metrics.error(NodeErrorKind::Down);
+                        r.reply.send(Err(BackendError::Down));
+                    }
                     None => return true,
                 },
             }
@@ -248,13 +271,13 @@ impl ConnTask {
     }
 
     async fn connect(&mut self) -> std::io::Result<BackendStream> {
-        let mut stream = connect(&self.spec.addr, self.timeouts.connect()).await?;
-        let hello = handshake(&self.spec);
+        let mut stream = connect(&self.spec.addr, self.env.timeouts.connect()).await?;
+        let hello = handshake::commands(&self.spec);
         if !hello.is_empty() {
-            let deadline = self.timeouts.connect().max(self.timeouts.request());
+            let deadline = self.env.timeouts.connect().max(self.env.timeouts.request());
             match &mut stream {
-                BackendStream::Tcp(s) => run_handshake(s, &hello, deadline).await?,
-                BackendStream::Unix(s) => run_handshake(s, &hello, deadline).await?,
+                BackendStream::Tcp(s) => handshake::run(s, &hello, deadline).await?,
+                BackendStream::Unix(s) => handshake::run(s, &hello, deadline).await?,
             }
         }
         tracing::debug!(node = %self.spec.node, proto = ?self.spec.proto, "backend connected");
@@ -266,13 +289,11 @@ impl ConnTask {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut st = Pipeline::default();
-        if let Some(r) = first {
-            st.push(r, self.timeouts.request());
-        }
+        let mut st = Pipeline::new(self.env.clone());
+        st.push_all(first);
         let mut batch = Vec::with_capacity(BATCH);
         let mut open = true;
-        let timer = tokio::time::sleep(self.timeouts.request());
+        let timer = tokio::time::sleep(self.env.timeouts.request());
         tokio::pin!(timer);
         let mut armed = false;
         loop {
@@ -282,27 +303,20 @@ impl ConnTask {
             }
             tokio::select! {
                 biased;
-                r = rd.read_buf(&mut st.rbuf) => {
-                    match r {
-                        Ok(0) | Err(_) => return self.broken(&mut st, BackendError::ConnectionLost),
-                        Ok(_) => if let Err(e) = st.dispatch_replies() {
-                            return self.broken(&mut st, e);
-                        },
-                    }
-                }
+                r = rd.read_buf(&mut st.rbuf) => match r {
+                    Ok(0) | Err(_) => return self.broken(&mut st, BackendError::ConnectionLost),
+                    Ok(_) => if let Err(e) = st.dispatch_replies() {
+                        return self.broken(&mut st, e);
+                    },
+                },
                 r = wr.write_buf(&mut st.wbuf), if !st.wbuf.is_empty() => {
                     if r.is_err() {
                         return self.broken(&mut st, BackendError::ConnectionLost);
                     }
                 }
                 n = self.rx.recv_many(&mut batch, BATCH), if open && st.wbuf.len() < WRITE_HIGH_WATER => {
-                    if n == 0 {
-                        open = false;
-                    }
-                    let timeout = self.timeouts.request();
-                    for r in batch.drain(..) {
-                        st.push(r, timeout);
-                    }
+                    open = n > 0;
+                    st.push_all(batch.drain(..));
                 }
                 _ = &mut timer, if armed => {
                     armed = false;
@@ -320,7 +334,13 @@ impl ConnTask {
 
     /// Fails every in-flight request with `err`, and what is queued with ConnectionLost.
     fn broken(&mut self, st: &mut Pipeline, err: BackendError) -> End {
+        self.env.health.report_failure();
+        let kind = NodeErrorKind::of(err);
         for (r, _) in st.inflight.drain(..) {
+            self.env.metrics.inflight.dec();
+            if let Some(k) = kind {
+                self.env.metrics.error(k);
+            }
             r.send(Err(err));
         }
         self.fail_queued(None, BackendError::ConnectionLost);
@@ -328,35 +348,52 @@ impl ConnTask {
     }
 }
 
-/// In-flight state of one connected socket.
-#[derive(Default)]
+/// In-flight state of one connected socket: who waits for each reply (with the time
+/// the request was queued for writing), bytes to write, bytes read.
 struct Pipeline {
+    env: ConnEnv,
     inflight: VecDeque<(ReplyTo, Instant)>,
     wbuf: BytesMut,
     rbuf: BytesMut,
 }
 
 impl Pipeline {
-    fn push(&mut self, r: BackendRequest, timeout: Duration) {
-        if self.rbuf.capacity() == 0 {
-            self.rbuf.reserve(READ_BUF);
+    fn new(env: ConnEnv) -> Pipeline {
+        Pipeline {
+            env,
+            inflight: VecDeque::new(),
+            wbuf: BytesMut::new(),
+            rbuf: BytesMut::with_capacity(READ_BUF),
         }
-        self.wbuf.extend_from_slice(&r.frame);
-        self.inflight.push_back((r.reply, Instant::now() + timeout));
     }
 
+    fn push_all(&mut self, reqs: impl IntoIterator<Item = BackendRequest>) {
+        let now = Instant::now();
+        for r in reqs {
+            self.wbuf.extend_from_slice(&r.frame);
+            self.inflight.push_back((r.reply, now));
+            self.env.metrics.requests.inc();
+            self.env.metrics.inflight.inc();
+        }
+    }
+
+    /// When the oldest in-flight request times out (the timeout is read now, so a
+    /// reload's new value applies to requests already in flight).
     fn front_deadline(&self) -> Option<Instant> {
-        self.inflight.front().map(|(_, d)| *d)
+        let timeout = self.env.timeouts.request();
+        self.inflight.front().map(|(_, sent)| *sent + timeout)
     }
 
     /// Hands every complete reply in `rbuf` to its waiter.
     fn dispatch_replies(&mut self) -> Result<(), BackendError> {
+        let now = Instant::now();
         while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
             let reply = self.rbuf.split_to(n).freeze();
             if reply.first() == Some(&b'>') {
                 continue; // out-of-band push on a shared connection: not anyone's reply
             }
-            let (to, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
+            let (to, sent) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
+            self.account(&reply, now - sent);
             to.send(Ok(reply));
         }
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
@@ -364,73 +401,17 @@ impl Pipeline {
         }
         Ok(())
     }
-}
 
-/// The login commands for `spec` (HELLO 3 / AUTH / SELECT), as one buffer.
-fn handshake(spec: &ConnSpec) -> Vec<Bytes> {
-    let mut cmds = Vec::new();
-    let pw = spec.password.as_deref();
-    match (spec.proto, pw) {
-        (Proto::Resp3, Some(p)) => cmds.push(command(&[
-            b"HELLO",
-            b"3",
-            b"AUTH",
-            b"default",
-            p.as_bytes(),
-        ])),
-        (Proto::Resp3, None) => cmds.push(command(&[b"HELLO", b"3"])),
-        (Proto::Resp2, Some(p)) => cmds.push(command(&[b"AUTH", p.as_bytes()])),
-        (Proto::Resp2, None) => {}
-    }
-    if spec.db != 0 {
-        cmds.push(command(&[b"SELECT", spec.db.to_string().as_bytes()]));
-    }
-    cmds
-}
-
-fn command(args: &[&[u8]]) -> Bytes {
-    let mut b = BytesMut::new();
-    encode::array_header(&mut b, args.len());
-    for a in args {
-        encode::bulk(&mut b, a);
-    }
-    b.freeze()
-}
-
-/// Writes the login commands and checks that none failed.
-async fn run_handshake<S>(s: &mut S, cmds: &[Bytes], deadline: Duration) -> std::io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let fut = async {
-        for c in cmds {
-            s.write_all(c).await?;
-        }
-        let mut buf = BytesMut::with_capacity(1024);
-        let mut seen = 0;
-        while seen < cmds.len() {
-            if s.read_buf(&mut buf).await? == 0 {
-                return Err(std::io::Error::other("closed during handshake"));
-            }
-            while let Ok(Some(n)) = reply_len(&buf) {
-                let r = buf.split_to(n);
-                if is_error(&r) {
-                    let text = String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
-                    return Err(std::io::Error::other(format!(
-                        "backend refused login: {text}"
-                    )));
-                }
-                seen += 1;
+    fn account(&self, reply: &[u8], elapsed: Duration) {
+        let m = &self.env.metrics;
+        m.inflight.dec();
+        m.observe(elapsed);
+        if reply.first() == Some(&b'-') {
+            m.error(NodeErrorKind::ErrorReply);
+            if is_unavailable_reply(reply) {
+                return self.env.health.report_failure();
             }
         }
-        Ok(())
-    };
-    tokio::time::timeout(deadline, fut)
-        .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "handshake timeout",
-            ))
-        })
+        self.env.health.report_ok();
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod conn;
+pub mod handshake;
 pub mod health;
 pub mod pool;
 pub mod stream;

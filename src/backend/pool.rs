@@ -1,13 +1,14 @@
 //! A node: its identity, its shared connections (per RESP version) and its health.
 
 use super::conn::{self, ConnHandle, ConnSpec, Timeouts};
-use super::health::NodeHealth;
+use super::health::{HealthPolicy, NodeHealth, check_loop};
 use crate::config::{NodeAddr, NodeConfig};
+use crate::metrics::{Metrics, NodeMetrics};
 use crate::resp::Proto;
 use std::sync::Arc;
 
 /// How a pool's nodes connect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSpec {
     /// Connections per node and protocol version.
     pub connections: usize,
@@ -19,6 +20,21 @@ pub struct PoolSpec {
     pub preconnect: bool,
 }
 
+/// What a pool's nodes share, stable across reloads (changed in place).
+#[derive(Debug, Clone)]
+pub struct PoolShared {
+    /// Pool name (metric label).
+    pub pool: Arc<str>,
+    /// Connect and request timeouts.
+    pub timeouts: Arc<Timeouts>,
+    /// Health thresholds.
+    pub policy: Arc<HealthPolicy>,
+    /// Notified on every node up/down transition.
+    pub changed: Arc<tokio::sync::Notify>,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
 /// One backend node. Shared by every topology version in which it is unchanged, so
 /// a reload keeps its connections and its health.
 #[derive(Debug)]
@@ -27,16 +43,35 @@ pub struct Node {
     pub name: Arc<str>,
     /// Where it is.
     pub addr: NodeAddr,
+    /// Relative weight.
+    pub weight: u32,
+    /// String hashed onto the ring.
+    pub identity: String,
     /// Health state.
     pub health: Arc<NodeHealth>,
+    /// Metric handles, resolved once.
+    pub metrics: NodeMetrics,
+    spec: PoolSpec,
     conns: [Vec<ConnHandle>; 2],
 }
 
 impl Node {
-    /// Creates the node and spawns its connection tasks (they connect lazily).
-    pub fn new(cfg: &NodeConfig, pool: &PoolSpec, timeouts: &Arc<Timeouts>) -> Node {
+    /// Creates the node and spawns its connection tasks (they connect lazily) and
+    /// its health checker (it ends when the node is dropped).
+    pub fn new(cfg: &NodeConfig, pool: &PoolSpec, shared: &PoolShared) -> Node {
         let name: Arc<str> = cfg.name.as_str().into();
-        let health = Arc::new(NodeHealth::default());
+        let metrics = shared.metrics.node(&shared.pool, &name);
+        let health = Arc::new(NodeHealth::new(
+            name.clone(),
+            shared.policy.clone(),
+            shared.changed.clone(),
+            Some(metrics.clone()),
+        ));
+        tokio::spawn(check_loop(
+            cfg.addr.clone(),
+            Arc::downgrade(&health),
+            shared.policy.clone(),
+        ));
         let make = |proto: Proto| -> Vec<ConnHandle> {
             (0..pool.connections.max(1))
                 .map(|_| {
@@ -48,7 +83,12 @@ impl Node {
                         db: pool.db,
                     };
                     let pre = pool.preconnect && proto == Proto::Resp2;
-                    conn::spawn(spec, timeouts.clone(), health.clone(), pre)
+                    let env = conn::ConnEnv {
+                        timeouts: shared.timeouts.clone(),
+                        health: health.clone(),
+                        metrics: metrics.clone(),
+                    };
+                    conn::spawn(spec, env, pre)
                 })
                 .collect()
         };
@@ -56,9 +96,23 @@ impl Node {
         Node {
             name,
             addr: cfg.addr.clone(),
+            weight: cfg.weight,
+            identity: cfg.identity.clone(),
             health,
+            metrics,
+            spec: pool.clone(),
             conns,
         }
+    }
+
+    /// Whether this node can serve as `cfg` in a pool built with `pool` unchanged
+    /// (same name, address, weight, identity and connection settings).
+    pub fn same_as(&self, cfg: &NodeConfig, pool: &PoolSpec) -> bool {
+        *self.name == *cfg.name
+            && self.addr == cfg.addr
+            && self.weight == cfg.weight
+            && self.identity == cfg.identity
+            && self.spec == *pool
     }
 
     /// The connection a session uses for `proto`: always the same one for a given

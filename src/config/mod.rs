@@ -2,13 +2,25 @@
 //! named constants, validation, and the nutcracker file format.
 //!
 //! [`load`] reads a file (ringproxy or nutcracker format), validates it and returns a
-//! [`Config`], or every problem found with its line.
+//! [`Config`], or every problem found with its line. [`check`] (for `--check`) also
+//! returns the notes: settings accepted but not used, or used differently.
+//! [`convert`] prints a nutcracker pool as an equivalent ringproxy file.
+//!
+//! Messages read `path: what is wrong`, the path written like the YAML
+//! (`nodes[1].weight: 0 is out of range 1..=100`, `alpha.servers[0]: ...` for a
+//! nutcracker pool `alpha`), with the 1-based line in [`Problem::line`].
 
+pub mod checks;
+pub mod convert;
 pub mod duration;
+mod locate;
 pub mod nutcracker;
 pub mod schema;
+pub mod size;
 mod validate;
 pub mod yaml;
+
+pub use checks::HASH_NAMES;
 
 use std::path::Path;
 
@@ -67,9 +79,79 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text (either format).
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    check(text).map(|(config, _notes)| config)
+}
+
+/// Parses and validates config text (either format), for `--check`: the config and
+/// its notes (settings accepted but unused or used differently, worth showing), or
+/// every problem.
+pub fn check(text: &str) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     if nutcracker::looks_like_nutcracker(text) {
-        return nutcracker::parse(text).map(|c| c.config);
+        return nutcracker::parse(text).map(|n| (n.config, n.notes));
     }
     let file: FileConfig = yaml::parse_yaml(text).map_err(|p| vec![p])?;
     validate::validate(text, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example under conf/ loads and validates.
+    #[test]
+    fn every_conf_file_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let (config, notes) =
+                    check(&text).unwrap_or_else(|p| panic!("{}: {p:?}", path.display()));
+                assert!(!config.pools.is_empty());
+                let nutcracker = nutcracker::looks_like_nutcracker(&text);
+                assert!(
+                    nutcracker || notes.is_empty(),
+                    "{}: {notes:?}",
+                    path.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 3,
+            "expected the three examples in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn the_compat_example_is_twemproxy_mode() {
+        let c = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/twemproxy-compat.yaml"))
+            .unwrap();
+        let ids: Vec<&str> = c.pools[0]
+            .nodes
+            .iter()
+            .map(|n| n.identity.as_str())
+            .collect();
+        assert_eq!(ids, ["127.0.0.1:7001", "127.0.0.1:7002", "cache-c"]);
+        assert_eq!(c.pools[0].mode, crate::route::HashMode::Twemproxy);
+    }
+
+    #[test]
+    fn load_reports_the_path() {
+        let err = load(Path::new("/nonexistent/ringproxy.yaml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read /nonexistent/ringproxy.yaml")
+        );
+        let problem = Problem {
+            line: Some(3),
+            message: "x: y".into(),
+        };
+        assert_eq!(problem.to_string(), "line 3: x: y");
+    }
 }

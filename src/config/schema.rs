@@ -34,6 +34,11 @@ pub const DEFAULT_HEALTH_SUCCESSES: u32 = 2;
 pub const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
 /// Default hash tag.
 pub const DEFAULT_HASH_TAG: &str = "{}";
+/// Largest node weight in ringproxy mode (640 points per unit of weight).
+pub const MAX_WEIGHT: u32 = 100;
+/// Largest node weight in twemproxy mode (nutcracker accepts large weights, e.g. 100000;
+/// the point count there does not grow with weight).
+pub const MAX_TWEMPROXY_WEIGHT: u32 = 1_000_000;
 
 /// The ringproxy YAML file, as written by the operator. Unknown fields are errors.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +49,7 @@ pub struct FileConfig {
     /// Admin HTTP listener (`host:port`), or `null` for none. Default `127.0.0.1:9121`.
     #[serde(default = "default_admin")]
     pub admin: Option<String>,
-    /// Tokio worker threads; 0 = number of cores. Default 0.
+    /// Tokio worker threads, 0..=1024; 0 = number of cores. Default 0.
     #[serde(default)]
     pub workers: usize,
     /// Backend Redis nodes. Required, at least one.
@@ -64,7 +69,7 @@ pub struct FileConfig {
     /// Active health checks and ejection policy.
     #[serde(default)]
     pub health: HealthFile,
-    /// Password clients must send with AUTH; `null` (default) = no auth.
+    /// Password clients must send with AUTH (non-empty); `null` (default) = no auth.
     #[serde(default)]
     pub auth: Option<String>,
     /// How the proxy logs in to backends.
@@ -95,7 +100,7 @@ pub struct NodeFile {
     pub name: Option<String>,
     /// `host:port` (or `unix:/path` for a local socket). Required.
     pub addr: String,
-    /// Relative weight, 1..=10000. Default 1.
+    /// Relative weight, 1..=100 (twemproxy mode: 1..=1000000). Default 1.
     #[serde(default = "one")]
     pub weight: u32,
 }
@@ -133,14 +138,18 @@ impl Default for HashFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolFile {
-    /// Shared, pipelined connections per node (per RESP version in use). Default 1.
+    /// Shared, pipelined connections per node (per RESP version in use), 1..=64. Default 1.
     pub connections: usize,
+    /// Connect to every node at start instead of on first use (nutcracker
+    /// `preconnect`). Default false.
+    pub preconnect: bool,
 }
 
 impl Default for PoolFile {
     fn default() -> Self {
         PoolFile {
             connections: DEFAULT_POOL_CONNECTIONS,
+            preconnect: false,
         }
     }
 }
@@ -149,10 +158,10 @@ impl Default for PoolFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsFile {
-    /// Backend connect timeout. Default 500ms.
+    /// Backend connect timeout, more than 0 and at most 1m. Default 500ms.
     #[serde(with = "super::duration")]
     pub connect: Duration,
-    /// Time a backend may take to answer a request. Default 2s.
+    /// Time a backend may take to answer a request, more than 0 and at most 1h. Default 2s.
     #[serde(with = "super::duration")]
     pub request: Duration,
 }
@@ -170,13 +179,19 @@ impl Default for TimeoutsFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsFile {
-    /// Concurrent client connections; more are answered with an error and closed. Default 10000.
+    /// Concurrent client connections; more are answered with an error and closed.
+    /// 1..=1000000. Default 10000.
     pub max_clients: usize,
-    /// Requests in flight per client; beyond it the proxy stops reading that client. Default 1024.
+    /// Requests in flight per client; beyond it the proxy stops reading that client.
+    /// 1..=1000000. Default 1024.
     pub max_pipeline: usize,
-    /// Largest request in bytes; a larger one gets an error and the connection is closed. Default 64 MiB.
+    /// Largest request in bytes; a larger one gets an error and the connection is closed.
+    /// Written as bytes (`1048576`) or with a binary suffix (`512KiB`, `64MiB`, `1GiB`).
+    /// 1KiB..=4GiB. Default 64MiB.
+    #[serde(deserialize_with = "super::size::deserialize")]
     pub max_request_size: usize,
-    /// Dedicated backend connections (transactions, blocking, pub/sub) at once. Default 1024.
+    /// Dedicated backend connections (transactions, blocking, pub/sub) at once.
+    /// 1..=1000000. Default 1024.
     pub max_dedicated: usize,
 }
 
@@ -195,20 +210,25 @@ impl Default for LimitsFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthFile {
-    /// Time between PINGs to each node. Default 1s.
+    /// Time between PINGs to each node, 10ms..=1h. Default 1s.
     #[serde(with = "super::duration")]
     pub interval: Duration,
-    /// Time a PING may take. Default 500ms.
+    /// Time a PING may take, more than 0 and at most 1m. Default 500ms.
     #[serde(with = "super::duration")]
     pub timeout: Duration,
-    /// Consecutive failures before a node is down. Default 3.
+    /// Consecutive failures before a node is down, 1..=1000. Default 3.
     pub failures: u32,
-    /// Consecutive successes before a down node is up. Default 2.
+    /// Consecutive successes before a down node is up, 1..=1000. Default 2.
     pub successes: u32,
     /// false (default): keys of a down node get an error; true: they move to the next live node.
     pub eject: bool,
-    /// Most nodes that may be ejected at once, in percent of all nodes. Default 50.
+    /// Most nodes that may be ejected at once, in percent of all nodes, 0..=100. Default 50.
     pub max_ejected_percent: u32,
+    /// With `eject: true`: an ejected node gets traffic again after this long even if
+    /// health checks have not brought it back (nutcracker `server_retry_timeout`).
+    /// More than 0 and at most 1h. Default none (health checks decide).
+    #[serde(deserialize_with = "super::duration::deserialize_opt")]
+    pub retry_timeout: Option<Duration>,
 }
 
 impl Default for HealthFile {
@@ -220,6 +240,7 @@ impl Default for HealthFile {
             successes: DEFAULT_HEALTH_SUCCESSES,
             eject: false,
             max_ejected_percent: DEFAULT_MAX_EJECTED_PERCENT,
+            retry_timeout: None,
         }
     }
 }
@@ -228,9 +249,9 @@ impl Default for HealthFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendFile {
-    /// Password sent with AUTH on every backend connection. Default none.
+    /// Password sent with AUTH on every backend connection (non-empty). Default none.
     pub password: Option<String>,
-    /// Database selected on every backend connection. Default 0.
+    /// Database selected on every backend connection (any number the backends accept). Default 0.
     pub db: u32,
 }
 
@@ -238,18 +259,19 @@ pub struct BackendFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandFile {
-    /// Command name, case-insensitive, e.g. `JSON.GET`.
+    /// Command name, case-insensitive, e.g. `JSON.GET`. Required, no spaces, unique.
     pub name: String,
-    /// Redis arity: N = exactly N args incl. the name, -N = at least N. Default -2.
+    /// Redis arity: N = exactly N args incl. the name, -N = at least N; not 0. Default -2.
     #[serde(default = "minus_two")]
     pub arity: i32,
-    /// Position of the first key (1 = first argument). Default 1.
+    /// Position of the first key (1 = first argument), >= 1. Default 1.
     #[serde(default = "one_i32")]
     pub first_key: i32,
-    /// Position of the last key; -1 = last argument. Default 1.
+    /// Position of the last key, >= first_key; negative counts from the end (-1 = last
+    /// argument). Default 1.
     #[serde(default = "one_i32")]
     pub last_key: i32,
-    /// Step between keys. Default 1.
+    /// Step between keys, >= 1. Default 1.
     #[serde(default = "one_i32")]
     pub step: i32,
 }
@@ -267,7 +289,7 @@ fn one_i32() -> i32 {
 pub struct LogFile {
     /// `text` (default) or `json`.
     pub format: String,
-    /// Filter, e.g. `info` (default), `debug`, `ringproxy=debug`.
+    /// Filter, e.g. `info` (default), `debug`, `ringproxy=debug`. Not checked here.
     pub level: String,
 }
 
@@ -280,7 +302,8 @@ impl Default for LogFile {
     }
 }
 
-/// Validated configuration.
+/// Validated configuration. Units and defaults of each value: see the matching
+/// [`FileConfig`] field (nutcracker files: see [`super::nutcracker`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// One entry per client listener.
@@ -361,7 +384,8 @@ pub struct HealthConfig {
     pub retry_timeout: Option<Duration>,
 }
 
-/// Everything one listener needs.
+/// Everything one listener needs. Units and defaults: see the matching [`FileConfig`]
+/// fields (durations are [`Duration`]s, sizes are bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// Pool name (nutcracker pool name, or `default`).

@@ -1,62 +1,348 @@
-//! Validation of a [`FileConfig`] into a [`Config`]. SKELETON: the config helper
-//! replaces this file with full checks and line numbers.
+//! Validation of a ringproxy [`FileConfig`] into a [`Config`]: every problem is
+//! collected (not just the first), each as `path: what is wrong` with the line of the
+//! setting in the file (found by [`super::locate`]).
 
+use super::checks::{self as ck, Report};
+use super::locate::Seg::{self, Item, Key};
 use super::*;
 use crate::route::{Distribution, HashFunction, HashMode};
+use std::time::Duration;
 
-/// Validates `file` (parsed from `text`), returning every problem found.
-pub fn validate(text: &str, file: FileConfig) -> Result<Config, Vec<Problem>> {
-    let _ = text;
-    let nodes = file
-        .nodes
-        .iter()
-        .map(|n| {
-            let name = n.name.clone().unwrap_or_else(|| n.addr.clone());
-            NodeConfig {
-                identity: name.clone(),
-                name,
-                addr: NodeAddr::Tcp(n.addr.clone()),
-                weight: n.weight,
-            }
-        })
-        .collect();
-    let tag = file.hash.tag.as_bytes();
-    let pool = PoolConfig {
-        name: "default".into(),
-        listen: Listen::Tcp(file.listen.clone()),
-        nodes,
-        mode: HashMode::Ringproxy,
-        function: HashFunction::Ringproxy,
-        distribution: Distribution::Ketama,
-        tag: (tag.len() == 2).then(|| [tag[0], tag[1]]),
-        connections: file.pool.connections,
-        connect_timeout: file.timeouts.connect,
-        request_timeout: file.timeouts.request,
-        max_clients: file.limits.max_clients,
-        max_pipeline: file.limits.max_pipeline,
-        max_request_size: file.limits.max_request_size,
-        max_dedicated: file.limits.max_dedicated,
-        health: HealthConfig {
-            interval: file.health.interval,
-            timeout: file.health.timeout,
-            failures: file.health.failures,
-            successes: file.health.successes,
-            eject: file.health.eject,
-            max_ejected_percent: file.health.max_ejected_percent,
-            retry_timeout: None,
-        },
-        auth: file.auth.clone(),
-        backend_password: file.backend.password.clone(),
-        backend_db: file.backend.db,
-        commands: vec![],
-        allow_flush: file.allow_flush,
-        preconnect: false,
-    };
-    Ok(Config {
-        pools: vec![pool],
-        admin: file.admin.clone(),
-        workers: file.workers,
-        log_json: file.log.format == "json",
+/// Largest connect timeout.
+pub(super) const MAX_CONNECT: Duration = Duration::from_secs(60);
+/// Largest request timeout (also the largest health interval and retry timeout).
+pub(super) const MAX_REQUEST: Duration = Duration::from_secs(3600);
+/// Smallest health-check interval.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Largest `pool.connections` (also nutcracker `server_connections`).
+pub(super) const MAX_CONNECTIONS: usize = 64;
+const MAX_COUNT: usize = 1_000_000;
+
+/// Validates `file` (parsed from `text`): the config and its notes, or every problem.
+pub fn validate(text: &str, file: FileConfig) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
+    let mut r = Report::new(text);
+    let pool = pool(&mut r, &file);
+    let config = Config {
+        admin: admin(&mut r, &file),
+        workers: num(&mut r, &[Key("workers")], file.workers, 0, 1024),
+        log_json: log_json(&mut r, &file.log.format),
         log_level: file.log.level.clone(),
-    })
+        pools: vec![pool],
+    };
+    let (problems, notes) = r.finish();
+    if problems.is_empty() {
+        Ok((config, notes))
+    } else {
+        Err(problems)
+    }
 }
+
+/// Checks `lo <= v <= hi`; returns `v` either way (the result is only used when valid).
+pub(super) fn num<T: PartialOrd + std::fmt::Display + Copy>(
+    r: &mut Report,
+    p: &[Seg],
+    v: T,
+    lo: T,
+    hi: T,
+) -> T {
+    r.check(p, ck::range(v, lo, hi)).unwrap_or(v)
+}
+
+/// Checks `min <= d <= max` and `d > 0`; returns `d` either way.
+pub(super) fn dur(
+    r: &mut Report,
+    p: &[Seg],
+    d: Duration,
+    min: Duration,
+    max: Duration,
+) -> Duration {
+    r.check(p, ck::duration_in(d, min, max)).unwrap_or(d)
+}
+
+fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
+    let (mode, function, distribution, tag) = hash(r, &f.hash);
+    let listen = r.check(&[Key("listen")], ck::listen(&f.listen));
+    let t = &f.timeouts;
+    let l = &f.limits;
+    PoolConfig {
+        name: "default".into(),
+        listen: listen.unwrap_or_else(|| Listen::Tcp(f.listen.clone())),
+        nodes: nodes(r, &f.nodes, mode),
+        mode,
+        function,
+        distribution,
+        tag,
+        connections: num(
+            r,
+            &[Key("pool"), Key("connections")],
+            f.pool.connections,
+            1,
+            MAX_CONNECTIONS,
+        ),
+        connect_timeout: dur(
+            r,
+            &[Key("timeouts"), Key("connect")],
+            t.connect,
+            Duration::ZERO,
+            MAX_CONNECT,
+        ),
+        request_timeout: dur(
+            r,
+            &[Key("timeouts"), Key("request")],
+            t.request,
+            Duration::ZERO,
+            MAX_REQUEST,
+        ),
+        max_clients: num(
+            r,
+            &[Key("limits"), Key("max_clients")],
+            l.max_clients,
+            1,
+            MAX_COUNT,
+        ),
+        max_pipeline: num(
+            r,
+            &[Key("limits"), Key("max_pipeline")],
+            l.max_pipeline,
+            1,
+            MAX_COUNT,
+        ),
+        max_request_size: request_size(r, l.max_request_size),
+        max_dedicated: num(
+            r,
+            &[Key("limits"), Key("max_dedicated")],
+            l.max_dedicated,
+            1,
+            MAX_COUNT,
+        ),
+        health: health(r, &f.health),
+        auth: password(r, &[Key("auth")], &f.auth),
+        backend_password: password(r, &[Key("backend"), Key("password")], &f.backend.password),
+        backend_db: f.backend.db,
+        commands: commands(r, &f.commands),
+        allow_flush: f.allow_flush,
+        preconnect: f.pool.preconnect,
+    }
+}
+
+fn hash(r: &mut Report, h: &HashFile) -> (HashMode, HashFunction, Distribution, Option<[u8; 2]>) {
+    let p = |k| [Key("hash"), Key(k)];
+    let checked = r.check(&p("mode"), ck::mode(&h.mode));
+    let mode = checked.unwrap_or_default();
+    let function = match (&h.function, checked) {
+        (None, Some(HashMode::Twemproxy)) => {
+            HashFunction::from_name("fnv1a_64").unwrap_or_default()
+        }
+        (None, _) => HashFunction::Ringproxy,
+        (Some(_), Some(HashMode::Ringproxy)) => {
+            r.problem(
+                &p("function"),
+                "is only used with hash.mode: twemproxy; remove it or set the mode",
+            );
+            HashFunction::Ringproxy
+        }
+        (Some(name), _) => r
+            .check(&p("function"), ck::function(name))
+            .unwrap_or_default(),
+    };
+    let lenient = checked.unwrap_or(HashMode::Twemproxy);
+    let distribution = r.check(
+        &p("distribution"),
+        ck::distribution(&h.distribution, lenient),
+    );
+    let tag = r.check(&p("tag"), ck::tag(&h.tag)).flatten();
+    (mode, function, distribution.unwrap_or_default(), tag)
+}
+
+fn nodes(r: &mut Report, list: &[NodeFile], mode: HashMode) -> Vec<NodeConfig> {
+    if list.is_empty() {
+        r.problem(&[Key("nodes")], "at least one node is required");
+    }
+    let out: Vec<NodeConfig> = list
+        .iter()
+        .enumerate()
+        .map(|(i, n)| node(r, i, n, mode))
+        .collect();
+    let names: Vec<String> = out.iter().map(|n| n.name.clone()).collect();
+    let field = |i: usize| {
+        if list[i].name.is_some() {
+            "name"
+        } else {
+            "addr"
+        }
+    };
+    for (i, first) in ck::duplicates(&names) {
+        r.problem(
+            &[Key("nodes"), Item(i), Key(field(i))],
+            format!("name {:?} is already used by nodes[{first}]", names[i]),
+        );
+    }
+    let addrs: Vec<String> = out.iter().map(|n| ck::addr_text(&n.addr)).collect();
+    for (i, first) in ck::duplicates(&addrs) {
+        r.problem(
+            &[Key("nodes"), Item(i), Key("addr")],
+            format!("{:?} is already used by nodes[{first}]", addrs[i]),
+        );
+    }
+    let ids: Vec<String> = out.iter().map(|n| n.identity.clone()).collect();
+    for (i, first) in ck::duplicates(&ids)
+        .into_iter()
+        .filter(|(i, f)| names[*i] != names[*f])
+    {
+        let msg = format!(
+            "ring identity {:?} (nutcracker rule) is the same as nodes[{first}]'s",
+            ids[i]
+        );
+        r.problem(&[Key("nodes"), Item(i)], msg);
+    }
+    out
+}
+
+fn node(r: &mut Report, i: usize, n: &NodeFile, mode: HashMode) -> NodeConfig {
+    let p = |k| [Key("nodes"), Item(i), Key(k)];
+    let addr = r
+        .check(&p("addr"), ck::node_addr(&n.addr))
+        .unwrap_or_else(|| NodeAddr::Tcp(n.addr.clone()));
+    let max = if mode == HashMode::Twemproxy {
+        MAX_TWEMPROXY_WEIGHT
+    } else {
+        MAX_WEIGHT
+    };
+    let weight = num(r, &p("weight"), n.weight, 1, max);
+    if n.name.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        r.problem(&p("name"), "must not be empty; remove it to use the addr");
+    }
+    NodeConfig {
+        name: n.name.clone().unwrap_or_else(|| n.addr.clone()),
+        identity: ck::identity(mode, &addr, n.name.as_deref()),
+        addr,
+        weight,
+    }
+}
+
+fn request_size(r: &mut Report, v: usize) -> usize {
+    let p = [Key("limits"), Key("max_request_size")];
+    if !(1 << 10..=1 << 32).contains(&v) {
+        r.problem(
+            &p,
+            format!("{} is out of range 1KiB..=4GiB", size::format(v)),
+        );
+    }
+    v
+}
+
+fn health(r: &mut Report, h: &HealthFile) -> HealthConfig {
+    let p = |k| [Key("health"), Key(k)];
+    if h.retry_timeout.is_some() && !h.eject {
+        r.note(
+            &p("retry_timeout"),
+            "has no effect without health.eject: true",
+        );
+    }
+    HealthConfig {
+        interval: dur(r, &p("interval"), h.interval, MIN_INTERVAL, MAX_REQUEST),
+        timeout: dur(r, &p("timeout"), h.timeout, Duration::ZERO, MAX_CONNECT),
+        failures: num(r, &p("failures"), h.failures, 1, 1000),
+        successes: num(r, &p("successes"), h.successes, 1, 1000),
+        eject: h.eject,
+        max_ejected_percent: num(r, &p("max_ejected_percent"), h.max_ejected_percent, 0, 100),
+        retry_timeout: h
+            .retry_timeout
+            .map(|d| dur(r, &p("retry_timeout"), d, Duration::ZERO, MAX_REQUEST)),
+    }
+}
+
+/// A password: `None`, or a non-empty string.
+pub(super) fn password(r: &mut Report, p: &[Seg], pw: &Option<String>) -> Option<String> {
+    if pw.as_deref() == Some("") {
+        r.problem(
+            p,
+            "must not be empty; remove it (or write null) for no password",
+        );
+    }
+    pw.clone()
+}
+
+fn admin(r: &mut Report, f: &FileConfig) -> Option<String> {
+    let a = f.admin.as_ref()?;
+    r.check(&[Key("admin")], ck::host_port(a));
+    if *a == f.listen {
+        r.problem(
+            &[Key("admin")],
+            format!("{a:?} is also the client listen address"),
+        );
+    }
+    Some(a.clone())
+}
+
+fn log_json(r: &mut Report, format: &str) -> bool {
+    if !matches!(format, "text" | "json") {
+        r.problem(
+            &[Key("log"), Key("format")],
+            format!("{format:?} is not one of text, json"),
+        );
+    }
+    format == "json"
+}
+
+fn commands(r: &mut Report, list: &[CommandFile]) -> Vec<ExtraCommand> {
+    let out: Vec<ExtraCommand> = list
+        .iter()
+        .enumerate()
+        .map(|(i, c)| command(r, i, c))
+        .collect();
+    let names: Vec<String> = out.iter().map(|c| c.name.clone()).collect();
+    for (i, first) in ck::duplicates(&names) {
+        r.problem(
+            &[Key("commands"), Item(i), Key("name")],
+            format!("{:?} is already declared by commands[{first}]", names[i]),
+        );
+    }
+    out
+}
+
+fn command(r: &mut Report, i: usize, c: &CommandFile) -> ExtraCommand {
+    let p = |k| [Key("commands"), Item(i), Key(k)];
+    if c.name.is_empty() || c.name.contains(char::is_whitespace) {
+        r.problem(
+            &p("name"),
+            format!("{:?} is not a command name (non-empty, no spaces)", c.name),
+        );
+    }
+    if c.arity == 0 {
+        r.problem(
+            &p("arity"),
+            "0 is not valid: N = exactly N arguments with the name, -N = at least N",
+        );
+    }
+    if c.first_key < 1 {
+        r.problem(
+            &p("first_key"),
+            format!("{} must be 1 or more", c.first_key),
+        );
+    }
+    if c.last_key >= 0 && c.last_key < c.first_key {
+        r.problem(
+            &p("last_key"),
+            format!(
+                "{} must be >= first_key or negative (from the end)",
+                c.last_key
+            ),
+        );
+    }
+    if c.step < 1 {
+        r.problem(&p("step"), format!("{} must be 1 or more", c.step));
+    }
+    let name = c.name.to_ascii_uppercase();
+    ExtraCommand {
+        name,
+        arity: c.arity,
+        first_key: c.first_key,
+        last_key: c.last_key,
+        step: c.step,
+    }
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -3,10 +3,19 @@
 use super::Problem;
 use serde::de::DeserializeOwned;
 
-/// Parses `text` into `T`, mapping a syntax or schema error to a [`Problem`] with its line.
+/// Parses `text` into `T`, mapping a syntax or schema error to a [`Problem`] with its
+/// line (the message loses serde's own ` at line N column M` suffix: the line is in
+/// [`Problem::line`]).
 pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
-    serde_norway::from_str(text).map_err(|e| Problem {
-        line: e.location().map(|l| l.line()),
-        message: e.to_string(),
+    serde_norway::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
+            _ => message,
+        };
+        Problem {
+            line: e.location().map(|l| l.line()),
+            message,
+        }
     })
 }

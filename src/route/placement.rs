@@ -79,4 +79,88 @@ impl Placement {
     pub fn spec(&self) -> &PlacementSpec {
         &self.spec
     }
+
+    /// The ring (points or slots) behind this placement.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn twemproxy(function: HashFunction, distribution: Distribution) -> PlacementSpec {
+        PlacementSpec {
+            mode: HashMode::Twemproxy,
+            function,
+            distribution,
+            tag: Some(*b"{}"),
+        }
+    }
+
+    const EXAMPLE: [&str; 4] = [
+        "127.0.0.1:17001",
+        "127.0.0.1:17002",
+        "127.0.0.1:17003",
+        "127.0.0.1:17004",
+    ];
+
+    fn example_nodes() -> Vec<NodeSpec<'static>> {
+        EXAMPLE
+            .iter()
+            .map(|n| NodeSpec {
+                identity: n.as_bytes(),
+                weight: 1,
+                live: true,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn twemproxy_example_from_the_placement_notes() {
+        let p = Placement::build(
+            &twemproxy(HashFunction::Fnv1a64, Distribution::Ketama),
+            &example_nodes(),
+        );
+        let at = |k: &[u8]| p.node_for_key(k).map(|i| EXAMPLE[i]);
+        assert_eq!(at(b"foo"), Some("127.0.0.1:17002"));
+        assert_eq!(at(b"bar"), Some("127.0.0.1:17004"));
+        assert_eq!(at(b"{user1000}.following"), Some("127.0.0.1:17003"));
+        assert_eq!(at(b"{user1000}.followers"), Some("127.0.0.1:17003"));
+        assert_eq!(p.ring().points().len(), 640);
+    }
+
+    #[test]
+    fn twemproxy_empty_key_hashes_to_zero() {
+        let spec = twemproxy(HashFunction::Fnv1a64, Distribution::Ketama);
+        let p = Placement::build(&spec, &example_nodes());
+        let first = p.ring().points()[0].1 as usize;
+        assert_eq!(p.node_for_key(b""), Some(first));
+        let modula = Placement::build(
+            &twemproxy(HashFunction::Md5, Distribution::Modula),
+            &example_nodes(),
+        );
+        assert_eq!(modula.node_for_key(b""), Some(0));
+    }
+
+    #[test]
+    fn ejected_node_loses_only_its_keys() {
+        let spec = twemproxy(HashFunction::Murmur, Distribution::Ketama);
+        let all = Placement::build(&spec, &example_nodes());
+        let mut nodes = example_nodes();
+        nodes[1].live = false;
+        let less = Placement::build(&spec, &nodes);
+        for i in 0..2000 {
+            let key = format!("k{i}");
+            let (a, b) = (
+                all.node_for_key(key.as_bytes()),
+                less.node_for_key(key.as_bytes()),
+            );
+            assert_ne!(b, Some(1));
+            if a != Some(1) {
+                assert_eq!(a, b, "{key}");
+            }
+        }
+    }
 }

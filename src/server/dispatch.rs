@@ -10,6 +10,7 @@ use crate::command::merge::Plan;
 use crate::command::split::split;
 use crate::command::{Class, CommandSpec, MergeKind, SplitKind};
 use crate::errors::{self, BackendError};
+use crate::metrics::RequestClass;
 use crate::resp::Request;
 use crate::topology::Topology;
 use bytes::{Bytes, BytesMut};
@@ -21,8 +22,10 @@ impl Session {
     /// Handles one decoded request.
     pub fn dispatch(&mut self, req: Request, topo: &Topology) {
         let Some(spec) = topo.commands.get(&req) else {
+            self.count(RequestClass::Unknown);
             return self.unknown(&req);
         };
+        self.count(RequestClass::of(&spec.class));
         if !self.state.authed && !local::allowed_before_auth(spec) {
             return self.ready_static(errors::NOAUTH);
         }
@@ -43,6 +46,12 @@ impl Session {
             }
             Class::Refused(reason) => self.refuse(spec, reason),
         }
+    }
+
+    /// Counts a request of `class` and tags the replies queued for it.
+    fn count(&mut self, class: RequestClass) {
+        self.queue.class = class;
+        self.ctx.metrics.request(class);
     }
 
     /// Queues a reply known now.
@@ -71,7 +80,7 @@ impl Session {
     /// Sends `frame` to node `idx` for a single reply.
     pub fn forward(&mut self, topo: &Topology, idx: usize, frame: Bytes) {
         let node = &topo.nodes[idx];
-        if !topo.eject && node.health.is_down() {
+        if node.health.is_down() {
             return self.ready_static(BackendError::Down.wire());
         }
         let seq = self.queue.push_waiting();
@@ -134,6 +143,7 @@ impl Session {
         }
         let (keys, idx): (Vec<usize>, Vec<usize>) = nodes.into_iter().unzip();
         let s = split(&req, kind, &keys, &idx);
+        self.ctx.metrics.split_fanout.observe(s.parts.len() as f64);
         let seq = self
             .queue
             .push_merging(Plan::Split(kind, s.positions), s.parts.len());
@@ -162,7 +172,7 @@ impl Session {
             part,
         };
         let n = &topo.nodes[node];
-        if !topo.eject && n.health.is_down() {
+        if n.health.is_down() {
             return reply.send(Err(BackendError::Down));
         }
         n.conn(self.state.proto, self.state.id)

@@ -25,6 +25,7 @@ pub struct ClientSlot(Arc<PoolContext>);
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         self.0.clients.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.client_connections.dec();
     }
 }
 
@@ -84,10 +85,13 @@ fn admit(ctx: &Arc<PoolContext>) -> Option<Session> {
     let now = ctx.clients.fetch_add(1, Ordering::Relaxed);
     if now >= ctx.max_clients.load(Ordering::Relaxed) {
         ctx.clients.fetch_sub(1, Ordering::Relaxed);
+        ctx.metrics.client_connections_rejected.inc();
         tracing::debug!(pool = %ctx.name, "client refused: max_clients reached");
         return None;
     }
     ctx.clients_total.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.client_connections_total.inc();
+    ctx.metrics.client_connections.inc();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     Some(Session::new(ctx.clone(), id, ClientSlot(ctx.clone())))
 }

@@ -12,6 +12,7 @@ pub mod local;
 pub mod replies;
 pub mod session;
 
+use crate::metrics::PoolMetrics;
 use crate::topology::Router;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -34,11 +35,21 @@ pub struct PoolContext {
     pub max_clients: AtomicUsize,
     /// Process start, for INFO uptime.
     pub started: Instant,
+    /// Held by whoever builds and stores a new topology (reload, ejection), so
+    /// writers never overwrite each other's snapshot.
+    pub writer: tokio::sync::Mutex<()>,
+    /// Metric handles, resolved once.
+    pub metrics: PoolMetrics,
 }
 
 impl PoolContext {
     /// A context for a pool whose topology is `router`.
-    pub fn new(name: String, router: Arc<Router>, max_clients: usize) -> PoolContext {
+    pub fn new(
+        name: String,
+        router: Arc<Router>,
+        max_clients: usize,
+        metrics: PoolMetrics,
+    ) -> PoolContext {
         PoolContext {
             name,
             router,
@@ -47,6 +58,8 @@ impl PoolContext {
             next_id: AtomicU64::new(1),
             max_clients: AtomicUsize::new(max_clients),
             started: Instant::now(),
+            writer: tokio::sync::Mutex::new(()),
+            metrics,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the nodes answer in.
 
 use crate::command::merge::{PartReply, Plan, merge};
+use crate::metrics::RequestClass;
 use crate::resp::Proto;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -16,22 +17,34 @@ pub enum After {
 }
 
 enum Slot {
-    Waiting,
-    Ready(Bytes, After),
+    Waiting(RequestClass),
+    Ready(Bytes, After, RequestClass),
     Merging(Box<Merging>),
 }
 
 struct Merging {
+    class: RequestClass,
     plan: Plan,
     parts: Vec<Option<PartReply>>,
     remaining: usize,
 }
 
 /// Replies of one client, in request order.
-#[derive(Default)]
 pub struct ReplyQueue {
     base: u64,
     slots: VecDeque<Slot>,
+    /// Class of the request being dispatched; recorded in the slots pushed for it.
+    pub class: RequestClass,
+}
+
+impl Default for ReplyQueue {
+    fn default() -> Self {
+        ReplyQueue {
+            base: 0,
+            slots: VecDeque::new(),
+            class: RequestClass::Local,
+        }
+    }
 }
 
 impl ReplyQueue {
@@ -52,18 +65,19 @@ impl ReplyQueue {
 
     /// A reply known now (local command, error).
     pub fn push_ready(&mut self, reply: Bytes, after: After) {
-        self.slots.push_back(Slot::Ready(reply, after));
+        self.slots.push_back(Slot::Ready(reply, after, self.class));
     }
 
     /// A request waiting for one backend reply; returns its sequence number.
     pub fn push_waiting(&mut self) -> u64 {
-        self.slots.push_back(Slot::Waiting);
+        self.slots.push_back(Slot::Waiting(self.class));
         self.next_seq() - 1
     }
 
     /// A request waiting for `parts` replies to be merged per `plan`.
     pub fn push_merging(&mut self, plan: Plan, parts: usize) -> u64 {
         let m = Merging {
+            class: self.class,
             plan,
             parts: (0..parts).map(|_| None).collect(),
             remaining: parts,
@@ -81,9 +95,9 @@ impl ReplyQueue {
             return;
         };
         match slot {
-            Slot::Waiting => {
+            Slot::Waiting(class) => {
                 let bytes = reply.unwrap_or_else(|e| Bytes::from_static(e.wire()));
-                *slot = Slot::Ready(bytes, After::Continue);
+                *slot = Slot::Ready(bytes, After::Continue, *class);
             }
             Slot::Merging(m) => {
                 if let Some(p @ None) = m.parts.get_mut(part as usize) {
@@ -92,21 +106,21 @@ impl ReplyQueue {
                 }
                 if m.remaining == 0 {
                     let parts: Vec<PartReply> = m.parts.drain(..).flatten().collect();
-                    *slot = Slot::Ready(merge(&m.plan, &parts, proto), After::Continue);
+                    *slot = Slot::Ready(merge(&m.plan, &parts, proto), After::Continue, m.class);
                 }
             }
             Slot::Ready(..) => {}
         }
     }
 
-    /// Takes the front reply if it is ready.
-    pub fn pop_ready(&mut self) -> Option<(Bytes, After)> {
+    /// Takes the front reply if it is ready, with the class of its request.
+    pub fn pop_ready(&mut self) -> Option<(Bytes, After, RequestClass)> {
         if !matches!(self.slots.front(), Some(Slot::Ready(..))) {
             return None;
         }
         self.base += 1;
         match self.slots.pop_front() {
-            Some(Slot::Ready(b, a)) => Some((b, a)),
+            Some(Slot::Ready(b, a, c)) => Some((b, a, c)),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@ use super::PoolContext;
 use super::listener::ClientSlot;
 use super::replies::{After, ReplyQueue};
 use crate::backend::Completion;
+use crate::metrics::RequestClass;
 use crate::resp::Proto;
 use crate::resp::request::decode;
 use bytes::{Bytes, BytesMut};
@@ -92,13 +93,14 @@ impl Session {
                 biased;
                 Some(c) = self.rx.recv() => self.on_completion(c),
                 r = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
-                    if r.is_err() {
-                        return;
+                    match r {
+                        Ok(n) => self.ctx.metrics.bytes_sent.inc_by(n as u64),
+                        Err(_) => return,
                     }
                 }
                 r = rd.read_buf(&mut self.rbuf), if can_read => match r {
                     Ok(0) => self.closing = true,
-                    Ok(_) => {}
+                    Ok(n) => self.ctx.metrics.bytes_received.inc_by(n as u64),
                     Err(e) => {
                         tracing::debug!(client = self.state.id, error = %e, "client connection reset");
                         return;
@@ -141,6 +143,8 @@ impl Session {
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(client = self.state.id, error = %e, "client protocol error");
+                    self.queue.class = RequestClass::Invalid;
+                    self.ctx.metrics.request(RequestClass::Invalid);
                     self.queue
                         .push_ready(Bytes::from_static(e.wire()), After::Close);
                     self.closing = true;
@@ -155,9 +159,12 @@ impl Session {
     /// Moves ready replies, in order, into the write buffer.
     fn move_ready(&mut self) {
         while self.wbuf.len() < WRITE_HIGH_WATER {
-            let Some((bytes, after)) = self.queue.pop_ready() else {
+            let Some((bytes, after, class)) = self.queue.pop_ready() else {
                 break;
             };
+            if matches!(bytes.first(), Some(b'-' | b'!')) {
+                self.ctx.metrics.request_error(class);
+            }
             self.wbuf.extend_from_slice(&bytes);
             if after == After::Close {
                 self.closing = true;

@@ -1,0 +1,203 @@
+//! Hot reload of the topology: triggers (file change, SIGHUP, `POST /reload`) and
+//! the apply step.
+//!
+//! A reload parses and validates the whole file first; a bad file changes nothing
+//! (the running topology stays, the error is logged with its line and counted). A
+//! good one is applied pool by pool: timeouts, health policy and limits change in
+//! place; a new topology is built that reuses every unchanged node (same
+//! connections, same health) and is swapped in with one store. Settings that cannot
+//! change live (listen addresses, admin, workers, logging, the set of pools) are
+//! reported as needing a restart while the rest still applies.
+
+use crate::app::Proxy;
+use crate::config::{self, Config, PoolConfig};
+use crate::metrics::ReloadResult;
+use crate::topology::Topology;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the config file is checked for a change.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// A changed file must stay unchanged this long before it is read (editors and
+/// ConfigMap updates write in several steps).
+pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Hash of a config file's text (shown in logs, metrics and /topology).
+pub fn text_hash(text: &str) -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
+/// Starts the reload triggers: SIGHUP and the file watcher (when there is a file).
+pub fn spawn_triggers(proxy: &Arc<Proxy>, shutdown: &CancellationToken) {
+    let Some(path) = proxy.config_path.clone() else {
+        return;
+    };
+    tokio::spawn(sighup_loop(Arc::downgrade(proxy), shutdown.clone()));
+    tokio::spawn(watch_loop(path, Arc::downgrade(proxy), shutdown.clone()));
+}
+
+async fn sighup_loop(proxy: std::sync::Weak<Proxy>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hup.recv() => {}
+        }
+        let Some(p) = proxy.upgrade() else { return };
+        let _ = p.reload("SIGHUP").await;
+    }
+}
+
+/// What identifies a version of the file: through symlinks (a Kubernetes ConfigMap
+/// swaps a symlink), so a rename or a new target is seen as well as an edit.
+fn stamp(path: &Path) -> Option<(u64, u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+}
+
+async fn watch_loop(path: PathBuf, proxy: std::sync::Weak<Proxy>, shutdown: CancellationToken) {
+    let mut seen = stamp(&path);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+        let now = stamp(&path);
+        if now == seen || now.is_none() {
+            continue;
+        }
+        // Debounce: wait until the file stops changing.
+        let mut settled = now;
+        loop {
+            tokio::time::sleep(WATCH_DEBOUNCE).await;
+            let again = stamp(&path);
+            if again == settled {
+                break;
+            }
+            settled = again;
+        }
+        seen = settled;
+        let Some(p) = proxy.upgrade() else { return };
+        let _ = p.reload("file change").await;
+    }
+}
+
+impl Proxy {
+    /// Reloads the config file. `Ok` tells what happened (applied or unchanged,
+    /// with any setting that needs a restart); `Err` tells why nothing changed.
+    pub async fn reload(&self, trigger: &str) -> Result<String, String> {
+        let Some(path) = &self.config_path else {
+            return Err("the proxy was started without a config file".into());
+        };
+        let mut applied = self.applied.lock().await;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return self.failed(trigger, format!("cannot read {}: {e}", path.display())),
+        };
+        let hash = text_hash(&text);
+        if hash == applied.1 {
+            self.metrics.reloaded(ReloadResult::Unchanged);
+            tracing::info!(trigger, hash = format!("{hash:016x}"), "config unchanged");
+            return Ok("config unchanged".into());
+        }
+        let new = match config::check(&text) {
+            Ok((c, _notes)) => c,
+            Err(problems) => {
+                let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                return self.failed(trigger, format!("{}: {}", path.display(), lines.join("; ")));
+            }
+        };
+        let restart = needs_restart(&applied.0, &new);
+        let mut versions = Vec::new();
+        for pool in &self.pools {
+            if let Some(cfg) = new.pools.iter().find(|p| p.name == pool.ctx.name) {
+                versions.push(self.apply_pool(pool, cfg).await);
+            }
+        }
+        self.metrics.reloaded(ReloadResult::Ok);
+        self.metrics.set_config_hash(&format!("{hash:016x}"));
+        *applied = (new, hash);
+        let msg = applied_message(hash, &versions, &restart);
+        tracing::info!(trigger, hash = format!("{hash:016x}"), versions = ?versions, restart_needed = ?restart, "config applied");
+        Ok(msg)
+    }
+
+    fn failed(&self, trigger: &str, why: String) -> Result<String, String> {
+        self.metrics.reloaded(ReloadResult::Failed);
+        tracing::error!(trigger, error = %why, "config reload rejected; the running topology stays");
+        Err(why)
+    }
+
+    /// Applies one pool's new config; returns its new topology version.
+    async fn apply_pool(&self, pool: &crate::app::RunningPool, cfg: &PoolConfig) -> u64 {
+        let ctx = &pool.ctx;
+        pool.shared
+            .timeouts
+            .set(cfg.connect_timeout, cfg.request_timeout);
+        pool.shared.policy.set(&cfg.health);
+        ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
+        let _writer = ctx.writer.lock().await;
+        let old = ctx.router.load_full();
+        let topo = Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1);
+        let version = topo.version;
+        let kept: Vec<bool> = old
+            .nodes
+            .iter()
+            .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
+            .collect();
+        ctx.router.store(Arc::new(topo));
+        ctx.metrics.topology_version.set(version as i64);
+        for (o, kept) in old.nodes.iter().zip(kept) {
+            if !kept && !cfg.nodes.iter().any(|n| *n.name == *o.name) {
+                self.metrics.remove_node(&ctx.name, &o.name);
+            }
+        }
+        version
+    }
+}
+
+fn applied_message(hash: u64, versions: &[u64], restart: &[String]) -> String {
+    let mut msg = format!("config {hash:016x} applied (topology versions {versions:?})");
+    if !restart.is_empty() {
+        msg.push_str("; needs a restart to take effect: ");
+        msg.push_str(&restart.join(", "));
+    }
+    msg
+}
+
+/// Settings that differ between `old` and `new` but cannot change live.
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.admin != new.admin {
+        out.push("admin".to_string());
+    }
+    if old.workers != new.workers {
+        out.push("workers".to_string());
+    }
+    if old.log_json != new.log_json || old.log_level != new.log_level {
+        out.push("log".to_string());
+    }
+    for p in &new.pools {
+        match old.pools.iter().find(|o| o.name == p.name) {
+            Some(o) if o.listen != p.listen => out.push(format!("pool {} listen", p.name)),
+            Some(_) => {}
+            None => out.push(format!("new pool {}", p.name)),
+        }
+    }
+    for o in &old.pools {
+        if !new.pools.iter().any(|p| p.name == o.name) {
+            out.push(format!("removed pool {}", o.name));
+        }
+    }
+    out
+}
