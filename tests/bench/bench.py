@@ -159,7 +159,8 @@ def versions(started, binary):
             ("nutcracker", tg.tool_version(["nutcracker", "--version"]))]
     if "ringproxy" in started:
         rev = tg.tool_version(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
-        rows.append(("ringproxy", f"{binary} (git {rev})"))
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary)))
+        rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev})"))
     return rows
 
 
@@ -200,7 +201,7 @@ def benchmark(args, group, workdir):
         load.warm_up(group, t)
     results = run_rounds(group, scenarios, started, rounds)
     ctx = {"profile": profile, "rounds": rounds, "placement": placement,
-           "command": "python3 tests/bench/bench.py " + " ".join(sys.argv[1:]),
+           "command": " ".join(["python3 tests/bench/bench.py"] + sys.argv[1:]),
            "versions": versions(started, args.binary), "elapsed": time.monotonic() - t0}
     md = write_report(args, profile, ctx, scenarios, names, results, workdir)
     print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
