@@ -92,10 +92,14 @@ def stderr_errors(err):
 
 def run_benchmark(group, scenario, target):
     """Runs redis-benchmark for scenario against target and measures the target process."""
+    if not procs.alive(target.pid):
+        return Sample(error=f"{target.name} process (pid {target.pid}) is not running")
     timeout = 60 + scenario.requests / 2000
     peak_reset = procs.reset_peak_rss(target.pid)
     cpu0 = procs.cpu_seconds(target.pid)
     rc, out, err = group.run(scenario.argv(target.port), timeout)
+    if not procs.alive(target.pid):
+        return Sample(error=f"{target.name} process (pid {target.pid}) died during the run")
     cpu1 = procs.cpu_seconds(target.pid)
     sample = Sample(cpu_per_m=(cpu1 - cpu0) / scenario.requests * 1e6,
                     peak_rss=procs.status_bytes(target.pid, "VmHWM" if peak_reset else "VmRSS"))
@@ -154,6 +158,8 @@ def close_all(socks):
 def run_idle(group, scenario, target):
     """Idle test: GET load without, then with scenario.idle idle sessions open; returns a Sample."""
     base = run_benchmark(group, scenario, target)
+    if base.error:
+        return base
     rss0 = procs.status_bytes(target.pid, "VmRSS")
     try:
         socks = open_idle(target.port, scenario.idle)
@@ -161,13 +167,12 @@ def run_idle(group, scenario, target):
         return Sample(error=f"idle connections: {e}"[:160])
     try:
         time.sleep(0.2)  # let the target settle its accept work before sampling RSS
-        rss1 = procs.status_bytes(target.pid, "VmRSS")
+        rss1 = procs.status_bytes(target.pid, "VmRSS") if procs.alive(target.pid) else rss0
         loaded = run_benchmark(group, scenario, target)
     finally:
         close_all(socks)
     loaded.idle_bytes = (rss1 - rss0) / scenario.idle
-    loaded.idle_ratio = loaded.rps / base.rps if base.rps else 0.0
-    loaded.error = loaded.error or base.error
+    loaded.idle_ratio = loaded.rps / base.rps
     return loaded
 
 

@@ -123,6 +123,16 @@ def wait_ready(proc, port, log_path, timeout=15.0):
                        + log_tail(log_path))
 
 
+def alive(pid):
+    """True while process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def cpu_seconds(pid):
     """Returns user+system CPU seconds of process pid (all threads), from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as f:
