@@ -5,6 +5,7 @@
 //! interpolate names from the command table or the config, never raw client bytes,
 //! except the unknown-command reply, which quotes a sanitised, truncated name as Redis does.
 
+use crate::resp::Request;
 use bytes::BytesMut;
 
 /// A backend failure as a client sees it.
@@ -66,50 +67,71 @@ pub const FLUSH_REFUSED: &[u8] =
 pub const DEDICATED_LIMIT: &[u8] =
     b"-ERR ringproxy: too many dedicated connections (limits.max_dedicated reached)\r\n";
 
-/// `-ERR wrong number of arguments for 'NAME' command` (NAME from the table).
+/// `-ERR wrong number of arguments for 'NAME' command` (NAME from the table, as
+/// Redis 7 writes it: `client|setname`).
 pub fn wrong_arity(buf: &mut BytesMut, name: &str) {
     buf.extend_from_slice(b"-ERR wrong number of arguments for '");
-    buf.extend_from_slice(display_name(name).as_bytes());
+    buf.extend_from_slice(name.as_bytes());
     buf.extend_from_slice(b"' command\r\n");
 }
 
-/// `-ERR ringproxy: 'NAME' is not supported: REASON` (both from the table).
+/// `-ERR 'CONFIG SET' is not supported by the proxy: REASON` (both from the table).
 pub fn refused(buf: &mut BytesMut, name: &str, reason: &str) {
-    buf.extend_from_slice(b"-ERR ringproxy: '");
-    buf.extend_from_slice(display_name(name).as_bytes());
-    buf.extend_from_slice(b"' is not supported: ");
+    buf.extend_from_slice(b"-ERR '");
+    for part in name.split('|').enumerate() {
+        if part.0 > 0 {
+            buf.extend_from_slice(b" ");
+        }
+        buf.extend_from_slice(part.1.to_ascii_uppercase().as_bytes());
+    }
+    buf.extend_from_slice(b"' is not supported by the proxy: ");
     buf.extend_from_slice(reason.as_bytes());
     buf.extend_from_slice(b"\r\n");
 }
 
-/// A key-position error for `name` with a fixed `text` (from the key layer).
+/// A key-position error with a fixed `text` from the key layer (starts with `ERR`).
 pub fn key_error(buf: &mut BytesMut, text: &str) {
     buf.extend_from_slice(b"-");
     buf.extend_from_slice(text.as_bytes());
     buf.extend_from_slice(b"\r\n");
 }
 
-/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` (Redis 7 text):
-/// client bytes are truncated to 128 bytes each and CR/LF replaced.
-pub fn unknown_command(buf: &mut BytesMut, args: &[&[u8]]) {
+/// Redis 7's unknown-command line: `-ERR unknown command 'foo', with args beginning
+/// with: 'a' 'b' `. The name is cut at 128 bytes, the arguments at 128 bytes in
+/// all, and CR/LF become spaces.
+pub fn unknown_command(buf: &mut BytesMut, req: &Request) {
     buf.extend_from_slice(b"-ERR unknown command '");
-    put_sanitised(buf, args.first().copied().unwrap_or_default());
+    put_sanitised(buf, req.get(0).unwrap_or_default(), 128);
     buf.extend_from_slice(b"', with args beginning with: ");
-    for a in args.iter().skip(1).take(8) {
+    let mut used = 0;
+    for arg in (1..req.argc()).map_while(|i| req.get(i)) {
+        if used >= 128 {
+            break;
+        }
+        let take = arg.len().min(128 - used);
         buf.extend_from_slice(b"'");
-        put_sanitised(buf, a);
+        put_sanitised(buf, arg, take);
         buf.extend_from_slice(b"' ");
+        used += take + 3;
     }
     buf.extend_from_slice(b"\r\n");
 }
 
-/// Table names are `get` or `client|setname`; Redis shows `client|setname` too.
-fn display_name(name: &str) -> &str {
-    name
+/// Redis 7's unknown-subcommand line: `-ERR unknown subcommand 'foo'. Try CLIENT HELP.`
+pub fn unknown_subcommand(buf: &mut BytesMut, req: &Request) {
+    buf.extend_from_slice(b"-ERR unknown subcommand '");
+    put_sanitised(buf, req.get(1).unwrap_or_default(), 128);
+    buf.extend_from_slice(b"'. Try ");
+    put_sanitised(
+        buf,
+        &req.get(0).unwrap_or_default().to_ascii_uppercase(),
+        128,
+    );
+    buf.extend_from_slice(b" HELP.\r\n");
 }
 
-fn put_sanitised(buf: &mut BytesMut, bytes: &[u8]) {
-    for &b in bytes.iter().take(128) {
+fn put_sanitised(buf: &mut BytesMut, bytes: &[u8], max: usize) {
+    for &b in bytes.iter().take(max) {
         buf.extend_from_slice(&[if b == b'\r' || b == b'\n' { b' ' } else { b }]);
     }
 }
@@ -131,11 +153,31 @@ mod tests {
             assert!(w.starts_with(b"-") && w.ends_with(b"\r\n"));
             assert_eq!(w.iter().filter(|&&b| b == b'\n').count(), 1);
         }
+        let req = |a: &[&str]| Request::from_args(a);
+        let text = |f: fn(&mut BytesMut, &Request), r: &Request| {
+            let mut b = BytesMut::new();
+            f(&mut b, r);
+            String::from_utf8(b.to_vec()).unwrap()
+        };
+        assert_eq!(
+            text(unknown_command, &req(&["foo", "a", "b\r\nc"])),
+            "-ERR unknown command 'foo', with args beginning with: 'a' 'b  c' \r\n"
+        );
+        let long = "x".repeat(300);
+        let t = text(unknown_command, &req(&["f", &long, "y"]));
+        assert_eq!(
+            t.len(),
+            "-ERR unknown command 'f', with args beginning with: ''\r\n".len() + 128 + 1
+        );
+        assert_eq!(
+            text(unknown_subcommand, &req(&["client", "nope"])),
+            "-ERR unknown subcommand 'nope'. Try CLIENT HELP.\r\n"
+        );
         let mut b = BytesMut::new();
-        unknown_command(&mut b, &[b"fo\r\no", b"a"]);
+        refused(&mut b, "config|set", "no");
         assert_eq!(
             &b[..],
-            b"-ERR unknown command 'fo  o', with args beginning with: 'a' \r\n"
+            b"-ERR 'CONFIG SET' is not supported by the proxy: no\r\n"
         );
     }
 }

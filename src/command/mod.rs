@@ -5,7 +5,8 @@
 //!   declared in config; lookup resolves subcommands (`CLIENT SETNAME`).
 //! - [`keys`]: which arguments of a request are keys (Redis 7 key specs, so movable
 //!   keys like `EVAL ... numkeys` and `XREAD ... STREAMS` are exact).
-//! - [`class`]: the proxy's handling of each command ([`Class`]).
+//! - [`class`]: the proxy's handling of each command ([`Class`]), and the Redis-style
+//!   the dispatcher answers with.
 
 pub mod class;
 pub mod keys;
@@ -13,6 +14,6 @@ pub mod merge;
 pub mod split;
 pub mod table;
 
-pub use class::{Class, DedicatedKind, LocalKind, MergeKind, SplitKind};
+pub use class::{Class, DedicatedKind, LocalKind, MergeKind, SplitKind, class_for, is_blocking};
 pub use keys::{KeyError, KeyIter};
-pub use table::{CommandSpec, CommandTable};
+pub use table::{CommandFlags, CommandSpec, CommandTable};

@@ -8,7 +8,7 @@ use super::session::Session;
 use crate::backend::{BackendRequest, ReplyTo};
 use crate::command::merge::Plan;
 use crate::command::split::split;
-use crate::command::{Class, CommandSpec, MergeKind, SplitKind};
+use crate::command::{Class, CommandSpec, DedicatedKind, MergeKind, SplitKind, class_for};
 use crate::errors::{self, BackendError};
 use crate::metrics::RequestClass;
 use crate::resp::Request;
@@ -23,27 +23,31 @@ impl Session {
     pub fn dispatch(&mut self, req: Request, topo: &Topology) {
         let Some(spec) = topo.commands.get(&req) else {
             self.count(RequestClass::Unknown);
-            return self.unknown(&req);
+            return self.error_with(errors::unknown_command, &req);
         };
-        self.count(RequestClass::of(&spec.class));
+        let class = class_for(spec, &req);
+        self.count(RequestClass::of(&class));
         if !self.state.authed && !local::allowed_before_auth(spec) {
             return self.ready_static(errors::NOAUTH);
         }
-        if !spec.arity_ok(req.argc()) {
+        if spec.is_container() && req.argc() >= 2 {
+            return self.error_with(errors::unknown_subcommand, &req);
+        }
+        if !spec.arity_ok(req.argc())
+            || (class == Class::Split(SplitKind::Mset) && req.argc().is_multiple_of(2))
+        {
             let mut b = BytesMut::new();
             errors::wrong_arity(&mut b, &spec.name);
             return self.ready(b.freeze());
         }
-        match spec.class {
+        match class {
             Class::Keyed => self.keyed(req, spec, topo),
             Class::Split(kind) => self.split(req, spec, kind, topo),
             Class::Broadcast(kind) => self.broadcast(req, kind, topo),
             Class::Local(kind) => local::answer(self, &req, kind, topo),
             Class::AnyNode => self.any_node(req, topo),
             Class::Channel => self.by_arg(req, 1, topo),
-            Class::Dedicated(_) => {
-                self.refuse(spec, "needs a dedicated connection, not supported yet")
-            }
+            Class::Dedicated(kind) => self.dedicated(req, spec, kind, topo),
             Class::Refused(reason) => self.refuse(spec, reason),
         }
     }
@@ -64,14 +68,14 @@ impl Session {
         self.ready(Bytes::from_static(reply));
     }
 
-    fn unknown(&mut self, req: &Request) {
-        let args: Vec<&[u8]> = (0..req.argc().min(9)).map(|i| req.arg(i)).collect();
+    fn error_with(&mut self, write: fn(&mut BytesMut, &Request), req: &Request) {
         let mut b = BytesMut::new();
-        errors::unknown_command(&mut b, &args);
+        write(&mut b, req);
         self.ready(b.freeze());
     }
 
-    fn refuse(&mut self, spec: &CommandSpec, reason: &str) {
+    /// Queues the refusal of `spec`'s command.
+    pub fn refuse(&mut self, spec: &CommandSpec, reason: &str) {
         let mut b = BytesMut::new();
         errors::refused(&mut b, &spec.name, reason);
         self.ready(b.freeze());
@@ -194,5 +198,20 @@ impl Session {
             Some(n) => self.forward(topo, n, req.frame().clone()),
             None => self.ready_static(BackendError::NoNode.wire()),
         }
+    }
+
+    /// Commands that need their own backend connection.
+    fn dedicated(
+        &mut self,
+        req: Request,
+        spec: &CommandSpec,
+        kind: DedicatedKind,
+        topo: &Topology,
+    ) {
+        let _ = (req, kind, topo);
+        self.refuse(
+            spec,
+            "needs a dedicated backend connection (not supported yet)",
+        )
     }
 }
