@@ -120,6 +120,9 @@ def check_placement(started, nodes):
     if "ringproxy" in where and "nutcracker" in where:
         same = sum(a == b for a, b in zip(where["ringproxy"], where["nutcracker"]))
         verdict = "identical" if same == len(where["ringproxy"]) else "**DIFFERENT**"
+        if same != len(where["ringproxy"]):
+            print(f"WARNING: ringproxy and nutcracker placed {len(where['ringproxy']) - same} "
+                  "keys on different nodes (see Placement in the results)", file=sys.stderr)
         lines.append(f"- ringproxy vs nutcracker: {same}/{len(where['ringproxy'])} keys on the "
                      f"same node ({verdict})")
     return "\n".join(lines) or "(no proxy among the targets)"
