@@ -89,6 +89,15 @@ pub fn refused(buf: &mut BytesMut, name: &str, reason: &str) {
     buf.extend_from_slice(b"\r\n");
 }
 
+/// A RESP2 client in subscribe mode sent another command (Redis 7's text).
+pub fn subscribe_mode(buf: &mut BytesMut, name: &str) {
+    buf.extend_from_slice(b"-ERR Can't execute '");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(
+        b"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    );
+}
+
 /// A key-position error with a fixed `text` from the key layer (starts with `ERR`).
 pub fn key_error(buf: &mut BytesMut, text: &str) {
     buf.extend_from_slice(b"-");

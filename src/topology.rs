@@ -21,6 +21,8 @@ pub struct SessionLimits {
     pub auth: Option<Arc<str>>,
     /// FLUSHALL/FLUSHDB allowed.
     pub allow_flush: bool,
+    /// Dedicated backend connections allowed at once.
+    pub max_dedicated: usize,
 }
 
 /// One immutable version of a pool's routing state.
@@ -161,6 +163,7 @@ pub fn limits_of(cfg: &PoolConfig) -> SessionLimits {
         max_request_size: cfg.max_request_size,
         auth: cfg.auth.as_deref().map(Arc::from),
         allow_flush: cfg.allow_flush,
+        max_dedicated: cfg.max_dedicated,
     }
 }
 

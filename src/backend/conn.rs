@@ -72,6 +72,20 @@ pub struct BackendRequest {
     pub frame: Bytes,
     /// Reply destination.
     pub reply: ReplyTo,
+    /// Whether the request timeout applies (false for blocking commands, which
+    /// may wait as long as the client asked).
+    pub timed: bool,
+}
+
+impl BackendRequest {
+    /// A request subject to the request timeout.
+    pub fn new(frame: Bytes, reply: ReplyTo) -> BackendRequest {
+        BackendRequest {
+            frame,
+            reply,
+            timed: true,
+        }
+    }
 }
 
 /// Timeouts shared by a pool's connections; changeable at runtime (reload).
@@ -124,6 +138,10 @@ pub struct ConnSpec {
     pub password: Option<String>,
     /// SELECTed database.
     pub db: u32,
+    /// Dedicated to one client: when its handle is dropped the connection closes at
+    /// once, abandoning what is in flight (a blocked BLPOP must not outlive its
+    /// client). Shared connections instead finish their in-flight requests.
+    pub dedicated: bool,
 }
 
 /// Handle to a connection task. Dropping every handle ends the task once its
@@ -316,6 +334,9 @@ impl ConnTask {
                 }
                 n = self.rx.recv_many(&mut batch, BATCH), if open && st.wbuf.len() < WRITE_HIGH_WATER => {
                     open = n > 0;
+                    if !open && self.spec.dedicated {
+                        return End::Closed;
+                    }
                     st.push_all(batch.drain(..));
                 }
                 _ = &mut timer, if armed => {
@@ -336,7 +357,7 @@ impl ConnTask {
     fn broken(&mut self, st: &mut Pipeline, err: BackendError) -> End {
         self.env.health.report_failure();
         let kind = NodeErrorKind::of(err);
-        for (r, _) in st.inflight.drain(..) {
+        for (r, _, _) in st.inflight.drain(..) {
             self.env.metrics.inflight.dec();
             if let Some(k) = kind {
                 self.env.metrics.error(k);
@@ -352,7 +373,7 @@ impl ConnTask {
 /// the request was queued for writing), bytes to write, bytes read.
 struct Pipeline {
     env: ConnEnv,
-    inflight: VecDeque<(ReplyTo, Instant)>,
+    inflight: VecDeque<(ReplyTo, Instant, bool)>,
     wbuf: BytesMut,
     rbuf: BytesMut,
 }
@@ -371,7 +392,7 @@ impl Pipeline {
         let now = Instant::now();
         for r in reqs {
             self.wbuf.extend_from_slice(&r.frame);
-            self.inflight.push_back((r.reply, now));
+            self.inflight.push_back((r.reply, now, r.timed));
             self.env.metrics.requests.inc();
             self.env.metrics.inflight.inc();
         }
@@ -381,7 +402,10 @@ impl Pipeline {
     /// reload's new value applies to requests already in flight).
     fn front_deadline(&self) -> Option<Instant> {
         let timeout = self.env.timeouts.request();
-        self.inflight.front().map(|(_, sent)| *sent + timeout)
+        match self.inflight.front() {
+            Some((_, sent, true)) => Some(*sent + timeout),
+            _ => None,
+        }
     }
 
     /// Hands every complete reply in `rbuf` to its waiter.
@@ -392,7 +416,7 @@ impl Pipeline {
             if reply.first() == Some(&b'>') {
                 continue; // out-of-band push on a shared connection: not anyone's reply
             }
-            let (to, sent) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
+            let (to, sent, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
             self.account(&reply, now - sent);
             to.send(Ok(reply));
         }

@@ -25,6 +25,7 @@ pub struct HealthPolicy {
     timeout_ms: AtomicU64,
     failures: AtomicU32,
     successes: AtomicU32,
+    retry_ms: AtomicU64,
 }
 
 impl HealthPolicy {
@@ -35,6 +36,7 @@ impl HealthPolicy {
             timeout_ms: AtomicU64::new(0),
             failures: AtomicU32::new(1),
             successes: AtomicU32::new(1),
+            retry_ms: AtomicU64::new(0),
         };
         p.set(cfg);
         p
@@ -49,6 +51,17 @@ impl HealthPolicy {
         self.failures.store(cfg.failures.max(1), Ordering::Relaxed);
         self.successes
             .store(cfg.successes.max(1), Ordering::Relaxed);
+        let retry = cfg.retry_timeout.map_or(0, |d| d.as_millis().max(1) as u64);
+        self.retry_ms.store(retry, Ordering::Relaxed);
+    }
+
+    /// nutcracker's `server_retry_timeout`: a down node is put back after this long
+    /// even if checks have not passed (live traffic ejects it again if still dead).
+    fn retry(&self) -> Option<Duration> {
+        match self.retry_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
     }
 
     fn interval(&self) -> Duration {
@@ -194,9 +207,22 @@ impl Machine {
 pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<HealthPolicy>) {
     let mut machine = Machine::default();
     let mut conn: Option<BackendStream> = None;
+    let mut down_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(policy.interval()).await;
         let Some(h) = health.upgrade() else { return };
+        down_since = h
+            .is_down()
+            .then(|| down_since.unwrap_or_else(tokio::time::Instant::now));
+        let retry_due = match (down_since, policy.retry()) {
+            (Some(since), Some(retry)) => since.elapsed() >= retry,
+            _ => false,
+        };
+        if retry_due {
+            machine = Machine::default();
+            h.set_down(false, "retry timeout elapsed");
+            continue;
+        }
         let ok = ping(&mut conn, &addr, policy.timeout()).await;
         if !ok {
             conn = None;

@@ -12,6 +12,7 @@ pub mod handshake;
 pub mod health;
 pub mod pool;
 pub mod stream;
+pub mod subscriber;
 
 pub use conn::{BackendRequest, Completion, ConnHandle, ReplyTo};
 pub use pool::Node;

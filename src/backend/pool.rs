@@ -53,6 +53,7 @@ pub struct Node {
     pub metrics: NodeMetrics,
     spec: PoolSpec,
     conns: [Vec<ConnHandle>; 2],
+    env: conn::ConnEnv,
 }
 
 impl Node {
@@ -72,6 +73,11 @@ impl Node {
             Arc::downgrade(&health),
             shared.policy.clone(),
         ));
+        let env = conn::ConnEnv {
+            timeouts: shared.timeouts.clone(),
+            health: health.clone(),
+            metrics: metrics.clone(),
+        };
         let make = |proto: Proto| -> Vec<ConnHandle> {
             (0..pool.connections.max(1))
                 .map(|_| {
@@ -81,14 +87,10 @@ impl Node {
                         proto,
                         password: pool.password.clone(),
                         db: pool.db,
+                        dedicated: false,
                     };
                     let pre = pool.preconnect && proto == Proto::Resp2;
-                    let env = conn::ConnEnv {
-                        timeouts: shared.timeouts.clone(),
-                        health: health.clone(),
-                        metrics: metrics.clone(),
-                    };
-                    conn::spawn(spec, env, pre)
+                    conn::spawn(spec, env.clone(), pre)
                 })
                 .collect()
         };
@@ -102,7 +104,40 @@ impl Node {
             metrics,
             spec: pool.clone(),
             conns,
+            env,
         }
+    }
+
+    /// A new pub/sub connection for one client, index `sub` in its session.
+    pub fn subscriber(
+        &self,
+        proto: Proto,
+        sub: usize,
+        out: tokio::sync::mpsc::Sender<super::subscriber::SubFrame>,
+    ) -> super::subscriber::SubscriberHandle {
+        let spec = ConnSpec {
+            node: self.name.clone(),
+            addr: self.addr.clone(),
+            proto,
+            password: self.spec.password.clone(),
+            db: self.spec.db,
+            dedicated: true,
+        };
+        super::subscriber::spawn(spec, self.env.timeouts.clone(), sub, out)
+    }
+
+    /// A new connection for one client only (transactions, blocking commands). It
+    /// connects on first use and closes as soon as the handle is dropped.
+    pub fn dedicated(&self, proto: Proto) -> ConnHandle {
+        let spec = ConnSpec {
+            node: self.name.clone(),
+            addr: self.addr.clone(),
+            proto,
+            password: self.spec.password.clone(),
+            db: self.spec.db,
+            dedicated: true,
+        };
+        conn::spawn(spec, self.env.clone(), false)
     }
 
     /// Whether this node can serve as `cfg` in a pool built with `pool` unchanged

@@ -16,6 +16,13 @@ pub enum Plan {
     Split(SplitKind, Vec<(u32, u32)>),
     /// A broadcast command.
     Broadcast(MergeKind),
+    /// One SCAN step on node `.0` of `.1` nodes: the reply gets the proxy cursor.
+    Scan(usize, usize),
+    /// INFO: the proxy's own sections, then the nodes' keyspaces summed.
+    Info(Bytes),
+    /// A reply the proxy built already, sent once every part has answered
+    /// (pub/sub confirmations).
+    Fixed(Bytes),
 }
 
 /// One part's outcome.
@@ -23,10 +30,18 @@ pub type PartReply = Result<Bytes, BackendError>;
 
 /// Merges `parts` (all present) per `plan`.
 pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
+    match plan {
+        Plan::Fixed(reply) => return reply.clone(),
+        Plan::Info(local) => return super::keyspace::merge_keyspace(local, parts),
+        _ => {}
+    }
     if let Some(err) = first_error(parts) {
         return err;
     }
     let ok: Vec<&Bytes> = parts.iter().filter_map(|p| p.as_ref().ok()).collect();
+    if let Plan::Scan(idx, nodes) = plan {
+        return super::scan::rewrite_reply(ok[0], *idx, *nodes).unwrap_or_else(invalid);
+    }
     match plan {
         Plan::Split(SplitKind::Mget, pos) => mget(&ok, pos),
         Plan::Split(SplitKind::Mset, _) | Plan::Broadcast(MergeKind::AllOk) => all_same(&ok),
@@ -35,7 +50,9 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::Broadcast(MergeKind::First) => ok[0].clone(),
         Plan::Broadcast(MergeKind::AndArrays) => and_arrays(&ok),
         Plan::Broadcast(MergeKind::FirstNonNull) => first_non_null(&ok, proto),
-        Plan::Broadcast(MergeKind::Scan) => ok[0].clone(),
+        Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) | Plan::Info(_) => {
+            ok[0].clone()
+        }
     }
 }
 

@@ -3,15 +3,17 @@
 //! request, so a multi-key command is never split across two topology versions.
 
 use super::local;
+use super::pinned::Lane;
+use super::pubsub::allowed_in_subscribe_mode;
 use super::replies::After;
 use super::session::Session;
 use crate::backend::{BackendRequest, ReplyTo};
 use crate::command::merge::Plan;
 use crate::command::split::split;
-use crate::command::{Class, CommandSpec, DedicatedKind, MergeKind, SplitKind, class_for};
+use crate::command::{Class, CommandSpec, LocalKind, MergeKind, SplitKind, class_for};
 use crate::errors::{self, BackendError};
 use crate::metrics::RequestClass;
-use crate::resp::Request;
+use crate::resp::{Proto, Request};
 use crate::topology::Topology;
 use bytes::{Bytes, BytesMut};
 
@@ -20,42 +22,82 @@ const INLINE_KEYS: usize = 16;
 
 impl Session {
     /// Handles one decoded request.
-    pub fn dispatch(&mut self, req: Request, topo: &Topology) {
+    /// Returns the request back when it must wait for earlier replies (it is then
+    /// dispatched again with `fresh` false, so it is counted once).
+    pub fn dispatch(&mut self, req: Request, topo: &Topology, fresh: bool) -> Option<Request> {
         let Some(spec) = topo.commands.get(&req) else {
-            self.count(RequestClass::Unknown);
-            return self.error_with(errors::unknown_command, &req);
+            self.count(RequestClass::Unknown, fresh);
+            self.tx_state.failed |= self.tx_state.in_multi;
+            self.error_with(errors::unknown_command, &req);
+            return None;
         };
         let class = class_for(spec, &req);
-        self.count(RequestClass::of(&class));
-        if !self.state.authed && !local::allowed_before_auth(spec) {
-            return self.ready_static(errors::NOAUTH);
+        self.count(RequestClass::of(&class), fresh);
+        if let Some(err) = self.precheck(&req, spec, class) {
+            self.tx_state.failed |= self.tx_state.in_multi;
+            return self.ready_then_none(err);
         }
-        if spec.is_container() && req.argc() >= 2 {
-            return self.error_with(errors::unknown_subcommand, &req);
-        }
-        if !spec.arity_ok(req.argc())
-            || (class == Class::Split(SplitKind::Mset) && req.argc().is_multiple_of(2))
+        if self.tx_state.in_multi
+            && !matches!(
+                class,
+                Class::Dedicated(_) | Class::Local(LocalKind::Quit | LocalKind::Reset)
+            )
         {
-            let mut b = BytesMut::new();
-            errors::wrong_arity(&mut b, &spec.name);
-            return self.ready(b.freeze());
+            return self.in_multi(req, spec, topo);
+        }
+        if matches!(
+            class,
+            Class::Keyed | Class::Split(_) | Class::Broadcast(_) | Class::AnyNode | Class::Channel
+        ) && !self.enter_lane(Lane::Shared)
+        {
+            return Some(req);
         }
         match class {
             Class::Keyed => self.keyed(req, spec, topo),
             Class::Split(kind) => self.split(req, spec, kind, topo),
+            Class::Broadcast(MergeKind::Scan) => self.scan(req, topo),
             Class::Broadcast(kind) => self.broadcast(req, kind, topo),
             Class::Local(kind) => local::answer(self, &req, kind, topo),
             Class::AnyNode => self.any_node(req, topo),
             Class::Channel => self.by_arg(req, 1, topo),
-            Class::Dedicated(kind) => self.dedicated(req, spec, kind, topo),
+            Class::Dedicated(kind) => return self.dedicated(req, spec, kind, topo),
             Class::Refused(reason) => self.refuse(spec, reason),
         }
+        None
+    }
+
+    /// The error for a request that cannot run at all: auth, subcommand, arity,
+    /// RESP2 subscribe mode.
+    fn precheck(&self, req: &Request, spec: &CommandSpec, class: Class) -> Option<Bytes> {
+        if !self.state.authed && !local::allowed_before_auth(spec) {
+            return Some(Bytes::from_static(errors::NOAUTH));
+        }
+        let mut b = BytesMut::new();
+        if spec.is_container() && req.argc() >= 2 {
+            errors::unknown_subcommand(&mut b, req);
+            return Some(b.freeze());
+        }
+        if !spec.arity_ok(req.argc())
+            || (class == Class::Split(SplitKind::Mset) && req.argc().is_multiple_of(2))
+        {
+            errors::wrong_arity(&mut b, &spec.name);
+            return Some(b.freeze());
+        }
+        let subscribed = self.pubsub.as_ref().is_some_and(|p| p.count() > 0);
+        if subscribed && self.state.proto == Proto::Resp2 && !allowed_in_subscribe_mode(&spec.name)
+        {
+            errors::subscribe_mode(&mut b, &spec.name);
+            return Some(b.freeze());
+        }
+        None
     }
 
     /// Counts a request of `class` and tags the replies queued for it.
-    fn count(&mut self, class: RequestClass) {
+    fn count(&mut self, class: RequestClass, fresh: bool) {
         self.queue.class = class;
-        self.ctx.metrics.request(class);
+        if fresh {
+            self.ctx.metrics.request(class);
+        }
     }
 
     /// Queues a reply known now.
@@ -94,11 +136,11 @@ impl Session {
             part: 0,
         };
         node.conn(self.state.proto, self.state.id)
-            .send(BackendRequest { frame, reply });
+            .send(BackendRequest::new(frame, reply));
     }
 
     /// The node of every key of `req`, or the error reply to queue.
-    fn key_nodes(
+    pub(super) fn key_nodes(
         &self,
         req: &Request,
         spec: &CommandSpec,
@@ -169,7 +211,7 @@ impl Session {
     }
 
     /// Sends one part of a merged request; a down node fails its part at once.
-    fn send_part(&mut self, topo: &Topology, node: usize, frame: Bytes, seq: u64, part: u32) {
+    pub fn send_part(&mut self, topo: &Topology, node: usize, frame: Bytes, seq: u64, part: u32) {
         let reply = ReplyTo {
             tx: self.tx.clone(),
             seq,
@@ -180,7 +222,7 @@ impl Session {
             return reply.send(Err(BackendError::Down));
         }
         n.conn(self.state.proto, self.state.id)
-            .send(BackendRequest { frame, reply });
+            .send(BackendRequest::new(frame, reply));
     }
 
     /// A keyless, stateless command: the first live node answers.
@@ -200,18 +242,14 @@ impl Session {
         }
     }
 
-    /// Commands that need their own backend connection.
-    fn dedicated(
-        &mut self,
-        req: Request,
-        spec: &CommandSpec,
-        kind: DedicatedKind,
-        topo: &Topology,
-    ) {
-        let _ = (req, kind, topo);
-        self.refuse(
-            spec,
-            "needs a dedicated backend connection (not supported yet)",
-        )
+    /// One step of a SCAN over every node (see [`crate::command::scan`]).
+    fn scan(&mut self, req: Request, topo: &Topology) {
+        let n = topo.nodes.len();
+        let Some((idx, cursor)) = crate::command::scan::decode_cursor(req.arg(1), n) else {
+            return self.ready_static(b"-ERR invalid cursor\r\n");
+        };
+        let frame = crate::command::scan::node_request(&req, cursor);
+        let seq = self.queue.push_merging(Plan::Scan(idx, n), 1);
+        self.send_part(topo, idx, frame, seq, 0);
     }
 }

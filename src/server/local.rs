@@ -8,7 +8,6 @@ use crate::errors;
 use crate::resp::{Proto, Request, encode};
 use crate::topology::Topology;
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::Ordering;
 
 /// Redis version reported by HELLO and INFO (the command table's version).
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
@@ -29,10 +28,7 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
     let mut b = BytesMut::new();
     let proto = s.state.proto;
     match kind {
-        LocalKind::Ping => match req.get(1) {
-            Some(msg) => encode::bulk(&mut b, msg),
-            None => encode::simple(&mut b, "PONG"),
-        },
+        LocalKind::Ping => ping(s, req, &mut b),
         LocalKind::Echo => encode::bulk(&mut b, req.arg(1)),
         LocalKind::Quit => {
             s.queue
@@ -46,15 +42,32 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
         LocalKind::Client => client(s, req, &mut b),
         LocalKind::Command => encode::integer(&mut b, topo.commands.len() as i64),
         LocalKind::Reset => {
+            s.pinned = None;
+            s.pubsub = None;
+            s.tx_state = Default::default();
             s.state.proto = Proto::Resp2;
             s.state.name = None;
             s.state.authed = topo.limits.auth.is_none();
             encode::simple(&mut b, "RESET");
         }
-        LocalKind::Info => info(s, topo, &mut b),
+        LocalKind::Info => return super::info::answer(s, req, topo),
     }
     let _ = proto;
     s.ready(b.freeze());
+}
+
+/// PING; a RESP2 client in subscribe mode gets `["pong", msg]` as from Redis.
+fn ping(s: &Session, req: &Request, b: &mut BytesMut) {
+    let subscribed = s.pubsub.as_ref().is_some_and(|p| p.count() > 0);
+    if subscribed && s.state.proto == Proto::Resp2 {
+        encode::array_header(b, 2);
+        encode::bulk(b, b"pong");
+        return encode::bulk(b, req.get(1).unwrap_or_default());
+    }
+    match req.get(1) {
+        Some(msg) => encode::bulk(b, msg),
+        None => encode::simple(b, "PONG"),
+    }
 }
 
 fn password_ok(topo: &Topology, user: Option<&[u8]>, pass: &[u8]) -> bool {
@@ -184,18 +197,4 @@ fn client(s: &mut Session, req: &Request, b: &mut BytesMut) {
         }
         _ => b.extend_from_slice(errors::SYNTAX),
     }
-}
-
-fn info(s: &Session, topo: &Topology, b: &mut BytesMut) {
-    let ctx = &s.ctx;
-    let text = format!(
-        "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nringproxy_version:{}\r\nredis_mode:proxy\r\nuptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\r\n# Topology\r\ntopology_version:{}\r\nnodes:{}\r\n",
-        env!("CARGO_PKG_VERSION"),
-        ctx.started.elapsed().as_secs(),
-        ctx.clients.load(Ordering::Relaxed),
-        ctx.clients_total.load(Ordering::Relaxed),
-        topo.version,
-        topo.nodes.len(),
-    );
-    encode::bulk(b, text.as_bytes());
 }

@@ -7,8 +7,11 @@
 //! - [`replies`]: the ordered reply queue.
 
 pub mod dispatch;
+pub mod info;
 pub mod listener;
 pub mod local;
+pub mod pinned;
+pub mod pubsub;
 pub mod replies;
 pub mod session;
 
@@ -40,6 +43,8 @@ pub struct PoolContext {
     pub writer: tokio::sync::Mutex<()>,
     /// Metric handles, resolved once.
     pub metrics: PoolMetrics,
+    /// Dedicated backend connections open now (transactions, blocking, pub/sub).
+    pub dedicated: AtomicUsize,
 }
 
 impl PoolContext {
@@ -60,6 +65,7 @@ impl PoolContext {
             started: Instant::now(),
             writer: tokio::sync::Mutex::new(()),
             metrics,
+            dedicated: AtomicUsize::new(0),
         }
     }
 }

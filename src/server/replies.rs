@@ -33,6 +33,7 @@ struct Merging {
 pub struct ReplyQueue {
     base: u64,
     slots: VecDeque<Slot>,
+    waiting: usize,
     /// Class of the request being dispatched; recorded in the slots pushed for it.
     pub class: RequestClass,
 }
@@ -42,6 +43,7 @@ impl Default for ReplyQueue {
         ReplyQueue {
             base: 0,
             slots: VecDeque::new(),
+            waiting: 0,
             class: RequestClass::Local,
         }
     }
@@ -51,6 +53,11 @@ impl ReplyQueue {
     /// Requests not yet written back.
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Requests still waiting for a backend.
+    pub fn waiting(&self) -> usize {
+        self.waiting
     }
 
     /// True when nothing is pending.
@@ -71,6 +78,7 @@ impl ReplyQueue {
     /// A request waiting for one backend reply; returns its sequence number.
     pub fn push_waiting(&mut self) -> u64 {
         self.slots.push_back(Slot::Waiting(self.class));
+        self.waiting += 1;
         self.next_seq() - 1
     }
 
@@ -83,6 +91,7 @@ impl ReplyQueue {
             remaining: parts,
         };
         self.slots.push_back(Slot::Merging(Box::new(m)));
+        self.waiting += 1;
         self.next_seq() - 1
     }
 
@@ -98,6 +107,7 @@ impl ReplyQueue {
             Slot::Waiting(class) => {
                 let bytes = reply.unwrap_or_else(|e| Bytes::from_static(e.wire()));
                 *slot = Slot::Ready(bytes, After::Continue, *class);
+                self.waiting -= 1;
             }
             Slot::Merging(m) => {
                 if let Some(p @ None) = m.parts.get_mut(part as usize) {
@@ -106,6 +116,7 @@ impl ReplyQueue {
                 }
                 if m.remaining == 0 {
                     let parts: Vec<PartReply> = m.parts.drain(..).flatten().collect();
+                    self.waiting -= 1;
                     *slot = Slot::Ready(merge(&m.plan, &parts, proto), After::Continue, m.class);
                 }
             }

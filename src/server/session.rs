@@ -4,10 +4,13 @@
 
 use super::PoolContext;
 use super::listener::ClientSlot;
+use super::pinned::{Lane, Pinned, TxState};
+use super::pubsub::{PubSub, next_frame};
 use super::replies::{After, ReplyQueue};
 use crate::backend::Completion;
 use crate::metrics::RequestClass;
 use crate::resp::Proto;
+use crate::resp::Request;
 use crate::resp::request::decode;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Initial read buffer size.
-const READ_BUF: usize = 16 * 1024;
+const READ_BUF: usize = 4 * 1024;
 /// Stop moving replies into the write buffer beyond this many bytes.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 
@@ -49,6 +52,18 @@ pub struct Session {
     /// No more requests are read (EOF, QUIT, protocol error).
     pub closing: bool,
     close_after_write: bool,
+    /// The client's own backend connection (transactions, blocking commands).
+    pub pinned: Option<Pinned>,
+    /// MULTI/WATCH state.
+    pub tx_state: TxState,
+    /// Lane of the requests in flight.
+    pub lane: Lane,
+    /// A request waiting for in-flight replies before it can be sent.
+    deferred: Option<Request>,
+    /// Pub/sub state, once the client subscribed.
+    pub pubsub: Option<Box<PubSub>>,
+    /// `limits.max_pipeline` of the topology seen last.
+    max_pipeline: usize,
     _slot: ClientSlot,
 }
 
@@ -56,7 +71,10 @@ impl Session {
     /// A session for client `id`.
     pub fn new(ctx: Arc<PoolContext>, id: u64, slot: ClientSlot) -> Session {
         let (tx, rx) = mpsc::unbounded_channel();
-        let authed = ctx.router.load().limits.auth.is_none();
+        let (authed, max_pipeline) = {
+            let t = ctx.router.load();
+            (t.limits.auth.is_none(), t.limits.max_pipeline)
+        };
         Session {
             ctx,
             state: ClientState {
@@ -72,6 +90,12 @@ impl Session {
             wbuf: BytesMut::new(),
             closing: false,
             close_after_write: false,
+            pinned: None,
+            tx_state: TxState::default(),
+            lane: Lane::Shared,
+            deferred: None,
+            pubsub: None,
+            max_pipeline,
             _slot: slot,
         }
     }
@@ -85,9 +109,13 @@ impl Session {
     {
         let stop = shutdown.cancelled();
         tokio::pin!(stop);
+        let mut eof = false;
         loop {
+            let limit = self.max_pipeline;
             let can_read = !self.closing
-                && self.queue.len() < self.max_pipeline()
+                && !eof
+                && self.deferred.is_none()
+                && self.queue.len() < limit
                 && self.wbuf.len() < WRITE_HIGH_WATER;
             tokio::select! {
                 biased;
@@ -99,28 +127,24 @@ impl Session {
                     }
                 }
                 r = rd.read_buf(&mut self.rbuf), if can_read => match r {
-                    Ok(0) => self.closing = true,
+                    Ok(0) => eof = true,
                     Ok(n) => self.ctx.metrics.bytes_received.inc_by(n as u64),
                     Err(e) => {
                         tracing::debug!(client = self.state.id, error = %e, "client connection reset");
                         return;
                     }
                 },
+                Some(f) = next_frame(&mut self.pubsub), if self.queue.len() < limit => self.on_sub_frame(f),
                 _ = &mut stop, if !self.closing => self.closing = true,
             }
             self.process();
             self.move_ready();
-            if self.wbuf.is_empty()
-                && (self.close_after_write || (self.closing && self.queue.is_empty()))
-            {
+            let done = (self.closing || eof) && self.queue.is_empty() && self.deferred.is_none();
+            if self.wbuf.is_empty() && (self.close_after_write || done) {
                 let _ = wr.shutdown().await;
                 return;
             }
         }
-    }
-
-    fn max_pipeline(&self) -> usize {
-        self.ctx.router.load().limits.max_pipeline
     }
 
     fn on_completion(&mut self, c: Completion) {
@@ -131,15 +155,23 @@ impl Session {
         }
     }
 
-    /// Decodes and dispatches buffered requests while the pipeline has room.
+    /// Decodes and dispatches buffered requests while the pipeline has room. A
+    /// request that must wait for earlier replies (lane switch) is kept and retried.
     fn process(&mut self) {
-        if self.closing || self.rbuf.is_empty() {
+        if self.closing || (self.rbuf.is_empty() && self.deferred.is_none()) {
             return;
         }
         let topo = self.ctx.router.load_full();
-        while !self.closing && self.queue.len() < topo.limits.max_pipeline {
+        self.max_pipeline = topo.limits.max_pipeline;
+        if let Some(req) = self.deferred.take() {
+            self.deferred = self.dispatch(req, &topo, false);
+        }
+        while !self.closing
+            && self.deferred.is_none()
+            && self.queue.len() < topo.limits.max_pipeline
+        {
             match decode(&mut self.rbuf, topo.limits.max_request_size) {
-                Ok(Some(req)) => self.dispatch(req, &topo),
+                Ok(Some(req)) => self.deferred = self.dispatch(req, &topo, true),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(client = self.state.id, error = %e, "client protocol error");
