@@ -51,6 +51,8 @@ pub struct Proxy {
     pub config_path: Option<PathBuf>,
     /// The config applied last and the hash of its text; held during a reload.
     pub applied: tokio::sync::Mutex<(Config, u64)>,
+    /// Hash of the config text applied last (readable without waiting for a reload).
+    pub config_hash: std::sync::atomic::AtomicU64,
 }
 
 async fn bind(listen: &Listen) -> Result<Listener, AppError> {
@@ -134,6 +136,7 @@ pub async fn run(
         pools,
         config_path,
         applied: tokio::sync::Mutex::new((config, config_hash)),
+        config_hash: std::sync::atomic::AtomicU64::new(config_hash),
     });
     if let Some(l) = admin {
         tracing::info!(admin = ?admin_addr, "admin listening");

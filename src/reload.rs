@@ -127,6 +127,7 @@ impl Proxy {
         self.metrics.reloaded(ReloadResult::Ok);
         self.metrics.set_config_hash(&format!("{hash:016x}"));
         *applied = (new, hash);
+        self.config_hash.store(hash, Ordering::Relaxed);
         let msg = applied_message(hash, &versions, &restart);
         tracing::info!(trigger, hash = format!("{hash:016x}"), versions = ?versions, restart_needed = ?restart, "config applied");
         Ok(msg)

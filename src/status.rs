@@ -45,11 +45,12 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
         .nodes
         .iter()
         .zip(&t.on_ring)
-        .map(|(n, on_ring)| {
+        .zip(&t.config.nodes)
+        .map(|((n, on_ring), cfg)| {
             json!({
                 "name": &*n.name,
                 "addr": crate::config::checks::addr_text(&n.addr),
-                "weight": n.weight,
+                "weight": cfg.weight,
                 "health": if n.health.is_down() { "down" } else { "up" },
                 "on_ring": on_ring,
                 "connections": n.metrics.backend_connections.get(),

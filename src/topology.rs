@@ -45,8 +45,8 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Builds a topology for `cfg`, reusing `old` nodes whose name, address, weight
-    /// and identity are unchanged (they keep their connections and health).
+    /// Builds a topology for `cfg`, reusing `old` nodes whose name, address and
+    /// identity are unchanged (they keep their connections and health).
     pub fn build(
         cfg: &PoolConfig,
         shared: &PoolShared,

@@ -43,8 +43,6 @@ pub struct Node {
     pub name: Arc<str>,
     /// Where it is.
     pub addr: NodeAddr,
-    /// Relative weight.
-    pub weight: u32,
     /// String hashed onto the ring.
     pub identity: String,
     /// Health state.
@@ -98,7 +96,6 @@ impl Node {
         Node {
             name,
             addr: cfg.addr.clone(),
-            weight: cfg.weight,
             identity: cfg.identity.clone(),
             health,
             metrics,
@@ -141,11 +138,11 @@ impl Node {
     }
 
     /// Whether this node can serve as `cfg` in a pool built with `pool` unchanged
-    /// (same name, address, weight, identity and connection settings).
+    /// (same name, address, identity and connection settings; a new weight only
+    /// changes the ring, so the node keeps its connections).
     pub fn same_as(&self, cfg: &NodeConfig, pool: &PoolSpec) -> bool {
         *self.name == *cfg.name
             && self.addr == cfg.addr
-            && self.weight == cfg.weight
             && self.identity == cfg.identity
             && self.spec == *pool
     }

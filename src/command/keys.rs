@@ -117,6 +117,11 @@ impl KeySpec {
         !self.not_key
     }
 
+    /// True when this spec's only key is argument 1 (GET, SET, HSET, LPUSH, ...).
+    pub(crate) fn is_first_arg_only(&self) -> bool {
+        !self.not_key && self.begin == Begin::Index(1) && self.find == Find::Range(0, 1, 0)
+    }
+
     /// The keys of this spec in `req`, as one span (None: no keys here).
     fn span(&self, req: &Request) -> Result<Option<Span>, KeyError> {
         match self.begin.locate(req) {

@@ -146,16 +146,17 @@ fn and_arrays(parts: &[&Bytes]) -> Bytes {
     out.freeze()
 }
 
+/// RANDOMKEY: a random one of the nodes' non-null answers, so keys of every node
+/// come back (not always the first node's).
 fn first_non_null(parts: &[&Bytes], proto: Proto) -> Bytes {
     let is_null = |b: &Bytes| b.starts_with(b"$-1") || b.starts_with(b"_");
-    match parts.iter().find(|b| !is_null(b)) {
-        Some(b) => (*b).clone(),
-        None => {
-            let mut out = BytesMut::new();
-            encode::null(&mut out, proto);
-            out.freeze()
-        }
+    let found: Vec<&Bytes> = parts.iter().copied().filter(|b| !is_null(b)).collect();
+    if found.is_empty() {
+        let mut out = BytesMut::new();
+        encode::null(&mut out, proto);
+        return out.freeze();
     }
+    found[crate::route::ring::next_random() as usize % found.len()].clone()
 }
 
 #[cfg(test)]

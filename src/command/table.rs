@@ -114,12 +114,19 @@ pub struct CommandSpec {
     specs: Vec<KeySpec>,
     proc: KeyProc,
     container: bool,
+    /// The one key is always argument 1: routing needs no key-spec walk.
+    first_arg_key: bool,
 }
 
 impl CommandSpec {
     fn build(name: String, arity: i32, flags: CommandFlags, specs: Vec<KeySpec>) -> Self {
         let class = class_of(&name, flags, specs.iter().any(KeySpec::is_key));
         let proc = KeyProc::for_name(&name);
+        let first_arg_key = proc == KeyProc::Specs
+            && arity.unsigned_abs() >= 2
+            && !flags.contains(CommandFlags::MOVABLEKEYS)
+            && specs.len() == 1
+            && specs[0].is_first_arg_only();
         CommandSpec {
             name,
             arity,
@@ -128,6 +135,7 @@ impl CommandSpec {
             specs,
             proc,
             container: false,
+            first_arg_key,
         }
     }
 
@@ -151,6 +159,12 @@ impl CommandSpec {
     /// resolved to a container with argc >= 2 names an unknown subcommand.
     pub fn is_container(&self) -> bool {
         self.container
+    }
+
+    /// The key, when the command's only key is always argument 1 (the common case,
+    /// answered without walking key specs); `None` otherwise.
+    pub fn first_arg_key<'r>(&self, req: &'r Request) -> Option<&'r [u8]> {
+        if self.first_arg_key { req.get(1) } else { None }
     }
 
     /// The argument indices of the keys in `req`. Empty for commands without keys,
@@ -502,5 +516,41 @@ mod tests {
         assert_eq!(keys(&["json.get", "k", "$"]), [1]);
         assert_eq!(keys(&["X.ALL", "a", "b"]), [1, 2]);
         assert!(t.get(&Request::from_args(&["bad|name"])).is_none());
+    }
+}
+
+#[cfg(test)]
+mod first_arg_key_tests {
+    use super::*;
+
+    /// The fast path must agree with the key specs for every command that takes it.
+    #[test]
+    fn fast_path_agrees_with_key_specs() {
+        let t = CommandTable::new(&[]);
+        let mut fast = 0;
+        for spec in t.iter() {
+            let argc = spec.arity.unsigned_abs().max(2) as usize + 2;
+            let args: Vec<String> = (0..argc).map(|i| format!("a{i}")).collect();
+            let req = Request::from_args(&args);
+            if let Some(k) = spec.first_arg_key(&req) {
+                fast += 1;
+                let keys: Vec<usize> = spec.keys(&req).map(|k| k.collect()).unwrap_or_default();
+                assert_eq!(keys, vec![1], "{}", spec.name);
+                assert_eq!(k, b"a1");
+            }
+        }
+        assert!(fast > 100, "only {fast} commands on the fast path");
+        assert!(
+            t.by_name(b"get")
+                .unwrap()
+                .first_arg_key(&Request::from_args(&["GET", "k"]))
+                .is_some()
+        );
+        assert!(
+            t.by_name(b"eval")
+                .unwrap()
+                .first_arg_key(&Request::from_args(&["EVAL", "s", "1", "k"]))
+                .is_none()
+        );
     }
 }

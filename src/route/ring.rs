@@ -177,7 +177,7 @@ thread_local! {
 }
 
 /// A cheap thread-local xorshift64 draw (not for anything but spreading keys).
-fn next_random() -> u32 {
+pub fn next_random() -> u32 {
     RANDOM.with(|state| {
         let mut x = state.get();
         x ^= x << 13;

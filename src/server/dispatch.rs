@@ -163,6 +163,12 @@ impl Session {
     }
 
     fn keyed(&mut self, req: Request, spec: &CommandSpec, topo: &Topology) {
+        if let Some(key) = spec.first_arg_key(&req) {
+            return match topo.node_for_key(key) {
+                Some(n) => self.forward(topo, n, req.frame().clone()),
+                None => self.ready_static(BackendError::NoNode.wire()),
+            };
+        }
         let mut nodes = Vec::with_capacity(INLINE_KEYS);
         if let Err(e) = self.key_nodes(&req, spec, topo, &mut nodes) {
             return self.ready(e);

@@ -84,12 +84,12 @@ fn topology(topo: &Topology, out: &mut String) -> std::fmt::Result {
         up,
         u8::from(topo.eject())
     )?;
-    for (i, n) in topo.nodes.iter().enumerate() {
+    for (i, (n, cfg)) in topo.nodes.iter().zip(&topo.config.nodes).enumerate() {
         let state = if n.health.is_down() { "down" } else { "up" };
         writeln!(
             out,
             "node{i}:name={},weight={},state={state}\r",
-            n.name, n.weight
+            n.name, cfg.weight
         )?;
     }
     out.push_str("\r\n");

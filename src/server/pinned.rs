@@ -92,6 +92,18 @@ impl Session {
         true
     }
 
+    /// Closes the client's own connection once nothing needs it: no request in
+    /// flight on it, no transaction and no WATCH. Its dedicated slot is free again.
+    pub fn release_idle_pin(&mut self) {
+        let idle = self.lane == Lane::Pinned
+            && self.queue.waiting() == 0
+            && !self.tx_state.in_multi
+            && !self.tx_state.watching;
+        if idle && self.pinned.is_some() {
+            self.pinned = None;
+        }
+    }
+
     /// Makes sure the client has a connection of its own to node `idx`.
     fn pin(&mut self, topo: &Topology, idx: usize) -> Result<(), &'static [u8]> {
         let node = &topo.nodes[idx];

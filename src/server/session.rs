@@ -127,7 +127,14 @@ impl Session {
                     }
                 }
                 r = rd.read_buf(&mut self.rbuf), if can_read => match r {
-                    Ok(0) => eof = true,
+                    Ok(0) => {
+                        // A client gone while blocked: its dedicated connection closes
+                        // now, so the blocked command cannot take data meant for others.
+                        if self.lane == Lane::Pinned && self.queue.waiting() > 0 {
+                            return;
+                        }
+                        eof = true;
+                    }
                     Ok(n) => self.ctx.metrics.bytes_received.inc_by(n as u64),
                     Err(e) => {
                         tracing::debug!(client = self.state.id, error = %e, "client connection reset");
@@ -153,6 +160,7 @@ impl Session {
         while let Ok(c) = self.rx.try_recv() {
             self.queue.complete(c.seq, c.part, c.reply, proto);
         }
+        self.release_idle_pin();
     }
 
     /// Decodes and dispatches buffered requests while the pipeline has room. A

@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""ringproxy load benchmark: ringproxy vs nutcracker vs one redis-server, same load.
+
+    python3 tests/bench/bench.py [--quick|--smoke] [--binary PATH] [--out DIR]
+                                 [--targets ringproxy,nutcracker,direct]
+
+See tests/bench/README.md for what it measures and how to read the results.
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ringbench import load, procs, report, targets as tg  # noqa: E402
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(BENCH_DIR))
+ALL_TARGETS = ("ringproxy", "nutcracker", "direct")
+FD_MARGIN = 2000
+
+
+def parse_args(argv):
+    """The command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="about 1 minute, 2 rounds")
+    size.add_argument("--smoke", action="store_true",
+                      help="10-20 s with tiny counts: checks that everything runs (for CI)")
+    p.add_argument("--binary", default=os.path.join(REPO_ROOT, "target", "release", "ringproxy"),
+                   help="ringproxy binary (built with cargo build --release when missing)")
+    p.add_argument("--out", default=None,
+                   help="results folder (default tests/bench/results; a temp folder for --smoke)")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS),
+                   help="comma-separated subset of ringproxy,nutcracker,direct")
+    p.add_argument("--rounds", type=int, default=0, help="override the profile's round count")
+    p.add_argument("--scenarios", default="",
+                   help="comma-separated scenario keys to run (default: all)")
+    p.add_argument("--keep-logs", action="store_true", help="keep the work folder with logs")
+    return p.parse_args(argv)
+
+
+def profile_of(args):
+    """The profile name chosen on the command line."""
+    return "smoke" if args.smoke else "quick" if args.quick else "full"
+
+
+def chosen_targets(args):
+    """The targets asked for, in canonical order; exits on unknown names."""
+    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in names if t not in ALL_TARGETS]
+    if unknown or not names:
+        sys.exit(f"unknown --targets {unknown}; choose from {','.join(ALL_TARGETS)}")
+    return [t for t in ALL_TARGETS if t in names]
+
+
+def chosen_scenarios(args, profile):
+    """The profile's scenarios, filtered by --scenarios."""
+    all_sc = load.scenarios(profile)
+    keys = [k.strip() for k in args.scenarios.split(",") if k.strip()]
+    unknown = set(keys) - {s.key for s in all_sc}
+    if unknown:
+        sys.exit(f"unknown --scenarios {sorted(unknown)}; choose from "
+                 + ",".join(s.key for s in all_sc))
+    return [s for s in all_sc if not keys or s.key in keys]
+
+
+def raise_nofile(needed):
+    """Raises RLIMIT_NOFILE toward needed; returns the soft limit obtained."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            return needed
+        except (ValueError, OSError):
+            needed = hard
+    target = needed if soft == resource.RLIM_INFINITY else max(soft, needed)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def fit_idle_to_fds(scenarios):
+    """Shrinks idle-connection counts that the file-descriptor limit cannot hold."""
+    wanted = max([s.idle for s in scenarios] + [0]) + FD_MARGIN
+    limit = raise_nofile(wanted)
+    for s in scenarios:
+        if s.idle and s.idle + FD_MARGIN > limit:
+            s.idle = max(100, limit - FD_MARGIN)
+            s.label = f"GET c50 + {s.idle} idle"
+            print(f"note: RLIMIT_NOFILE is {limit}: idle test reduced to {s.idle} connections")
+
+
+def start_targets(group, workdir, nodes, names, binary):
+    """Starts the proxies asked for; returns {name: Target}."""
+    started = {}
+    for name in names:
+        if name == "ringproxy":
+            tg.ensure_binary(binary, REPO_ROOT)
+            started[name] = tg.start_ringproxy(group, workdir, nodes, binary)
+        elif name == "nutcracker":
+            started[name] = tg.start_nutcracker(group, workdir, nodes)
+        else:
+            started[name] = tg.direct_target(nodes)
+        print(f"started {name} on 127.0.0.1:{started[name].port} (pid {started[name].pid})")
+    return started
+
+
+def check_placement(started, nodes):
+    """Routes the same keys through each proxy; returns a markdown paragraph (nodes left empty)."""
+    where = {n: load.placement(t, nodes) for n, t in started.items() if n != "direct"}
+    lines = []
+    for name, placed in where.items():
+        counts = ", ".join(f"{n.name}: {placed.count(n.name)}" for n in nodes)
+        lines.append(f"- {name}: {len(placed)} keys → {counts}")
+    if "ringproxy" in where and "nutcracker" in where:
+        same = sum(a == b for a, b in zip(where["ringproxy"], where["nutcracker"]))
+        verdict = "identical" if same == len(where["ringproxy"]) else "**DIFFERENT**"
+        if same != len(where["ringproxy"]):
+            print(f"WARNING: ringproxy and nutcracker placed {len(where['ringproxy']) - same} "
+                  "keys on different nodes (see Placement in the results)", file=sys.stderr)
+        lines.append(f"- ringproxy vs nutcracker: {same}/{len(where['ringproxy'])} keys on the "
+                     f"same node ({verdict})")
+    return "\n".join(lines) or "(no proxy among the targets)"
+
+
+def rotated(items, k):
+    """items rotated left by k, so that each round starts with a different target."""
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+def run_rounds(group, scenarios, started, rounds):
+    """Runs every scenario on every target, alternating targets, for rounds rounds."""
+    samples = {sc.key: {t: [] for t in started} for sc in scenarios}
+    for r in range(rounds):
+        for sc in scenarios:
+            for name in rotated(list(started), r):
+                s = load.measure(group, sc, started[name])
+                samples[sc.key][name].append(s)
+                print_sample(r, rounds, sc, name, s)
+    return {k: {t: load.median_sample(v) for t, v in per.items()} for k, per in samples.items()}
+
+
+def print_sample(r, rounds, sc, name, s):
+    """One progress line."""
+    extra = f"  {s.idle_bytes:,.0f} B/idle conn, ratio {s.idle_ratio:.2f}" if sc.idle else ""
+    status = f"  ERROR {s.error}" if s.error else ""
+    print(f"[{r + 1}/{rounds}] {sc.label:<22} {name:<10} {s.rps:>11,.0f} req/s  "
+          f"p50 {s.p50:.3f}  p99 {s.p99:.3f} ms  cpu {s.cpu_per_m:.2f} s/M{extra}{status}",
+          flush=True)
+
+
+def versions(started, binary):
+    """Software versions for the report."""
+    rows = [("redis", tg.tool_version(["redis-server", "--version"])),
+            ("redis-benchmark", tg.tool_version(["redis-benchmark", "--version"])),
+            ("nutcracker", tg.tool_version(["nutcracker", "--version"]))]
+    if "ringproxy" in started:
+        rev = tg.tool_version(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary)))
+        rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev})"))
+    return rows
+
+
+def out_dir(args, profile, workdir):
+    """Where results go."""
+    if args.out:
+        return args.out
+    if profile == "smoke":
+        return os.path.join(workdir, "results")
+    return os.path.join(BENCH_DIR, "results")
+
+
+def write_report(args, profile, ctx, scenarios, names, results, workdir):
+    """Writes the markdown (and the chart when matplotlib is there); returns the .md path."""
+    date = time.strftime("%Y-%m-%d")
+    host = os.uname().nodename.split(".")[0] or "host"
+    base = f"{date}-{host}" + ("" if profile == "full" else f"-{profile}")
+    chart_tmp = os.path.join(workdir, "chart.png")
+    has_chart = report.chart(chart_tmp, scenarios, names, results)
+    ctx["date"] = date
+    text = report.markdown(ctx, scenarios, names, results, base + ".png" if has_chart else None)
+    return report.write_results(out_dir(args, profile, workdir), base, text,
+                                chart_tmp if has_chart else None, profile != "smoke")
+
+
+def benchmark(args, group, workdir):
+    """Starts everything, runs every round and writes the report; returns the failed runs."""
+    t0 = time.monotonic()
+    profile = profile_of(args)
+    names, scenarios = chosen_targets(args), chosen_scenarios(args, profile)
+    rounds = args.rounds or load.PROFILES[profile]["rounds"]
+    fit_idle_to_fds(scenarios)
+    nodes = tg.start_nodes(group, workdir)
+    started = start_targets(group, workdir, nodes, names, args.binary)
+    placement = check_placement(started, nodes)
+    load.prefill(nodes)
+    for t in started.values():
+        load.warm_up(group, t)
+    results = run_rounds(group, scenarios, started, rounds)
+    ctx = {"profile": profile, "rounds": rounds, "placement": placement,
+           "command": " ".join(["python3 tests/bench/bench.py"] + sys.argv[1:]),
+           "versions": versions(started, args.binary), "elapsed": time.monotonic() - t0}
+    md = write_report(args, profile, ctx, scenarios, names, results, workdir)
+    print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
+    return [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]
+
+
+def run(args):
+    """The benchmark with cleanup: every started process is stopped; returns the exit code."""
+    workdir = tempfile.mkdtemp(prefix="ringbench-")
+    group = procs.ProcessGroup()
+    keep = True
+    try:
+        failed = benchmark(args, group, workdir)
+        if failed:
+            print("FAILED scenarios (see the table): " + ", ".join(failed), file=sys.stderr)
+        keep = bool(failed) or args.keep_logs or profile_of(args) == "smoke" and not args.out
+        return 1 if failed else 0
+    finally:
+        group.stop_all()
+        if keep:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    """Entry point: runs the benchmark, cleaning up on any exit, Ctrl-C included."""
+    procs.install_signal_handlers()
+    try:
+        sys.exit(run(parse_args(sys.argv[1:])))
+    except KeyboardInterrupt:
+        print("\ninterrupted: every started process was stopped", file=sys.stderr)
+        sys.exit(130)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Helpers of the ringproxy load benchmark (tests/bench/bench.py)."""

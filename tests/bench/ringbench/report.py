@@ -1,0 +1,221 @@
+"""The results file (markdown), the chart (PNG) and the machine description."""
+
+import os
+import platform
+import shutil
+
+TARGET_ORDER = ("ringproxy", "nutcracker", "direct")
+# (metric attribute, column title, format); lower is better except where noted.
+METRICS = (
+    ("rps", "req/s (higher is better)", "{:,.0f}"),
+    ("p50", "p50 ms", "{:.3f}"),
+    ("p99", "p99 ms", "{:.3f}"),
+    ("cpu_per_m", "CPU s per M req", "{:.2f}"),
+    ("peak_rss", "peak RSS MiB", "{:.1f}"),
+)
+SPREAD = ("rps_spread", "req/s spread over rounds", "{:.0%}")
+IDLE_METRICS = (
+    ("idle_bytes", "bytes per idle conn", "{:,.0f}"),
+    ("idle_ratio", "req/s with idle ÷ without (higher is better)", "{:.2f}"),
+)
+RATIOS = (("ringproxy", "nutcracker"), ("ringproxy", "direct"), ("nutcracker", "direct"))
+
+
+def machine_info(versions):
+    """Rows describing the machine and the software versions, as (name, value) pairs."""
+    return [("nproc", str(os.cpu_count())), ("CPU", cpu_model()),
+            ("kernel", platform.release()), ("host", platform.node()),
+            ("load average (1, 5, 15 min) at the end", load_average())] + list(versions)
+
+
+def load_average():
+    """The load averages, which show whether something else was using the machine."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_model():
+    """The CPU model name from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def value_of(sample, attr):
+    """A metric's value in report units (peak RSS in MiB)."""
+    v = getattr(sample, attr)
+    return v / (1 << 20) if attr == "peak_rss" else v
+
+
+def results_table(scenarios, targets, results):
+    """Markdown table: one row per scenario and target with every metric."""
+    cols = METRICS + (SPREAD,) + IDLE_METRICS
+    lines = ["| scenario | target | " + " | ".join(c[1] for c in cols) + " | status |",
+             "|---|---|" + "---:|" * len(cols) + "---|"]
+    for sc in scenarios:
+        for t in targets:
+            s = results[sc.key][t]
+            cells = [cell(s, attr, fmt, sc.idle or attr not in ("idle_bytes", "idle_ratio"))
+                     for attr, _, fmt in cols]
+            status = f"**ERROR** {s.error}" if s.error else "ok"
+            lines.append(f"| {sc.label} | {t} | " + " | ".join(cells) + f" | {status} |")
+    return "\n".join(lines)
+
+
+def cell(sample, attr, fmt, applies):
+    """One formatted table cell ('–' where the metric does not apply or is missing)."""
+    if not applies:
+        return "–"
+    v = value_of(sample, attr)
+    return fmt.format(v) if v else "–"
+
+
+def ratio_table(scenarios, targets, results):
+    """Markdown: one table per target pair (A / B), a row per scenario, a column per metric."""
+    pairs = [(a, b) for a, b in RATIOS if a in targets and b in targets]
+    if not pairs:
+        return "(fewer than two targets: no ratios)"
+    cols = METRICS + IDLE_METRICS
+    tables = []
+    for a, b in pairs:
+        lines = [f"**{a} / {b}**", "",
+                 "| scenario | " + " | ".join(c[1] for c in cols) + " |",
+                 "|---|" + "---:|" * len(cols)]
+        for sc in scenarios:
+            cells = [ratio(results[sc.key][a], results[sc.key][b], attr)
+                     if sc.idle or attr not in ("idle_bytes", "idle_ratio") else "–"
+                     for attr, _, _ in cols]
+            lines.append(f"| {sc.label} | " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def ratio(a, b, attr):
+    """a/b for one metric, flagged when either side had errors."""
+    va, vb = value_of(a, attr), value_of(b, attr)
+    if not va or not vb:
+        return "–"
+    flag = " ⚠" if a.error or b.error else ""
+    return f"{va / vb:.2f}{flag}"
+
+
+def noise_warning(scenarios, targets, results):
+    """A warning line when the rounds disagreed a lot (a busy machine), else ''."""
+    spreads = sorted(results[sc.key][t].rps_spread for sc in scenarios for t in targets)
+    typical = spreads[len(spreads) // 2] if spreads else 0.0
+    if typical <= 0.3:
+        return ""
+    return (f"\n⚠ **Noisy run**: req/s typically varied by {typical:.0%} between rounds "
+            f"(load average at the end: {load_average()}); something else was using the "
+            "machine. CPU per request is less sensitive to this than req/s and latency.\n")
+
+
+def markdown(ctx, scenarios, targets, results, chart_name):
+    """The whole results file."""
+    info = "\n".join(f"| {k} | {v} |" for k, v in machine_info(ctx["versions"]))
+    errors = [f"- {sc.label} / {t}: {results[sc.key][t].error}"
+              for sc in scenarios for t in targets if results[sc.key][t].error]
+    parts = [
+        f"# ringproxy benchmark — {ctx['date']} on {platform.node()}",
+        "",
+        f"Profile **{ctx['profile']}**: {ctx['rounds']} round(s), targets alternated "
+        f"({', '.join(targets)}) in every round, median reported. Command: "
+        f"`{ctx['command']}`. Wall time {ctx['elapsed']:.0f} s.",
+        noise_warning(scenarios, targets, results),
+        "",
+        "## Machine",
+        "",
+        "| | |\n|---|---|\n" + info,
+        "",
+        "## Results",
+        "",
+        results_table(scenarios, targets, results),
+        "",
+        f"![throughput and CPU per request]({chart_name})" if chart_name else
+        "(no chart: matplotlib was not installed)",
+        "",
+        "## Ratios",
+        "",
+        ratio_table(scenarios, targets, results),
+        "",
+        "## Placement",
+        "",
+        ctx["placement"],
+        "",
+        "## Errors",
+        "",
+        "\n".join(errors) if errors else "None: every redis-benchmark run finished without errors.",
+        "",
+        NOTES,
+    ]
+    return "\n".join(parts) + "\n"
+
+
+NOTES = """## What the columns mean
+
+- **req/s, p50, p99**: redis-benchmark `--csv` (latency in ms, as seen by the client).
+- **CPU s per M req**: user+system CPU seconds of the target process (`/proc/<pid>/stat`)
+  during the run, per million requests (an MGET of 10 keys is one request). For *direct*
+  this is redis-server's own CPU, the work the proxies add on top of their backends.
+- **peak RSS**: VmHWM of the target process during the run (reset before each run
+  with `clear_refs`). For *direct* it includes redis-server's data (100,000 keys).
+- **req/s spread over rounds**: (max − min) / median of req/s over the rounds; a large
+  spread means the machine was busy with something else and the numbers are noisy.
+- **bytes per idle conn**: RSS growth of the target after opening the idle connections
+  (each sent one PING), divided by their number; the largest value over the rounds,
+  since processes keep the memory of closed connections for reuse.
+- **req/s with idle ÷ without**: the same 50-client GET load run just before and while
+  the idle connections are open; 1.00 means idle clients cost the others nothing.
+- Everything runs on one machine over loopback: redis-benchmark, the proxy and the three
+  redis-servers share the cores, so absolute numbers are lower than on separate hosts;
+  compare the ratios.
+"""
+
+
+def write_results(out_dir, base_name, text, chart_tmp, update_latest):
+    """Writes <base>.md (and its chart) to out_dir; copies both to latest.* when asked."""
+    os.makedirs(out_dir, exist_ok=True)
+    md = os.path.join(out_dir, base_name + ".md")
+    with open(md, "w") as f:
+        f.write(text)
+    if chart_tmp:
+        shutil.move(chart_tmp, os.path.join(out_dir, base_name + ".png"))
+    if update_latest:
+        shutil.copyfile(md, os.path.join(out_dir, "latest.md"))
+    return md
+
+
+def chart(path, scenarios, targets, results):
+    """Draws throughput and CPU per request per scenario and target to path; False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib is not installed, so no PNG chart "
+              "(pip install matplotlib to get one)", flush=True)
+        return False
+    fig, axes = plt.subplots(2, 1, figsize=(11, 8), constrained_layout=True)
+    draw_bars(axes[0], scenarios, targets, results, "rps", "requests/s (higher is better)")
+    draw_bars(axes[1], scenarios, targets, results, "cpu_per_m",
+              "CPU seconds per million requests (lower is better)")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def draw_bars(ax, scenarios, targets, results, attr, title):
+    """One grouped bar chart: a group per scenario, a bar per target."""
+    width = 0.8 / len(targets)
+    for i, t in enumerate(targets):
+        xs = [j + (i - (len(targets) - 1) / 2) * width for j in range(len(scenarios))]
+        ys = [getattr(results[sc.key][t], attr) for sc in scenarios]
+        ax.bar(xs, ys, width, label=t)
+    ax.set_xticks(range(len(scenarios)), [sc.label for sc in scenarios], fontsize=8)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
