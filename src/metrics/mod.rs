@@ -171,17 +171,49 @@ pub struct PoolMetrics {
     pub dedicated_connections: IntGauge,
 }
 
+/// True in a build with the `no-metrics` feature: the per-request metric calls
+/// below do nothing (used to measure what metrics cost; see tests/bench).
+pub const HOT_PATH_OFF: bool = cfg!(feature = "no-metrics");
+
 impl PoolMetrics {
     /// Counts one request of `class`.
     #[inline]
     pub fn request(&self, class: RequestClass) {
-        self.requests[class as usize].inc();
+        if !HOT_PATH_OFF {
+            self.requests[class as usize].inc();
+        }
     }
 
     /// Counts one request of `class` answered with an error.
     #[inline]
     pub fn request_error(&self, class: RequestClass) {
-        self.request_errors[class as usize].inc();
+        if !HOT_PATH_OFF {
+            self.request_errors[class as usize].inc();
+        }
+    }
+
+    /// Counts bytes read from a client.
+    #[inline]
+    pub fn received(&self, n: usize) {
+        if !HOT_PATH_OFF {
+            self.bytes_received.inc_by(n as u64);
+        }
+    }
+
+    /// Counts bytes written to a client.
+    #[inline]
+    pub fn sent(&self, n: usize) {
+        if !HOT_PATH_OFF {
+            self.bytes_sent.inc_by(n as u64);
+        }
+    }
+
+    /// Records the sub-requests of one split command.
+    #[inline]
+    pub fn fanout(&self, parts: usize) {
+        if !HOT_PATH_OFF {
+            self.split_fanout.observe(parts as f64);
+        }
     }
 }
 
@@ -217,6 +249,38 @@ impl NodeMetrics {
     #[inline]
     pub fn observe(&self, elapsed: Duration) {
         self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// `n` requests written to the node.
+    #[inline]
+    pub fn sent(&self, n: usize) {
+        if !HOT_PATH_OFF {
+            self.requests.inc_by(n as u64);
+            self.inflight.add(n as i64);
+        }
+    }
+
+    /// One reply came back after `elapsed`; `error` for an error reply.
+    #[inline]
+    pub fn replied(&self, elapsed: Duration, error: bool) {
+        if !HOT_PATH_OFF {
+            self.inflight.dec();
+            self.observe(elapsed);
+            if error {
+                self.error(NodeErrorKind::ErrorReply);
+            }
+        }
+    }
+
+    /// One in-flight request failed with `err`.
+    #[inline]
+    pub fn failed(&self, err: BackendError) {
+        if !HOT_PATH_OFF {
+            self.inflight.dec();
+            if let Some(k) = NodeErrorKind::of(err) {
+                self.error(k);
+            }
+        }
     }
 
     /// Records a health change: sets `up` and counts a transition.
