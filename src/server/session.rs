@@ -49,7 +49,10 @@ pub struct Session {
     pub queue: ReplyQueue,
     /// Completions of this client's backend requests; created on first use, so a
     /// client that never reaches a backend costs no channel.
-    inbox: Option<(mpsc::UnboundedSender<Completion>, mpsc::UnboundedReceiver<Completion>)>,
+    inbox: Option<(
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    )>,
     rbuf: BytesMut,
     /// Bytes to have free before the next read: grows while reads fill the buffer.
     read_hint: usize,
@@ -200,7 +203,11 @@ impl Session {
     /// Where the backend reply for (`seq`, `part`) goes.
     pub fn reply_to(&mut self, seq: u64, part: u32) -> ReplyTo {
         let (tx, _) = self.inbox.get_or_insert_with(mpsc::unbounded_channel);
-        ReplyTo { tx: tx.clone(), seq, part }
+        ReplyTo {
+            tx: tx.clone(),
+            seq,
+            part,
+        }
     }
 
     /// Moves ready replies, in order, into the write buffer.
@@ -224,7 +231,10 @@ impl Session {
 
 /// The next completion, or never when no backend request was made yet.
 async fn next_completion(
-    inbox: &mut Option<(mpsc::UnboundedSender<Completion>, mpsc::UnboundedReceiver<Completion>)>,
+    inbox: &mut Option<(
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    )>,
 ) -> Option<Completion> {
     match inbox {
         Some((_, rx)) => rx.recv().await,
@@ -234,12 +244,20 @@ async fn next_completion(
 
 /// Reads into `buf` with at least `hint` bytes free; the hint grows (up to
 /// [`READ_MAX`]) while reads fill what was free, and falls back when they do not.
-async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut, hint: &mut usize) -> std::io::Result<usize> {
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    hint: &mut usize,
+) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < *hint {
         buf.reserve(*hint);
     }
     let free = buf.capacity() - buf.len();
     let n = rd.read_buf(buf).await?;
-    *hint = if n == free { (*hint * 4).min(READ_MAX) } else { (*hint / 2).max(READ_MIN) };
+    *hint = if n == free {
+        (*hint * 4).min(READ_MAX)
+    } else {
+        (*hint / 2).max(READ_MIN)
+    };
     Ok(n)
 }
