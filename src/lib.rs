@@ -38,6 +38,7 @@ pub mod command;
 pub mod config;
 pub mod errors;
 pub mod metrics;
+pub mod poll;
 pub mod reload;
 pub mod resp;
 pub mod route;

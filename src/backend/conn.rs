@@ -14,6 +14,7 @@ use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
 use crate::metrics::{NodeErrorKind, NodeMetrics};
+use crate::poll::poll_once;
 use crate::resp::Proto;
 use crate::resp::reply::reply_len;
 use bytes::{Bytes, BytesMut};
@@ -338,6 +339,10 @@ impl ConnTask {
                         return End::Closed;
                     }
                     st.push_all(batch.drain(..));
+                    // Write in this turn; the write branch only waits for a full socket.
+                    if let Some(Err(_)) = poll_once(wr.write_buf(&mut st.wbuf)) {
+                        return self.broken(&mut st, BackendError::ConnectionLost);
+                    }
                 }
                 _ = &mut timer, if armed => {
                     armed = false;

@@ -9,6 +9,7 @@ use super::pubsub::{PubSub, next_frame};
 use super::replies::{After, ReplyQueue};
 use crate::backend::{Completion, ReplyTo};
 use crate::metrics::RequestClass;
+use crate::poll::poll_once;
 use crate::resp::Proto;
 use crate::resp::Request;
 use crate::resp::request::decode;
@@ -116,6 +117,10 @@ impl Session {
     {
         let stop = shutdown.cancelled();
         tokio::pin!(stop);
+        // Held for the session's life so that each batch can borrow a snapshot
+        // (an arc-swap guard, no shared reference count touched) while `self` is
+        // mutated by dispatch.
+        let router = self.ctx.router.clone();
         let mut eof = false;
         loop {
             let limit = self.max_pipeline;
@@ -151,13 +156,38 @@ impl Session {
                 Some(f) = next_frame(&mut self.pubsub), if self.queue.len() < limit => self.on_sub_frame(f),
                 _ = &mut stop, if !self.closing => self.closing = true,
             }
-            self.process();
-            self.move_ready();
+            self.advance(&router);
+            if !self.wbuf.is_empty() && !self.write_now(&mut wr) {
+                return;
+            }
             let done = (self.closing || eof) && self.queue.is_empty() && self.deferred.is_none();
             if self.wbuf.is_empty() && (self.close_after_write || done) {
                 let _ = wr.shutdown().await;
                 return;
             }
+        }
+    }
+
+    /// Dispatches buffered requests and moves ready replies out, until neither
+    /// makes progress: replies leaving the queue make room for requests already read.
+    fn advance(&mut self, router: &crate::topology::Router) {
+        loop {
+            self.process(router);
+            if self.move_ready() == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Writes what the socket takes now, without waiting; false when it failed.
+    fn write_now<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> bool {
+        match poll_once(wr.write_buf(&mut self.wbuf)) {
+            Some(Ok(n)) => {
+                self.ctx.metrics.sent(n);
+                true
+            }
+            Some(Err(_)) => false,
+            None => true,
         }
     }
 
@@ -172,11 +202,11 @@ impl Session {
 
     /// Decodes and dispatches buffered requests while the pipeline has room. A
     /// request that must wait for earlier replies (lane switch) is kept and retried.
-    fn process(&mut self) {
+    fn process(&mut self, router: &crate::topology::Router) {
         if self.closing || (self.rbuf.is_empty() && self.deferred.is_none()) {
             return;
         }
-        let topo = self.ctx.router.load_full();
+        let topo = router.load();
         self.max_pipeline = topo.limits.max_pipeline;
         if let Some(req) = self.deferred.take() {
             self.deferred = self.dispatch(req, &topo, false);
@@ -211,7 +241,9 @@ impl Session {
     }
 
     /// Moves ready replies, in order, into the write buffer.
-    fn move_ready(&mut self) {
+    /// Returns how many replies moved.
+    fn move_ready(&mut self) -> usize {
+        let mut moved = 0;
         while self.wbuf.len() < WRITE_HIGH_WATER {
             let Some((bytes, after, class)) = self.queue.pop_ready() else {
                 break;
@@ -220,12 +252,14 @@ impl Session {
                 self.ctx.metrics.request_error(class);
             }
             self.wbuf.extend_from_slice(&bytes);
+            moved += 1;
             if after == After::Close {
                 self.closing = true;
                 self.close_after_write = true;
                 break;
             }
         }
+        moved
     }
 }
 
