@@ -53,6 +53,8 @@ pub struct Proxy {
     pub applied: tokio::sync::Mutex<(Config, u64)>,
     /// Hash of the config text applied last (readable without waiting for a reload).
     pub config_hash: std::sync::atomic::AtomicU64,
+    /// `--admin` from the command line, applied to every reloaded config too.
+    pub admin_override: Option<Option<String>>,
 }
 
 async fn bind(listen: &Listen) -> Result<Listener, AppError> {
@@ -94,14 +96,31 @@ pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>) -> RunningPool {
     RunningPool { ctx, shared }
 }
 
+/// How the proxy was started, beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The config file, watched for reloads.
+    pub config_path: Option<PathBuf>,
+    /// Hash of the config file's text.
+    pub config_hash: u64,
+    /// `--admin` from the command line: replaces the file's `admin` (also on reload).
+    pub admin_override: Option<Option<String>>,
+}
+
 /// Runs the proxy until SIGTERM/SIGINT or `shutdown`, then drains.
-/// `config_hash` is the hash of the config file's text (see [`crate::reload`]).
 pub async fn run(
-    config: Config,
-    config_path: Option<PathBuf>,
-    config_hash: u64,
+    mut config: Config,
+    opts: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
+    let RunOptions {
+        config_path,
+        config_hash,
+        admin_override,
+    } = opts;
+    if let Some(a) = &admin_override {
+        config.admin = a.clone();
+    }
     let mut listeners = Vec::new();
     for pool in &config.pools {
         listeners.push(bind(&pool.listen).await?);
@@ -137,6 +156,7 @@ pub async fn run(
         config_path,
         applied: tokio::sync::Mutex::new((config, config_hash)),
         config_hash: std::sync::atomic::AtomicU64::new(config_hash),
+        admin_override,
     });
     if let Some(l) = admin {
         tracing::info!(admin = ?admin_addr, "admin listening");

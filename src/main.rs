@@ -19,6 +19,10 @@ struct Cli {
     /// Log as JSON lines (overrides log.format).
     #[arg(long)]
     log_json: bool,
+    /// Admin HTTP address, overriding the config's `admin` (e.g. for nutcracker
+    /// files, which cannot set it); `none` turns the admin port off.
+    #[arg(long, value_name = "HOST:PORT|none")]
+    admin: Option<String>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -27,8 +31,8 @@ struct Cli {
 enum Cmd {
     /// Print the node of each key: `KEY NODE-NAME NODE-ADDR`, one line per key.
     Route {
-        /// Keys to place.
-        #[arg(required = true)]
+        /// Keys to place (keys starting with `-` are taken as keys too).
+        #[arg(required = true, allow_hyphen_values = true)]
         keys: Vec<std::ffi::OsString>,
     },
     /// Print the ringproxy YAML equivalent of a nutcracker (twemproxy) config file.
@@ -66,13 +70,21 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    let admin_override = cli.admin.as_ref().map(|a| (a != "none").then(|| a.clone()));
     if cli.check {
         println!("{}: ok ({} pool(s))", path.display(), config.pools.len());
         return std::process::ExitCode::SUCCESS;
     }
     let result = match cli.cmd {
         Some(Cmd::Route { keys }) => route(&config, &keys),
-        None | Some(Cmd::Convert { .. }) => serve(config, path, hash, cli.log_json),
+        None | Some(Cmd::Convert { .. }) => {
+            let opts = ringproxy::app::RunOptions {
+                config_path: Some(path),
+                config_hash: hash,
+                admin_override,
+            };
+            serve(config, opts, cli.log_json)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -140,7 +152,11 @@ fn route(config: &Config, keys: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config, path: PathBuf, hash: u64, log_json: bool) -> anyhow::Result<()> {
+fn serve(
+    config: Config,
+    mut opts: ringproxy::app::RunOptions,
+    log_json: bool,
+) -> anyhow::Result<()> {
     init_logging(&config, log_json);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if config.workers > 0 {
@@ -151,13 +167,10 @@ fn serve(config: Config, path: PathBuf, hash: u64, log_json: bool) -> anyhow::Re
         .build()
         .context("cannot start the runtime")?;
     // Absolute but NOT resolved: a Kubernetes ConfigMap swaps the symlink behind it.
-    let path = std::path::absolute(&path).unwrap_or(path);
-    rt.block_on(ringproxy::app::run(
-        config,
-        Some(path),
-        hash,
-        CancellationToken::new(),
-    ))?;
+    opts.config_path = opts
+        .config_path
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
+    rt.block_on(ringproxy::app::run(config, opts, CancellationToken::new()))?;
     Ok(())
 }
 

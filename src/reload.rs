@@ -110,13 +110,16 @@ impl Proxy {
             tracing::info!(trigger, hash = format!("{hash:016x}"), "config unchanged");
             return Ok("config unchanged".into());
         }
-        let new = match config::check(&text) {
+        let mut new = match config::check(&text) {
             Ok((c, _notes)) => c,
             Err(problems) => {
                 let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
                 return self.failed(trigger, format!("{}: {}", path.display(), lines.join("; ")));
             }
         };
+        if let Some(a) = &self.admin_override {
+            new.admin = a.clone();
+        }
         let restart = needs_restart(&applied.0, &new);
         let mut versions = Vec::new();
         for pool in &self.pools {

@@ -335,3 +335,80 @@ fn empty_and_binary_keys() {
     del.extend(keys.iter());
     assert_eq!(c.cmd(&del), Reply::Int(keys.len() as i64));
 }
+
+#[test]
+fn requests_arriving_one_byte_at_a_time() {
+    let cl = Cluster::start(3, "");
+    let mut c = cl.conn();
+    let bytes = [
+        encode(&["SET", "bytewise", "v\r\nv"]),
+        encode(&["MGET", "bytewise", "nope", "bytewise"]),
+        b"PING\r\n".to_vec(),
+        encode(&["ECHO", ""]),
+    ]
+    .concat();
+    for b in &bytes {
+        c.send_raw(std::slice::from_ref(b)).unwrap();
+    }
+    assert_eq!(c.read_ok(), Reply::ok());
+    let v = Reply::bulk("v\r\nv");
+    assert_eq!(c.read_ok(), Reply::Array(vec![v.clone(), Reply::Nil, v]));
+    assert_eq!(c.read_ok(), Reply::Status("PONG".into()));
+    assert_eq!(c.read_ok(), Reply::bulk(""));
+}
+
+#[test]
+fn empty_requests_are_ignored_like_redis_does() {
+    let cl = Cluster::start(3, "");
+    let mut c = cl.conn();
+    c.send_raw(b"*0\r\n*-1\r\n\r\n*1\r\n$4\r\nPING\r\n")
+        .unwrap();
+    assert_eq!(c.read_ok(), Reply::Status("PONG".into()));
+    // Nothing else arrives, and the connection stays open.
+    assert_eq!(
+        c.closed_within(Duration::from_millis(300)),
+        Ok(false),
+        "extra bytes or close"
+    );
+    c.set_timeout(IO_TIMEOUT);
+    assert_eq!(c.cmd(&["PING"]), Reply::Status("PONG".into()));
+}
+
+#[test]
+fn wrong_arity_gets_an_error_and_the_connection_stays() {
+    let cl = Cluster::start(3, "");
+    let mut c = cl.conn();
+    let cases: &[&[&str]] = &[
+        &["MSET"],
+        &["MSET", "a"],
+        &["MSET", "a", "1", "b"],
+        &["MGET"],
+        &["DEL"],
+        &["EXISTS"],
+        &["UNLINK"],
+        &["TOUCH"],
+        &["GET"],
+        &["GET", "a", "b"],
+        &["ECHO"],
+        &["PING", "a", "b"],
+    ];
+    for cmd in cases {
+        let got = c.cmd(cmd);
+        assert!(
+            got.is_error() && got.err_text().contains("wrong number of arguments"),
+            "`{}`: expected Redis's `wrong number of arguments` error, got {got}",
+            describe(cmd)
+        );
+        assert_eq!(
+            c.cmd(&["PING"]),
+            Reply::Status("PONG".into()),
+            "after `{}`",
+            describe(cmd)
+        );
+    }
+    assert_eq!(
+        c.cmd(&["EXISTS", "a", "b"]),
+        Reply::Int(0),
+        "MSET with odd args wrote data"
+    );
+}

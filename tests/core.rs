@@ -717,3 +717,165 @@ fn harness_reply_parser() {
     assert_eq!(left, 6);
     assert!(parse_all(b"?\r\n").is_err());
 }
+
+/// Byte-for-byte: replies through the proxy equal a single Redis's, in RESP2 and in
+/// RESP3 (merged split replies included: nil vs `_`, doubles, sets, maps).
+#[test]
+fn raw_replies_match_a_single_redis_in_resp2_and_resp3() {
+    let cl = Cluster::start(3, "");
+    let reference = RedisServer::start();
+    for proto in ["2", "3"] {
+        let (mut c, mut r) = (cl.conn(), reference.conn());
+        if proto == "3" {
+            assert!(matches!(c.cmd(&["HELLO", "3"]), Reply::Map(_)));
+            assert!(matches!(r.cmd(&["HELLO", "3"]), Reply::Map(_)));
+        }
+        let lines = [
+            "MSET $a 1 $b 2 $c 3 $d 4",
+            "MGET $a $nope $c $a $d",
+            "MGET $nope",
+            "GET $nope",
+            "HSET $h f1 v1 f2 v2",
+            "HGETALL $h",
+            "HGETALL $nope",
+            "HGET $h nope",
+            "ZADD $z 1.5 a 2 b",
+            "ZRANGE $z 0 -1 WITHSCORES",
+            "ZSCORE $z a",
+            "ZINCRBY $z 1 b",
+            "SADD $s 1 2 3",
+            "SMEMBERS $s",
+            "SISMEMBER $s 2",
+            "EXISTS $a $nope $a $b",
+            "TOUCH $a $b $nope",
+            "DEL $c $nope $c",
+            "UNLINK $d $d",
+            "TTL $a",
+            "INCRBYFLOAT $a 0.5",
+            "XADD $x 1-1 f v",
+            "XRANGE $x - +",
+            "RPUSH $l a b",
+            "LPOP $l 5",
+            "LPOP $l 5",
+            "LPOP $l",
+            "PING",
+            "PING hi",
+            "ECHO x",
+            "TYPE $h",
+            "DBSIZE",
+        ];
+        for line in lines {
+            let line = line.replace('$', &format!("r{proto}:"));
+            let args: Vec<&str> = line.split_whitespace().collect();
+            let (got, want) = (c.cmd_raw(&args), r.cmd_raw(&args));
+            assert!(
+                got == want,
+                "RESP{proto} `{line}`: proxy sent {} but Redis sends {}",
+                escape(&got),
+                escape(&want)
+            );
+        }
+    }
+}
+
+/// Many clients pipelining at once over the shared backend connections: each gets
+/// exactly its own replies.
+#[test]
+fn many_clients_never_get_each_others_replies() {
+    let cl = Cluster::start(3, "");
+    let port = cl.proxy.port();
+    std::thread::scope(|s| {
+        for t in 0..32 {
+            s.spawn(move || {
+                let mut c = Conn::connect(port);
+                let mut cmds: Vec<Vec<String>> = Vec::new();
+                let mut want: Vec<Reply> = Vec::new();
+                for i in 0..300 {
+                    let (k, v) = (format!("mc{t}-{i}"), format!("client{t}-value{i}"));
+                    cmds.push(vec!["SET".into(), k.clone(), v.clone()]);
+                    want.push(Reply::ok());
+                    cmds.push(vec!["GET".into(), k.clone()]);
+                    want.push(Reply::bulk(&v));
+                    if i % 10 == 9 {
+                        let prev = format!("mc{t}-{}", i - 1);
+                        cmds.push(vec!["MGET".into(), prev, k, format!("mc{t}-none")]);
+                        let pv = format!("client{t}-value{}", i - 1);
+                        want.push(Reply::Array(vec![
+                            Reply::bulk(pv),
+                            Reply::bulk(v),
+                            Reply::Nil,
+                        ]));
+                    }
+                }
+                for round in 0..2 {
+                    let got = c.pipeline(&cmds);
+                    for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g, w, "client {t}, round {round}, reply #{j}");
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// A client that hangs up while its requests wait on (slowed) backends must not shift
+/// the replies of the clients sharing those backend connections.
+#[test]
+fn a_client_hanging_up_mid_pipeline_does_not_confuse_others() {
+    let cl = Cluster::start(3, "");
+    let mut c = cl.conn();
+    let setup: Vec<Vec<String>> = (0..50)
+        .flat_map(|i| {
+            [
+                vec!["SET".into(), format!("ka{i}"), "value-of-A".into()],
+                vec!["SET".into(), format!("kb{i}"), format!("B{i}")],
+            ]
+        })
+        .collect();
+    assert!(c.pipeline(&setup).iter().all(|r| *r == Reply::ok()));
+
+    let mut sleepers: Vec<Conn> = cl.nodes.iter().map(RedisServer::conn).collect();
+    for s in &mut sleepers {
+        s.send(&["DEBUG", "SLEEP", "0.3"]).unwrap();
+    }
+    let mut a = cl.conn();
+    let burst: Vec<u8> = (0..5000)
+        .flat_map(|i| encode(&["GET", &format!("ka{}", i % 50)]))
+        .collect();
+    a.send_raw(&burst).unwrap();
+    drop(a); // hang up with ~5000 requests in flight
+
+    let cmds: Vec<Vec<String>> = (0..2000)
+        .map(|i| vec!["GET".into(), format!("kb{}", i % 50)])
+        .collect();
+    for round in 0..3 {
+        for (i, r) in c.pipeline(&cmds).iter().enumerate() {
+            let want = Reply::bulk(format!("B{}", i % 50));
+            assert_eq!(
+                *r, want,
+                "round {round}, reply #{i} of the client that stayed"
+            );
+        }
+    }
+    for s in &mut sleepers {
+        assert_eq!(s.read_ok(), Reply::ok());
+    }
+}
+
+/// DBSIZE and INFO keyspace aggregate over all nodes (DESIGN: "INFO (proxy + aggregated)").
+#[test]
+fn dbsize_and_info_keyspace_are_aggregated() {
+    let cl = Cluster::start(3, "");
+    let mut c = cl.conn();
+    let cmds: Vec<Vec<String>> = (0..30)
+        .map(|i| vec!["SET".into(), format!("agg{i}"), "v".into()])
+        .collect();
+    assert!(c.pipeline(&cmds).iter().all(|r| *r == Reply::ok()));
+    assert_eq!(c.cmd(&["DBSIZE"]), Reply::Int(30));
+    let info = c.cmd(&["INFO", "keyspace"]);
+    let text = String::from_utf8_lossy(info.bytes()).into_owned();
+    assert!(
+        text.contains("# Keyspace") && text.contains("db0:keys=30,"),
+        "INFO keyspace should report db0:keys=30 summed over the nodes, got:\n{text}"
+    );
+}

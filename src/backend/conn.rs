@@ -356,12 +356,8 @@ impl ConnTask {
     /// Fails every in-flight request with `err`, and what is queued with ConnectionLost.
     fn broken(&mut self, st: &mut Pipeline, err: BackendError) -> End {
         self.env.health.report_failure();
-        let kind = NodeErrorKind::of(err);
         for (r, _, _) in st.inflight.drain(..) {
-            self.env.metrics.inflight.dec();
-            if let Some(k) = kind {
-                self.env.metrics.error(k);
-            }
+            self.env.metrics.failed(err);
             r.send(Err(err));
         }
         self.fail_queued(None, BackendError::ConnectionLost);
@@ -390,12 +386,12 @@ impl Pipeline {
 
     fn push_all(&mut self, reqs: impl IntoIterator<Item = BackendRequest>) {
         let now = Instant::now();
+        let before = self.inflight.len();
         for r in reqs {
             self.wbuf.extend_from_slice(&r.frame);
             self.inflight.push_back((r.reply, now, r.timed));
-            self.env.metrics.requests.inc();
-            self.env.metrics.inflight.inc();
         }
+        self.env.metrics.sent(self.inflight.len() - before);
     }
 
     /// When the oldest in-flight request times out (the timeout is read now, so a
@@ -427,14 +423,10 @@ impl Pipeline {
     }
 
     fn account(&self, reply: &[u8], elapsed: Duration) {
-        let m = &self.env.metrics;
-        m.inflight.dec();
-        m.observe(elapsed);
-        if reply.first() == Some(&b'-') {
-            m.error(NodeErrorKind::ErrorReply);
-            if is_unavailable_reply(reply) {
-                return self.env.health.report_failure();
-            }
+        let error = reply.first() == Some(&b'-');
+        self.env.metrics.replied(elapsed, error);
+        if error && is_unavailable_reply(reply) {
+            return self.env.health.report_failure();
         }
         self.env.health.report_ok();
     }

@@ -240,17 +240,35 @@ pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<He
 }
 
 /// One PING on the checker's own connection (opened if needed), within `timeout`.
+/// A kept connection the server closed (idle timeout, CLIENT KILL) is not a failed
+/// check: it is replaced and the PING tried again at once, within the same timeout.
 async fn ping(conn: &mut Option<BackendStream>, addr: &NodeAddr, timeout: Duration) -> bool {
     let fut = async {
-        if conn.is_none() {
-            *conn = Some(connect(addr, timeout).await.ok()?);
-        }
-        match conn.as_mut()? {
-            BackendStream::Tcp(s) => ping_on(s).await,
-            BackendStream::Unix(s) => ping_on(s).await,
+        let reused = conn.is_some();
+        match ping_once(conn, addr, timeout).await {
+            Some(ok) => Some(ok),
+            None if reused => {
+                *conn = None;
+                ping_once(conn, addr, timeout).await
+            }
+            None => None,
         }
     };
     matches!(tokio::time::timeout(timeout, fut).await, Ok(Some(true)))
+}
+
+async fn ping_once(
+    conn: &mut Option<BackendStream>,
+    addr: &NodeAddr,
+    timeout: Duration,
+) -> Option<bool> {
+    if conn.is_none() {
+        *conn = Some(connect(addr, timeout).await.ok()?);
+    }
+    match conn.as_mut()? {
+        BackendStream::Tcp(s) => ping_on(s).await,
+        BackendStream::Unix(s) => ping_on(s).await,
+    }
 }
 
 async fn ping_on<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Option<bool> {

@@ -7,7 +7,7 @@ use super::pinned::Lane;
 use super::pubsub::allowed_in_subscribe_mode;
 use super::replies::After;
 use super::session::Session;
-use crate::backend::{BackendRequest, ReplyTo};
+use crate::backend::BackendRequest;
 use crate::command::merge::Plan;
 use crate::command::split::split;
 use crate::command::{Class, CommandSpec, LocalKind, MergeKind, SplitKind, class_for};
@@ -130,11 +130,7 @@ impl Session {
             return self.ready_static(BackendError::Down.wire());
         }
         let seq = self.queue.push_waiting();
-        let reply = ReplyTo {
-            tx: self.tx.clone(),
-            seq,
-            part: 0,
-        };
+        let reply = self.reply_to(seq, 0);
         node.conn(self.state.proto, self.state.id)
             .send(BackendRequest::new(frame, reply));
     }
@@ -195,7 +191,7 @@ impl Session {
         }
         let (keys, idx): (Vec<usize>, Vec<usize>) = nodes.into_iter().unzip();
         let s = split(&req, kind, &keys, &idx);
-        self.ctx.metrics.split_fanout.observe(s.parts.len() as f64);
+        self.ctx.metrics.fanout(s.parts.len());
         let seq = self
             .queue
             .push_merging(Plan::Split(kind, s.positions), s.parts.len());
@@ -218,11 +214,7 @@ impl Session {
 
     /// Sends one part of a merged request; a down node fails its part at once.
     pub fn send_part(&mut self, topo: &Topology, node: usize, frame: Bytes, seq: u64, part: u32) {
-        let reply = ReplyTo {
-            tx: self.tx.clone(),
-            seq,
-            part,
-        };
+        let reply = self.reply_to(seq, part);
         let n = &topo.nodes[node];
         if n.health.is_down() {
             return reply.send(Err(BackendError::Down));

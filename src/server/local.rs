@@ -58,6 +58,9 @@ pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) 
 
 /// PING; a RESP2 client in subscribe mode gets `["pong", msg]` as from Redis.
 fn ping(s: &Session, req: &Request, b: &mut BytesMut) {
+    if req.argc() > 2 {
+        return crate::errors::wrong_arity(b, "ping");
+    }
     let subscribed = s.pubsub.as_ref().is_some_and(|p| p.count() > 0);
     if subscribed && s.state.proto == Proto::Resp2 {
         encode::array_header(b, 2);
@@ -70,18 +73,18 @@ fn ping(s: &Session, req: &Request, b: &mut BytesMut) {
     }
 }
 
+/// Whether `user`/`pass` log in. Without a configured password the default user
+/// has none (as Redis's `nopass`): any password is accepted for it.
 fn password_ok(topo: &Topology, user: Option<&[u8]>, pass: &[u8]) -> bool {
     let user_ok = user.is_none_or(|u| u == b"default");
-    user_ok
-        && topo
-            .limits
-            .auth
-            .as_deref()
-            .is_some_and(|p| p.as_bytes() == pass)
+    match topo.limits.auth.as_deref() {
+        Some(p) => user_ok && p.as_bytes() == pass,
+        None => user_ok,
+    }
 }
 
 fn auth(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
-    if topo.limits.auth.is_none() {
+    if topo.limits.auth.is_none() && req.argc() == 2 {
         return b.extend_from_slice(errors::AUTH_NOT_SET);
     }
     let (user, pass) = match req.argc() {
@@ -112,12 +115,7 @@ fn hello(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
         let opt = req.arg(i);
         if opt.eq_ignore_ascii_case(b"AUTH") && i + 2 < req.argc() {
             if !password_ok(topo, Some(req.arg(i + 1)), req.arg(i + 2)) {
-                let e: &[u8] = if topo.limits.auth.is_none() {
-                    errors::AUTH_NOT_SET
-                } else {
-                    errors::WRONGPASS
-                };
-                return b.extend_from_slice(e);
+                return b.extend_from_slice(errors::WRONGPASS);
             }
             s.state.authed = true;
             i += 3;
@@ -186,6 +184,8 @@ fn client(s: &mut Session, req: &Request, b: &mut BytesMut) {
         },
         b"id" => encode::integer(b, s.state.id as i64),
         b"setinfo" if req.argc() == 4 => encode::simple(b, "OK"),
+        // The proxy never evicts clients.
+        b"no-evict" if req.argc() == 3 => encode::simple(b, "OK"),
         b"info" => {
             let name = s.state.name.clone().unwrap_or_default();
             let mut line = format!("id={} name=", s.state.id).into_bytes();

@@ -13,7 +13,7 @@
 //! answered, so `SET k v` followed by `WATCH k` or `BLPOP` never runs out of order.
 
 use super::session::Session;
-use crate::backend::{BackendRequest, ConnHandle, Node, ReplyTo};
+use crate::backend::{BackendRequest, ConnHandle, Node};
 use crate::command::{CommandSpec, DedicatedKind};
 use crate::errors::{self, BackendError};
 use crate::resp::Request;
@@ -131,17 +131,16 @@ impl Session {
     /// Sends `frame` on the pinned connection; its reply fills a new queue slot
     /// (`silent`: nobody waits for it).
     fn send_pinned(&mut self, frame: Bytes, timed: bool, silent: bool) {
-        let Some(p) = &self.pinned else { return };
+        if self.pinned.is_none() {
+            return;
+        }
         let seq = if silent {
             SILENT
         } else {
             self.queue.push_waiting()
         };
-        let reply = ReplyTo {
-            tx: self.tx.clone(),
-            seq,
-            part: 0,
-        };
+        let reply = self.reply_to(seq, 0);
+        let Some(p) = &self.pinned else { return };
         p.conn.send(BackendRequest {
             frame,
             reply,

@@ -7,7 +7,7 @@ use super::listener::ClientSlot;
 use super::pinned::{Lane, Pinned, TxState};
 use super::pubsub::{PubSub, next_frame};
 use super::replies::{After, ReplyQueue};
-use crate::backend::Completion;
+use crate::backend::{Completion, ReplyTo};
 use crate::metrics::RequestClass;
 use crate::resp::Proto;
 use crate::resp::Request;
@@ -18,8 +18,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Initial read buffer size.
-const READ_BUF: usize = 4 * 1024;
+/// Smallest read: what an idle client's buffer holds (a connection that only sent
+/// PING keeps little memory).
+const READ_MIN: usize = 512;
+/// Largest read the buffer grows to while a client keeps it full.
+const READ_MAX: usize = 64 * 1024;
 /// Stop moving replies into the write buffer beyond this many bytes.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 
@@ -44,10 +47,15 @@ pub struct Session {
     pub state: ClientState,
     /// Replies in request order.
     pub queue: ReplyQueue,
-    /// Completion sender cloned into every backend request.
-    pub tx: mpsc::UnboundedSender<Completion>,
-    rx: mpsc::UnboundedReceiver<Completion>,
+    /// Completions of this client's backend requests; created on first use, so a
+    /// client that never reaches a backend costs no channel.
+    inbox: Option<(
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    )>,
     rbuf: BytesMut,
+    /// Bytes to have free before the next read: grows while reads fill the buffer.
+    read_hint: usize,
     wbuf: BytesMut,
     /// No more requests are read (EOF, QUIT, protocol error).
     pub closing: bool,
@@ -70,7 +78,6 @@ pub struct Session {
 impl Session {
     /// A session for client `id`.
     pub fn new(ctx: Arc<PoolContext>, id: u64, slot: ClientSlot) -> Session {
-        let (tx, rx) = mpsc::unbounded_channel();
         let (authed, max_pipeline) = {
             let t = ctx.router.load();
             (t.limits.auth.is_none(), t.limits.max_pipeline)
@@ -84,9 +91,9 @@ impl Session {
                 authed,
             },
             queue: ReplyQueue::default(),
-            tx,
-            rx,
-            rbuf: BytesMut::with_capacity(READ_BUF),
+            inbox: None,
+            rbuf: BytesMut::new(),
+            read_hint: READ_MIN,
             wbuf: BytesMut::new(),
             closing: false,
             close_after_write: false,
@@ -119,14 +126,14 @@ impl Session {
                 && self.wbuf.len() < WRITE_HIGH_WATER;
             tokio::select! {
                 biased;
-                Some(c) = self.rx.recv() => self.on_completion(c),
+                Some(c) = next_completion(&mut self.inbox) => self.on_completion(c),
                 r = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
                     match r {
-                        Ok(n) => self.ctx.metrics.bytes_sent.inc_by(n as u64),
+                        Ok(n) => self.ctx.metrics.sent(n),
                         Err(_) => return,
                     }
                 }
-                r = rd.read_buf(&mut self.rbuf), if can_read => match r {
+                r = read_some(&mut rd, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
                     Ok(0) => {
                         // A client gone while blocked: its dedicated connection closes
                         // now, so the blocked command cannot take data meant for others.
@@ -135,7 +142,7 @@ impl Session {
                         }
                         eof = true;
                     }
-                    Ok(n) => self.ctx.metrics.bytes_received.inc_by(n as u64),
+                    Ok(n) => self.ctx.metrics.received(n),
                     Err(e) => {
                         tracing::debug!(client = self.state.id, error = %e, "client connection reset");
                         return;
@@ -157,7 +164,7 @@ impl Session {
     fn on_completion(&mut self, c: Completion) {
         let proto = self.state.proto;
         self.queue.complete(c.seq, c.part, c.reply, proto);
-        while let Ok(c) = self.rx.try_recv() {
+        while let Some(c) = self.inbox.as_mut().and_then(|(_, rx)| rx.try_recv().ok()) {
             self.queue.complete(c.seq, c.part, c.reply, proto);
         }
         self.release_idle_pin();
@@ -191,8 +198,15 @@ impl Session {
                 }
             }
         }
-        if self.rbuf.capacity() - self.rbuf.len() < 512 {
-            self.rbuf.reserve(READ_BUF);
+    }
+
+    /// Where the backend reply for (`seq`, `part`) goes.
+    pub fn reply_to(&mut self, seq: u64, part: u32) -> ReplyTo {
+        let (tx, _) = self.inbox.get_or_insert_with(mpsc::unbounded_channel);
+        ReplyTo {
+            tx: tx.clone(),
+            seq,
+            part,
         }
     }
 
@@ -213,4 +227,37 @@ impl Session {
             }
         }
     }
+}
+
+/// The next completion, or never when no backend request was made yet.
+async fn next_completion(
+    inbox: &mut Option<(
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    )>,
+) -> Option<Completion> {
+    match inbox {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads into `buf` with at least `hint` bytes free; the hint grows (up to
+/// [`READ_MAX`]) while reads fill what was free, and falls back when they do not.
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    hint: &mut usize,
+) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < *hint {
+        buf.reserve(*hint);
+    }
+    let free = buf.capacity() - buf.len();
+    let n = rd.read_buf(buf).await?;
+    *hint = if n == free {
+        (*hint * 4).min(READ_MAX)
+    } else {
+        (*hint / 2).max(READ_MIN)
+    };
+    Ok(n)
 }

@@ -557,6 +557,23 @@ impl Conn {
         read_reply(&mut self.reader)
     }
 
+    /// Reads one reply and returns its exact bytes as received (to compare encodings).
+    pub fn read_raw(&mut self) -> io::Result<Vec<u8>> {
+        let mut tee = Tee {
+            inner: &mut self.reader,
+            seen: Vec::new(),
+        };
+        read_reply(&mut tee)?;
+        Ok(tee.seen)
+    }
+
+    /// Sends one command and returns the exact bytes of its reply; panics on IO errors.
+    pub fn cmd_raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
+        self.send(args)
+            .and_then(|_| self.read_raw())
+            .unwrap_or_else(|e| panic!("{} on 127.0.0.1:{}: {e}", describe(args), self.port))
+    }
+
     /// Reads one reply, panicking on IO errors.
     pub fn read_ok(&mut self) -> Reply {
         self.read()
@@ -631,6 +648,33 @@ impl Conn {
     /// Half-closes the write side (the peer sees EOF).
     pub fn shutdown_write(&self) {
         let _ = self.stream().shutdown(Shutdown::Write);
+    }
+}
+
+/// A `BufRead` that records every byte its user consumes.
+struct Tee<'a, R: BufRead> {
+    inner: &'a mut R,
+    seen: Vec<u8>,
+}
+
+impl<R: BufRead> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Tee<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            self.seen.extend_from_slice(&buf[..n.min(buf.len())]);
+        }
+        self.inner.consume(n);
     }
 }
 

@@ -9,6 +9,10 @@
 //! structs of resolved handles, so the hot path only does atomic adds, e.g.
 //! `pool.requests[RequestClass::Keyed as usize].inc()`.
 
+mod hot;
+
+pub use hot::HotCounter;
+
 use crate::command::Class;
 use crate::errors::BackendError;
 use prometheus::{
@@ -150,9 +154,9 @@ pub struct PoolMetrics {
     /// Client connections refused (`max_clients`).
     pub client_connections_rejected: IntCounter,
     /// Requests by [`RequestClass`] index.
-    pub requests: [IntCounter; RequestClass::COUNT],
+    pub requests: [HotCounter; RequestClass::COUNT],
     /// Requests answered with an error, by [`RequestClass`] index.
-    pub request_errors: [IntCounter; RequestClass::COUNT],
+    pub request_errors: [HotCounter; RequestClass::COUNT],
     /// Sub-requests per split command.
     pub split_fanout: Histogram,
     /// Requests failed by the request timeout.
@@ -160,24 +164,56 @@ pub struct PoolMetrics {
     /// Version of the pool's current topology.
     pub topology_version: IntGauge,
     /// Bytes read from clients.
-    pub bytes_received: IntCounter,
+    pub bytes_received: HotCounter,
     /// Bytes written to clients.
-    pub bytes_sent: IntCounter,
+    pub bytes_sent: HotCounter,
     /// Dedicated backend connections open now.
     pub dedicated_connections: IntGauge,
 }
+
+/// True in a build with the `no-metrics` feature: the per-request metric calls
+/// below do nothing (used to measure what metrics cost; see tests/bench).
+pub const HOT_PATH_OFF: bool = cfg!(feature = "no-metrics");
 
 impl PoolMetrics {
     /// Counts one request of `class`.
     #[inline]
     pub fn request(&self, class: RequestClass) {
-        self.requests[class as usize].inc();
+        if !HOT_PATH_OFF {
+            self.requests[class as usize].inc();
+        }
     }
 
     /// Counts one request of `class` answered with an error.
     #[inline]
     pub fn request_error(&self, class: RequestClass) {
-        self.request_errors[class as usize].inc();
+        if !HOT_PATH_OFF {
+            self.request_errors[class as usize].inc();
+        }
+    }
+
+    /// Counts bytes read from a client.
+    #[inline]
+    pub fn received(&self, n: usize) {
+        if !HOT_PATH_OFF {
+            self.bytes_received.inc_by(n as u64);
+        }
+    }
+
+    /// Counts bytes written to a client.
+    #[inline]
+    pub fn sent(&self, n: usize) {
+        if !HOT_PATH_OFF {
+            self.bytes_sent.inc_by(n as u64);
+        }
+    }
+
+    /// Records the sub-requests of one split command.
+    #[inline]
+    pub fn fanout(&self, parts: usize) {
+        if !HOT_PATH_OFF {
+            self.split_fanout.observe(parts as f64);
+        }
     }
 }
 
@@ -215,6 +251,38 @@ impl NodeMetrics {
         self.duration.observe(elapsed.as_secs_f64());
     }
 
+    /// `n` requests written to the node.
+    #[inline]
+    pub fn sent(&self, n: usize) {
+        if !HOT_PATH_OFF {
+            self.requests.inc_by(n as u64);
+            self.inflight.add(n as i64);
+        }
+    }
+
+    /// One reply came back after `elapsed`; `error` for an error reply.
+    #[inline]
+    pub fn replied(&self, elapsed: Duration, error: bool) {
+        if !HOT_PATH_OFF {
+            self.inflight.dec();
+            self.observe(elapsed);
+            if error {
+                self.error(NodeErrorKind::ErrorReply);
+            }
+        }
+    }
+
+    /// One in-flight request failed with `err`.
+    #[inline]
+    pub fn failed(&self, err: BackendError) {
+        if !HOT_PATH_OFF {
+            self.inflight.dec();
+            if let Some(k) = NodeErrorKind::of(err) {
+                self.error(k);
+            }
+        }
+    }
+
     /// Records a health change: sets `up` and counts a transition.
     pub fn health_changed(&self, up: bool) {
         self.up.set(i64::from(up));
@@ -229,6 +297,7 @@ pub struct Metrics {
     reloads: [IntCounter; ReloadResult::COUNT],
     nodes: Mutex<HashSet<(String, String)>>,
     config_hash: Mutex<Option<String>>,
+    hot: Mutex<Vec<HotCounter>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -319,15 +388,24 @@ impl Metrics {
             reloads,
             nodes: Mutex::new(HashSet::new()),
             config_hash: Mutex::new(None),
+            hot: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A hot-path counter exported as `out`, synced on every render.
+    fn hot(&self, out: IntCounter) -> HotCounter {
+        let c = HotCounter::new(out);
+        lock(&self.hot).push(c.clone());
+        c
     }
 
     /// The handles of pool `pool` (its series exist from this call on, at zero).
     pub fn pool(&self, pool: &str) -> PoolMetrics {
         let f = &self.families;
         let p = &[pool];
-        let by_class =
-            |v: &IntCounterVec| RequestClass::ALL.map(|c| v.with_label_values(&[pool, c.as_str()]));
+        let by_class = |v: &IntCounterVec| {
+            RequestClass::ALL.map(|c| self.hot(v.with_label_values(&[pool, c.as_str()])))
+        };
         PoolMetrics {
             client_connections: f.client_connections.with_label_values(p),
             client_connections_total: f.client_connections_total.with_label_values(p),
@@ -337,8 +415,8 @@ impl Metrics {
             split_fanout: f.split_fanout.with_label_values(p),
             timeouts: f.timeouts.with_label_values(p),
             topology_version: f.topology_version.with_label_values(p),
-            bytes_received: f.bytes_received.with_label_values(p),
-            bytes_sent: f.bytes_sent.with_label_values(p),
+            bytes_received: self.hot(f.bytes_received.with_label_values(p)),
+            bytes_sent: self.hot(f.bytes_sent.with_label_values(p)),
             dedicated_connections: f.dedicated_connections.with_label_values(p),
         }
     }
@@ -406,6 +484,7 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn render(&self) -> String {
+        lock(&self.hot).iter().for_each(HotCounter::sync);
         let families = self.registry.gather();
         TextEncoder::new()
             .encode_to_string(&families)
