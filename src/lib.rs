@@ -6,27 +6,36 @@
 //! # Layout
 //!
 //! ```text
-//! main.rs        CLI: serve, --check, route, convert
-//! app.rs         composition root: bind, build topologies, spawn tasks, drain
-//! config/        YAML schema, defaults, validation, nutcracker files
-//! resp/          request decoder, reply framer, encoders (no IO)
-//! command/       command table (data), key specs, classes, split, merge
-//! route/         hashes, hash tags, ketama ring, placement (pure)
-//! topology.rs    one immutable snapshot of a pool, behind arc-swap
-//! backend/       pipelined connection task, node pool, health, backoff
-//! server/        listener, session loop, dispatch, local commands, reply queue
-//! errors.rs      every error reply text
+//! main.rs          CLI: serve, --check, route, convert (anyhow only here)
+//! app.rs           composition root: bind, build topologies, spawn tasks, drain
+//! reload.rs        reload triggers (file watch, SIGHUP) and the apply step
+//! status.rs        what the admin port shows (ready, /topology)
+//! admin.rs         small HTTP/1.1 server: /metrics /live /ready /topology /reload
+//! metrics/         every metric in one registry; hot-path counters sharded by thread
+//! config/          YAML schema, defaults, validation with lines, nutcracker files
+//! resp/            request decoder, reply framer, encoders (no IO)
+//! command/         command table (data), key specs, classes, split, merge, scan
+//! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
+//! topology.rs      one immutable snapshot of a pool, behind arc-swap
+//! backend/         pipelined shared connection, node pool, health, subscriber
+//! server/          listener, session loop, dispatch, local commands, dedicated
+//!                  connections (pinned.rs), pub/sub, INFO, the ordered reply queue
+//! errors.rs        every error reply text
+//! poll.rs          poll a future once (write in the turn that produced the bytes)
 //! ```
 //!
 //! # Data flow
 //!
 //! ```text
 //! client ─► session: read into BytesMut, decode (raw frame + arg offsets)
-//!        ─► dispatch: table lookup → Keyed | Split | Broadcast | Local | ... (one snapshot)
+//!        ─► dispatch with one topology snapshot (arc-swap guard, not held across .await):
+//!           Keyed | Split | Broadcast | Local | AnyNode | Channel | Dedicated | Refused
 //!        ─► placement: hash(tag(key)) → node
 //!        ─► node connection task: many sessions' requests, one write; replies FIFO
-//!        ─► completion (seq, part, raw reply) back to the session's channel
-//!        ─► reply queue: merged if split, written in request order
+//!        ─► completion (seq, part, raw reply) back on the session's channel
+//!        ─► reply queue: merged if split, written in request order, one write per turn
+//! side tasks: health checker per node, ejection (ring rebuilt on health change),
+//!             reload (file watch, SIGHUP, POST /reload), admin HTTP, drain on SIGTERM
 //! ```
 
 #![warn(missing_docs)]
