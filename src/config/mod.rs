@@ -17,6 +17,7 @@ mod locate;
 pub mod nutcracker;
 pub mod schema;
 pub mod size;
+mod unknown;
 mod validate;
 pub mod yaml;
 
@@ -84,13 +85,29 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
 
 /// Parses and validates config text (either format), for `--check`: the config and
 /// its notes (settings accepted but unused or used differently, worth showing), or
-/// every problem.
+/// every problem. Every unknown field (any section) is reported with its line, and
+/// the file is still checked without them; a YAML syntax error stops at once, and of
+/// type errors (serde's) only the first is reported.
 pub fn check(text: &str) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     if nutcracker::looks_like_nutcracker(text) {
         return nutcracker::parse(text).map(|n| (n.config, n.notes));
     }
-    let file: FileConfig = yaml::parse_yaml(text).map_err(|p| vec![p])?;
-    validate::validate(text, file)
+    let mut value = yaml::parse_value(text).map_err(|p| vec![p])?;
+    let mut report = checks::Report::new(text);
+    unknown::remove_unknown(&mut report, &mut value);
+    let (unknown, _) = report.finish();
+    if unknown.is_empty() {
+        let file: FileConfig = yaml::parse_yaml(text).map_err(|p| vec![p])?;
+        return validate::validate(text, file);
+    }
+    // Unknown fields are reported, and the rest is still checked without them.
+    let mut problems = unknown;
+    match yaml::from_edited::<FileConfig>(text, &value) {
+        Ok(file) => problems.extend(validate::validate(text, file).err().unwrap_or_default()),
+        Err(p) => problems.push(p),
+    }
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    Err(problems)
 }
 
 #[cfg(test)]

@@ -406,17 +406,99 @@ fn unknown_fields_are_reported_with_their_line() {
     assert_eq!(top.len(), 1);
     assert_eq!(top[0].0, Some(8));
     assert!(
-        top[0]
-            .1
-            .starts_with("unknown field `listen_port`, expected one of"),
+        top[0].1.starts_with(
+            "listen_port: unknown field, expected one of listen, admin, workers, nodes,"
+        ),
         "{}",
         top[0].1
     );
     let nested = problems(&BASE.replace("weight: 2", "wieght: 2"));
-    assert_eq!(nested[0].0, Some(7));
-    assert!(
-        nested[0].1.starts_with("nodes[1]: unknown field `wieght`"),
-        "{}",
-        nested[0].1
+    assert_eq!(
+        nested,
+        [(
+            Some(7),
+            "nodes[1].wieght: unknown field, expected one of name, addr, weight".to_string()
+        )]
     );
+}
+
+/// `--check` lists every unknown field (any section) with the other problems, in one run.
+#[test]
+fn unknown_fields_and_bad_values_are_all_reported_together() {
+    let text = BASE.replace("weight: 2", "weight: 0").replace(
+        "    addr: 127.0.0.1:7001",
+        "    adr: x\n    addr: 127.0.0.1:7001",
+    ) + "health:\n  intervall: 1s\n";
+    let got = problems(&text);
+    assert_eq!(
+        got,
+        [
+            (
+                Some(4),
+                "nodes[0].adr: unknown field, expected one of name, addr, weight".into()
+            ),
+            (Some(8), "nodes[1].weight: 0 is out of range 1..=100".into()),
+            (
+                Some(10),
+                "health.intervall: unknown field, expected one of interval, timeout, failures, \
+                 successes, eject, max_ejected_percent, retry_timeout"
+                    .into()
+            ),
+        ],
+        "{text}"
+    );
+}
+
+/// Unknown fields in every section at once, with a type error (serde still stops at
+/// its first schema error: the missing `listen` is reported once the weight is fixed).
+#[test]
+fn unknown_fields_everywhere_with_schema_errors() {
+    let text = "listen_on: 1
+nodes:
+  - addr: 127.0.0.1:7001
+    weight: heavy
+hash: {mode: ringproxy, hashh: x}
+pool:
+  conns: 1
+timeouts:
+  connnect: 1s
+limits:
+  max_client: 1
+backend:
+  pass: x
+commands:
+  - name: X.GET
+    keys: 1
+log:
+  fromat: json
+";
+    let got = problems(text);
+    let lines: Vec<Option<usize>> = got.iter().map(|p| p.0).collect();
+    let messages: Vec<&str> = got.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            Some(1),
+            Some(4),
+            Some(5),
+            Some(7),
+            Some(9),
+            Some(11),
+            Some(13),
+            Some(16),
+            Some(18)
+        ],
+        "{messages:#?}"
+    );
+    assert!(
+        messages[1].starts_with("nodes[0].weight: invalid type: string \"heavy\""),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[2].starts_with("hash.hashh: unknown field"),
+        "{messages:#?}"
+    );
+    let fixed = problems(&text.replace("heavy", "1"));
+    assert_eq!(fixed.len(), 9, "{fixed:?}");
+    assert_eq!(fixed[8], (None, "missing field `listen`".to_string()));
 }

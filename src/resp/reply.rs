@@ -21,7 +21,7 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
         let Some(&ty) = buf.get(pos) else {
             return Ok(None);
         };
-        let Some(eol) = line_end(buf, pos + 1) else {
+        let Some(eol) = line_end(buf, pos + 1)? else {
             return Ok(None);
         };
         let line = &buf[pos + 1..eol];
@@ -32,8 +32,10 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
             b'$' | b'!' | b'=' => {
                 let n = parse_int(line)?;
                 if n >= 0 {
-                    let end = pos + n as usize;
-                    if buf.len() < end + 2 {
+                    let Some(end) = usize::try_from(n).ok().and_then(|n| pos.checked_add(n)) else {
+                        return Err(FrameError::Invalid);
+                    };
+                    if buf.len().saturating_sub(2) < end {
                         return Ok(None);
                     }
                     if &buf[end..end + 2] != b"\r\n" {
@@ -47,49 +49,73 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
             b'*' | b'~' | b'>' => {
                 let n = parse_int(line)?;
                 if n > 0 {
-                    pending += n as u64;
+                    pending = add(pending, n as u64, 0)?;
                 } else if n < -1 {
                     return Err(FrameError::Invalid);
                 }
             }
-            b'%' => pending += 2 * non_negative(parse_int(line)?)?,
+            b'%' => pending = add(pending, 2 * non_negative(parse_int(line)?)?, 0)?,
             // An attribute is a map that precedes the value it describes.
-            b'|' => pending += 2 * non_negative(parse_int(line)?)? + 1,
+            b'|' => pending = add(pending, 2 * non_negative(parse_int(line)?)?, 1)?,
             _ => return Err(FrameError::Invalid),
         }
     }
     Ok(Some(pos))
 }
 
+/// `pending + more + extra`; a count that does not fit is invalid (no buffer holds
+/// that many values anyway).
+fn add(pending: u64, more: u64, extra: u64) -> Result<u64, FrameError> {
+    pending
+        .checked_add(more)
+        .and_then(|p| p.checked_add(extra))
+        .ok_or(FrameError::Invalid)
+}
+
 fn non_negative(n: i64) -> Result<u64, FrameError> {
     u64::try_from(n).map_err(|_| FrameError::Invalid)
 }
 
-/// Index of the '\r' of the CRLF ending the line that starts at `from`.
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    let rest = buf.get(from..)?;
-    let nl = rest.iter().position(|&b| b == b'\n')?;
-    // A line ends in CRLF; a bare LF is caught by the caller's parse or type check.
-    Some(from + nl.saturating_sub(1))
+/// Index of the '\r' of the CRLF ending the line that starts at `from`, `Ok(None)`
+/// while no LF is buffered. A LF without a CR before it is invalid: no RESP line
+/// holds a bare LF (taking it as the line end would frame `+\n` as 3 bytes).
+fn line_end(buf: &[u8], from: usize) -> Result<Option<usize>, FrameError> {
+    let Some(rest) = buf.get(from..) else {
+        return Ok(None);
+    };
+    match rest.iter().position(|&b| b == b'\n') {
+        None => Ok(None),
+        Some(nl) if nl > 0 && rest[nl - 1] == b'\r' => Ok(Some(from + nl - 1)),
+        Some(_) => Err(FrameError::Invalid),
+    }
 }
 
-/// Parses a RESP integer header.
+/// Parses a RESP integer (a header or a `:` line): the whole `i64` range, at most
+/// 19 digits after an optional `-`.
 pub fn parse_int(line: &[u8]) -> Result<i64, FrameError> {
     let (neg, digits) = match line.first() {
         Some(b'-') => (true, &line[1..]),
         _ => (false, line),
     };
-    if digits.is_empty() || digits.len() > 18 {
+    if digits.is_empty() || digits.len() > 19 {
         return Err(FrameError::Invalid);
     }
+    // Accumulated as a negative number: i64::MIN has no positive counterpart.
     let mut n: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
             return Err(FrameError::Invalid);
         }
-        n = n * 10 + i64::from(d - b'0');
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_sub(i64::from(d - b'0')))
+            .ok_or(FrameError::Invalid)?;
     }
-    Ok(if neg { -n } else { n })
+    if neg {
+        Ok(n)
+    } else {
+        n.checked_neg().ok_or(FrameError::Invalid)
+    }
 }
 
 /// Splits a complete array (or set/push) reply into its elements' byte ranges.
@@ -98,12 +124,12 @@ pub fn array_elements(reply: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     if !matches!(reply.first(), Some(b'*' | b'~' | b'>')) {
         return None;
     }
-    let eol = line_end(reply, 1)?;
+    let eol = line_end(reply, 1).ok()??;
     let n = parse_int(&reply[1..eol]).ok()?;
     let mut pos = eol + 2;
-    let mut out = Vec::with_capacity(n.max(0) as usize);
+    let mut out = Vec::with_capacity(n.clamp(0, 1024) as usize);
     for _ in 0..n.max(0) {
-        let len = reply_len(&reply[pos..]).ok()??;
+        let len = reply_len(reply.get(pos..)?).ok()??;
         out.push(pos..pos + len);
         pos += len;
     }
@@ -115,7 +141,7 @@ pub fn integer(reply: &[u8]) -> Option<i64> {
     if reply.first() != Some(&b':') {
         return None;
     }
-    let eol = line_end(reply, 1)?;
+    let eol = line_end(reply, 1).ok()??;
     parse_int(&reply[1..eol]).ok()
 }
 
@@ -165,6 +191,40 @@ mod tests {
         assert!(reply_len(b"?\r\n").is_err());
         assert!(reply_len(b"$3\r\nfooXX").is_err());
         assert!(reply_len(b"*-2\r\n").is_err());
+    }
+
+    /// A bare LF used to end a line one byte too far: `+\n` was framed as 3 bytes
+    /// of a 2-byte buffer (the caller's `split_to` would panic), and `+a\nb\r\n`
+    /// (one simple string to redis-protocol) as a 3-byte reply.
+    #[test]
+    fn bare_lf_is_invalid_not_a_line_end() {
+        for r in [
+            &b"+\n"[..],
+            b"_\n",
+            b":1\n",
+            b"+a\nb\r\n",
+            b"*1\r\n+\n+x\r\n",
+        ] {
+            assert_eq!(reply_len(r), Err(FrameError::Invalid), "{r:?}");
+        }
+        assert_eq!(array_elements(b"*1\n"), None);
+        assert_eq!(integer(b":1\n"), None);
+    }
+
+    /// `integer` refused 19-digit values: `:9223372036854775807` (INCRBY to the top)
+    /// was not an integer to split-command merging.
+    #[test]
+    fn integers_cover_the_whole_i64_range() {
+        assert_eq!(integer(b":9223372036854775807\r\n"), Some(i64::MAX));
+        assert_eq!(integer(b":-9223372036854775808\r\n"), Some(i64::MIN));
+        assert_eq!(integer(b":9223372036854775808\r\n"), None);
+        assert_eq!(integer(b":-9223372036854775809\r\n"), None);
+        assert_eq!(integer(b":10000000000000000000\r\n"), None);
+        // Huge but valid counts wait for more bytes; counts past u64 are invalid.
+        assert_eq!(reply_len(b"*9223372036854775807\r\n"), Ok(None));
+        assert_eq!(reply_len(b"$9223372036854775807\r\n"), Ok(None));
+        let many = b"*9223372036854775807\r\n*9223372036854775807\r\n*9223372036854775807\r\n";
+        assert_eq!(reply_len(many), Err(FrameError::Invalid));
     }
 
     #[test]
