@@ -13,7 +13,7 @@ use super::health::{NodeHealth, is_unavailable_reply};
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
-use crate::metrics::{NodeErrorKind, NodeMetrics};
+use crate::metrics::{LatencyRecorder, NodeErrorKind, NodeMetrics};
 use crate::poll::poll_once;
 use crate::resp::Proto;
 use crate::resp::reply::reply_len;
@@ -374,6 +374,7 @@ impl ConnTask {
 /// the request was queued for writing), bytes to write, bytes read.
 struct Pipeline {
     env: ConnEnv,
+    latency: LatencyRecorder,
     inflight: VecDeque<(ReplyTo, Instant, bool)>,
     wbuf: BytesMut,
     rbuf: BytesMut,
@@ -382,6 +383,7 @@ struct Pipeline {
 impl Pipeline {
     fn new(env: ConnEnv) -> Pipeline {
         Pipeline {
+            latency: env.metrics.latency_recorder(),
             env,
             inflight: VecDeque::new(),
             wbuf: BytesMut::new(),
@@ -412,27 +414,41 @@ impl Pipeline {
     /// Hands every complete reply in `rbuf` to its waiter.
     fn dispatch_replies(&mut self) -> Result<(), BackendError> {
         let now = Instant::now();
+        let (mut replies, mut errors) = (0, 0);
+        let result = self.take_replies(now, &mut replies, &mut errors);
+        self.env.metrics.replied(replies, errors);
+        self.latency.maybe_flush(self.inflight.is_empty());
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(READ_BUF);
+        }
+        result
+    }
+
+    fn take_replies(
+        &mut self,
+        now: Instant,
+        replies: &mut usize,
+        errors: &mut usize,
+    ) -> Result<(), BackendError> {
         while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
             let reply = self.rbuf.split_to(n).freeze();
             if reply.first() == Some(&b'>') {
                 continue; // out-of-band push on a shared connection: not anyone's reply
             }
             let (to, sent, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
-            self.account(&reply, now - sent);
+            self.latency.observe(now - sent);
+            *replies += 1;
+            let unavailable = reply.first() == Some(&b'-') && {
+                *errors += 1;
+                is_unavailable_reply(&reply)
+            };
+            if unavailable {
+                self.env.health.report_failure();
+            } else {
+                self.env.health.report_ok();
+            }
             to.send(Ok(reply));
         }
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(READ_BUF);
-        }
         Ok(())
-    }
-
-    fn account(&self, reply: &[u8], elapsed: Duration) {
-        let error = reply.first() == Some(&b'-');
-        self.env.metrics.replied(elapsed, error);
-        if error && is_unavailable_reply(reply) {
-            return self.env.health.report_failure();
-        }
-        self.env.health.report_ok();
     }
 }

@@ -260,15 +260,23 @@ impl NodeMetrics {
         }
     }
 
-    /// One reply came back after `elapsed`; `error` for an error reply.
+    /// `n` replies came back (`errors` of them error replies).
     #[inline]
-    pub fn replied(&self, elapsed: Duration, error: bool) {
+    pub fn replied(&self, n: usize, errors: usize) {
         if !HOT_PATH_OFF {
-            self.inflight.dec();
-            self.observe(elapsed);
-            if error {
-                self.error(NodeErrorKind::ErrorReply);
+            self.inflight.sub(n as i64);
+            if errors > 0 {
+                self.errors[NodeErrorKind::ErrorReply as usize].inc_by(errors as u64);
             }
+        }
+    }
+
+    /// A latency recorder for one connection: observations are kept locally and
+    /// added to the shared histogram in batches (see [`LatencyRecorder`]).
+    pub fn latency_recorder(&self) -> LatencyRecorder {
+        LatencyRecorder {
+            local: self.duration.local(),
+            unflushed: 0,
         }
     }
 
@@ -287,6 +295,42 @@ impl NodeMetrics {
     pub fn health_changed(&self, up: bool) {
         self.up.set(i64::from(up));
         self.transitions.inc();
+    }
+}
+
+/// Observations a connection flushes at the latest, so a scrape lags by at most
+/// this many replies per busy connection (an idle connection has flushed all).
+pub const LATENCY_FLUSH_EVERY: u32 = 64;
+
+/// Per-connection latency observations, flushed to the node histogram in batches:
+/// one round of atomic adds per batch instead of several per reply.
+pub struct LatencyRecorder {
+    local: prometheus::local::LocalHistogram,
+    unflushed: u32,
+}
+
+impl std::fmt::Debug for LatencyRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LatencyRecorder({} unflushed)", self.unflushed)
+    }
+}
+
+impl LatencyRecorder {
+    /// Records one reply's time.
+    #[inline]
+    pub fn observe(&mut self, elapsed: Duration) {
+        if !HOT_PATH_OFF {
+            self.local.observe(elapsed.as_secs_f64());
+            self.unflushed += 1;
+        }
+    }
+
+    /// Flushes when enough is pending, or always when `idle` (nothing in flight).
+    pub fn maybe_flush(&mut self, idle: bool) {
+        if self.unflushed > 0 && (idle || self.unflushed >= LATENCY_FLUSH_EVERY) {
+            self.local.flush();
+            self.unflushed = 0;
+        }
     }
 }
 
