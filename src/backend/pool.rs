@@ -105,6 +105,18 @@ impl Node {
         }
     }
 
+    /// How a connection of one client's own to this node logs in.
+    fn client_spec(&self, proto: Proto) -> ConnSpec {
+        ConnSpec {
+            node: self.name.clone(),
+            addr: self.addr.clone(),
+            proto,
+            password: self.spec.password.clone(),
+            db: self.spec.db,
+            dedicated: true,
+        }
+    }
+
     /// A new pub/sub connection for one client, index `sub` in its session.
     pub fn subscriber(
         &self,
@@ -112,29 +124,13 @@ impl Node {
         sub: usize,
         out: tokio::sync::mpsc::Sender<super::subscriber::SubFrame>,
     ) -> super::subscriber::SubscriberHandle {
-        let spec = ConnSpec {
-            node: self.name.clone(),
-            addr: self.addr.clone(),
-            proto,
-            password: self.spec.password.clone(),
-            db: self.spec.db,
-            dedicated: true,
-        };
-        super::subscriber::spawn(spec, self.env.timeouts.clone(), sub, out)
+        super::subscriber::spawn(self.client_spec(proto), self.env.timeouts.clone(), sub, out)
     }
 
     /// A new connection for one client only (transactions, blocking commands). It
     /// connects on first use and closes as soon as the handle is dropped.
     pub fn dedicated(&self, proto: Proto) -> ConnHandle {
-        let spec = ConnSpec {
-            node: self.name.clone(),
-            addr: self.addr.clone(),
-            proto,
-            password: self.spec.password.clone(),
-            db: self.spec.db,
-            dedicated: true,
-        };
-        conn::spawn(spec, self.env.clone(), false)
+        conn::spawn(self.client_spec(proto), self.env.clone(), false)
     }
 
     /// Whether this node can serve as `cfg` in a pool built with `pool` unchanged

@@ -5,7 +5,7 @@ use super::session::Session;
 use crate::errors;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
@@ -50,34 +50,45 @@ async fn accept(
     ctx: &Arc<PoolContext>,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
+    // Each stream type is split with its own zero-cost borrowed halves.
     match listener {
         Listener::Tcp(l) => {
             let (mut s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            let Some(session) = admit(ctx) else {
-                let _ = s.write_all(errors::MAX_CLIENTS).await;
-                return Ok(());
-            };
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let (r, w) = s.split();
-                session.run(r, w, shutdown).await;
-            });
+            if let Some((session, stop)) = admit_or_refuse(&mut s, ctx, shutdown).await {
+                tokio::spawn(async move {
+                    let (r, w) = s.split();
+                    session.run(r, w, stop).await;
+                });
+            }
         }
         Listener::Unix(l, _) => {
             let (mut s, _) = l.accept().await?;
-            let Some(session) = admit(ctx) else {
-                let _ = s.write_all(errors::MAX_CLIENTS).await;
-                return Ok(());
-            };
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let (r, w) = s.split();
-                session.run(r, w, shutdown).await;
-            });
+            if let Some((session, stop)) = admit_or_refuse(&mut s, ctx, shutdown).await {
+                tokio::spawn(async move {
+                    let (r, w) = s.split();
+                    session.run(r, w, stop).await;
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// A session for an accepted client, or `None` after telling it that
+/// `max_clients` is reached.
+async fn admit_or_refuse<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    ctx: &Arc<PoolContext>,
+    shutdown: &CancellationToken,
+) -> Option<(Session, CancellationToken)> {
+    match admit(ctx) {
+        Some(session) => Some((session, shutdown.clone())),
+        None => {
+            let _ = s.write_all(errors::MAX_CLIENTS).await;
+            None
+        }
+    }
 }
 
 /// Counts a new client in, or refuses it when `max_clients` is reached.
