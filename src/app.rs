@@ -125,6 +125,15 @@ pub async fn run(
     for pool in &config.pools {
         listeners.push(bind(&pool.listen).await?);
     }
+    // Unix socket files this process created, removed after the drain.
+    let unix_paths: Vec<PathBuf> = config
+        .pools
+        .iter()
+        .filter_map(|p| match &p.listen {
+            Listen::Unix(path) => Some(path.clone()),
+            Listen::Tcp(_) => None,
+        })
+        .collect();
     let admin = match &config.admin {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a.as_str())
@@ -166,6 +175,9 @@ pub async fn run(
     wait_for_signal(&shutdown).await;
     shutdown.cancel();
     drain(&proxy.pools).await;
+    for path in unix_paths {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
