@@ -179,6 +179,7 @@ fn init_logging(config: &Config, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json || config.log_json {
         builder.json().init();
