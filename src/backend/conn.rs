@@ -14,7 +14,7 @@ use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
 use crate::metrics::{LatencyRecorder, NodeErrorKind, NodeMetrics};
-use crate::poll::poll_once;
+use crate::poll::{poll_once, write_some};
 use crate::resp::Proto;
 use crate::resp::reply::reply_len;
 use bytes::{Bytes, BytesMut};
@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -328,7 +328,7 @@ impl ConnTask {
                         return self.broken(&mut st, e);
                     },
                 },
-                r = wr.write_buf(&mut st.wbuf), if !st.wbuf.is_empty() => {
+                r = write_some(&mut wr, &mut st.wbuf), if !st.wbuf.is_empty() => {
                     if r.is_err() {
                         return self.broken(&mut st, BackendError::ConnectionLost);
                     }
@@ -338,9 +338,13 @@ impl ConnTask {
                     if !open && self.spec.dedicated {
                         return End::Closed;
                     }
+                    let busy = !st.inflight.is_empty();
                     st.push_all(batch.drain(..));
+                    if busy && open {
+                        self.gather(&mut st, &mut batch).await;
+                    }
                     // Write in this turn; the write branch only waits for a full socket.
-                    if let Some(Err(_)) = poll_once(wr.write_buf(&mut st.wbuf)) {
+                    if let Some(Err(_)) = poll_once(write_some(&mut wr, &mut st.wbuf)) {
                         return self.broken(&mut st, BackendError::ConnectionLost);
                     }
                 }
@@ -356,6 +360,21 @@ impl ConnTask {
                 return End::Closed;
             }
         }
+    }
+
+    /// With requests already in flight (other clients are active), lets the other
+    /// tasks of this scheduler turn run first and takes what they queued: one write
+    /// then carries many clients' requests instead of one each (fewer syscalls).
+    /// An idle connection writes at once instead (no added latency).
+    async fn gather(&mut self, st: &mut Pipeline, batch: &mut Vec<BackendRequest>) {
+        tokio::task::yield_now().await;
+        while let Ok(r) = self.rx.try_recv() {
+            batch.push(r);
+            if batch.len() == BATCH {
+                break;
+            }
+        }
+        st.push_all(batch.drain(..));
     }
 
     /// Fails every in-flight request with `err`, and what is queued with ConnectionLost.

@@ -9,7 +9,7 @@ use super::pubsub::{PubSub, next_frame};
 use super::replies::{After, ReplyQueue};
 use crate::backend::{Completion, ReplyTo};
 use crate::metrics::RequestClass;
-use crate::poll::poll_once;
+use crate::poll::{poll_once, write_some};
 use crate::resp::Proto;
 use crate::resp::Request;
 use crate::resp::request::decode;
@@ -132,7 +132,7 @@ impl Session {
             tokio::select! {
                 biased;
                 Some(c) = next_completion(&mut self.inbox) => self.on_completion(c),
-                r = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
+                r = write_some(&mut wr, &mut self.wbuf), if !self.wbuf.is_empty() => {
                     match r {
                         Ok(n) => self.ctx.metrics.sent(n),
                         Err(_) => return,
@@ -181,7 +181,7 @@ impl Session {
 
     /// Writes what the socket takes now, without waiting; false when it failed.
     fn write_now<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> bool {
-        match poll_once(wr.write_buf(&mut self.wbuf)) {
+        match poll_once(write_some(wr, &mut self.wbuf)) {
             Some(Ok(n)) => {
                 self.ctx.metrics.sent(n);
                 true
