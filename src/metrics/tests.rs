@@ -1,6 +1,7 @@
 //! Unit tests of `metrics/mod`.
 
 use super::*;
+use std::time::Duration;
 
 #[test]
 fn counters_render_with_names_and_labels() {
