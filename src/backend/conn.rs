@@ -9,16 +9,15 @@
 
 use super::backoff::Backoff;
 use super::handshake;
-use super::health::{NodeHealth, is_unavailable_reply};
+use super::health::NodeHealth;
+use super::pipeline::Pipeline;
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
-use crate::metrics::{LatencyRecorder, NodeErrorKind, NodeMetrics};
+use crate::metrics::{NodeErrorKind, NodeMetrics};
 use crate::poll::{poll_once, write_some};
 use crate::resp::Proto;
-use crate::resp::reply::reply_len;
-use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,7 +30,7 @@ const BATCH: usize = 256;
 /// Stop taking requests while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Initial read buffer size.
-const READ_BUF: usize = 16 * 1024;
+pub(super) const READ_BUF: usize = 16 * 1024;
 
 /// A finished backend reply (or failure) for one part of one session request.
 #[derive(Debug)]
@@ -386,88 +385,5 @@ impl ConnTask {
         }
         self.fail_queued(None, BackendError::ConnectionLost);
         End::Failed
-    }
-}
-
-/// In-flight state of one connected socket: who waits for each reply (with the time
-/// the request was queued for writing), bytes to write, bytes read.
-struct Pipeline {
-    env: ConnEnv,
-    latency: LatencyRecorder,
-    inflight: VecDeque<(ReplyTo, Instant, bool)>,
-    wbuf: BytesMut,
-    rbuf: BytesMut,
-}
-
-impl Pipeline {
-    fn new(env: ConnEnv) -> Pipeline {
-        Pipeline {
-            latency: env.metrics.latency_recorder(),
-            env,
-            inflight: VecDeque::new(),
-            wbuf: BytesMut::new(),
-            rbuf: BytesMut::with_capacity(READ_BUF),
-        }
-    }
-
-    fn push_all(&mut self, reqs: impl IntoIterator<Item = BackendRequest>) {
-        let now = Instant::now();
-        let before = self.inflight.len();
-        for r in reqs {
-            self.wbuf.extend_from_slice(&r.frame);
-            self.inflight.push_back((r.reply, now, r.timed));
-        }
-        self.env.metrics.sent(self.inflight.len() - before);
-    }
-
-    /// When the oldest in-flight request times out (the timeout is read now, so a
-    /// reload's new value applies to requests already in flight).
-    fn front_deadline(&self) -> Option<Instant> {
-        let timeout = self.env.timeouts.request();
-        match self.inflight.front() {
-            Some((_, sent, true)) => Some(*sent + timeout),
-            _ => None,
-        }
-    }
-
-    /// Hands every complete reply in `rbuf` to its waiter.
-    fn dispatch_replies(&mut self) -> Result<(), BackendError> {
-        let now = Instant::now();
-        let (mut replies, mut errors) = (0, 0);
-        let result = self.take_replies(now, &mut replies, &mut errors);
-        self.env.metrics.replied(replies, errors);
-        self.latency.maybe_flush(self.inflight.is_empty());
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(READ_BUF);
-        }
-        result
-    }
-
-    fn take_replies(
-        &mut self,
-        now: Instant,
-        replies: &mut usize,
-        errors: &mut usize,
-    ) -> Result<(), BackendError> {
-        while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
-            let reply = self.rbuf.split_to(n).freeze();
-            if reply.first() == Some(&b'>') {
-                continue; // out-of-band push on a shared connection: not anyone's reply
-            }
-            let (to, sent, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
-            self.latency.observe(now - sent);
-            *replies += 1;
-            let unavailable = reply.first() == Some(&b'-') && {
-                *errors += 1;
-                is_unavailable_reply(&reply)
-            };
-            if unavailable {
-                self.env.health.report_failure();
-            } else {
-                self.env.health.report_ok();
-            }
-            to.send(Ok(reply));
-        }
-        Ok(())
     }
 }

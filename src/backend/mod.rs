@@ -1,5 +1,6 @@
 //! Backend side: pipelined connections to Redis nodes, per-node pools, health.
 //!
+//! - [`pipeline`]: the in-flight state of one connected socket.
 //! - [`conn`]: one shared connection task: batches many clients' requests into one
 //!   write, matches replies FIFO, enforces the request timeout, reconnects with backoff.
 //! - [`pool`]: a node's connections (per RESP version) and its health state.
@@ -10,6 +11,7 @@ pub mod backoff;
 pub mod conn;
 pub mod handshake;
 pub mod health;
+pub mod pipeline;
 pub mod pool;
 pub mod stream;
 pub mod subscriber;

@@ -1,0 +1,94 @@
+//! The in-flight state of one connected backend socket: requests written in order,
+//! replies framed and handed back FIFO, latency and health accounted per reply.
+
+use super::conn::{BackendRequest, ConnEnv, READ_BUF, ReplyTo};
+use super::health::is_unavailable_reply;
+use crate::errors::BackendError;
+use crate::metrics::LatencyRecorder;
+use crate::resp::reply::reply_len;
+use bytes::BytesMut;
+use std::collections::VecDeque;
+use tokio::time::Instant;
+
+/// In-flight state of one connected socket: who waits for each reply (with the time
+/// the request was queued for writing), bytes to write, bytes read.
+pub(super) struct Pipeline {
+    env: ConnEnv,
+    pub(super) latency: LatencyRecorder,
+    pub(super) inflight: VecDeque<(ReplyTo, Instant, bool)>,
+    pub(super) wbuf: BytesMut,
+    pub(super) rbuf: BytesMut,
+}
+
+impl Pipeline {
+    pub(super) fn new(env: ConnEnv) -> Pipeline {
+        Pipeline {
+            latency: env.metrics.latency_recorder(),
+            env,
+            inflight: VecDeque::new(),
+            wbuf: BytesMut::new(),
+            rbuf: BytesMut::with_capacity(READ_BUF),
+        }
+    }
+
+    pub(super) fn push_all(&mut self, reqs: impl IntoIterator<Item = BackendRequest>) {
+        let now = Instant::now();
+        let before = self.inflight.len();
+        for r in reqs {
+            self.wbuf.extend_from_slice(&r.frame);
+            self.inflight.push_back((r.reply, now, r.timed));
+        }
+        self.env.metrics.sent(self.inflight.len() - before);
+    }
+
+    /// When the oldest in-flight request times out (the timeout is read now, so a
+    /// reload's new value applies to requests already in flight).
+    pub(super) fn front_deadline(&self) -> Option<Instant> {
+        let timeout = self.env.timeouts.request();
+        match self.inflight.front() {
+            Some((_, sent, true)) => Some(*sent + timeout),
+            _ => None,
+        }
+    }
+
+    /// Hands every complete reply in `rbuf` to its waiter.
+    pub(super) fn dispatch_replies(&mut self) -> Result<(), BackendError> {
+        let now = Instant::now();
+        let (mut replies, mut errors) = (0, 0);
+        let result = self.take_replies(now, &mut replies, &mut errors);
+        self.env.metrics.replied(replies, errors);
+        self.latency.maybe_flush(self.inflight.is_empty());
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(READ_BUF);
+        }
+        result
+    }
+
+    fn take_replies(
+        &mut self,
+        now: Instant,
+        replies: &mut usize,
+        errors: &mut usize,
+    ) -> Result<(), BackendError> {
+        while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
+            let reply = self.rbuf.split_to(n).freeze();
+            if reply.first() == Some(&b'>') {
+                continue; // out-of-band push on a shared connection: not anyone's reply
+            }
+            let (to, sent, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
+            self.latency.observe(now - sent);
+            *replies += 1;
+            let unavailable = reply.first() == Some(&b'-') && {
+                *errors += 1;
+                is_unavailable_reply(&reply)
+            };
+            if unavailable {
+                self.env.health.report_failure();
+            } else {
+                self.env.health.report_ok();
+            }
+            to.send(Ok(reply));
+        }
+        Ok(())
+    }
+}
