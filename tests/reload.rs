@@ -723,6 +723,18 @@ impl Setup {
     }
 }
 
+/// Node names paired with their servers, in order.
+fn name_servers<'a>(
+    nodes: &'a [N],
+    servers: &[&'a RedisServer],
+) -> Vec<(&'a str, &'a RedisServer)> {
+    nodes
+        .iter()
+        .map(|x| x.name.as_str())
+        .zip(servers.iter().copied())
+        .collect()
+}
+
 fn refs(v: &[RedisServer]) -> Vec<&RedisServer> {
     v.iter().collect()
 }
@@ -750,11 +762,7 @@ fn add_node_under_load() {
 
     let mut all = refs(&s.servers);
     all.push(&extra);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     let per = check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 200);
     assert!(per.get("node3").copied().unwrap_or(0) > 0, "{per:?}");
     assert_topology(case, s.admin, &nodes, &text);
@@ -779,11 +787,7 @@ fn remove_node_under_load() {
     println!("[{case}] file rename -> new version on /topology: {took:?}");
 
     let all = refs(&s.servers);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 200);
     assert_topology(case, s.admin, &nodes, &text);
     s.load().wait_rounds(10);
@@ -884,11 +888,7 @@ fn remove_node_drains_in_flight() {
     );
 
     let all = refs(&s.servers);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 200);
     assert_topology(case, s.admin, &nodes, &text);
     wait_until(
@@ -915,11 +915,7 @@ fn change_weight_under_load() {
     wait_version(s.admin, v + 1);
 
     let all = refs(&s.servers);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     let per = check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 300);
     println!("[{case}] fresh keys per node after weight 1 -> 4 on node0: {per:?}");
     assert!(
@@ -1109,11 +1105,7 @@ fn symlink_swap_like_kubernetes() {
     let mut all = refs(&s.servers);
     all.push(&extra[0]);
     all.push(&extra[1]);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     let per = check_fresh_keys("symlink-a", &s.proxy, &path, &named, &all, 200);
     assert!(per["node3"] > 0);
     assert_topology(case, s.admin, &nodes, &text1);
@@ -1137,11 +1129,7 @@ fn symlink_swap_like_kubernetes() {
     std::fs::write(dir.join("..v2/conf.yaml"), &text2).unwrap();
     swap_symlink(&dir.join("..data"), Path::new("..v2"));
     wait_version(s.admin, v + 2);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     let per = check_fresh_keys("symlink-b", &s.proxy, &path, &named, &all, 200);
     assert!(per["node4"] > 0);
     assert_topology(case, s.admin, &nodes, &text2);
@@ -1166,11 +1154,7 @@ fn replace_by_rename_under_load() {
     wait_version(s.admin, v + 1);
     let mut all = refs(&s.servers);
     all.push(&extra);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 200);
     assert_topology(case, s.admin, &nodes, &text);
     // A second rename back to the original file applies as well.
@@ -1243,11 +1227,7 @@ fn sighup_storm() {
     assert_eq!(reloads(s.admin, "ok"), ok0 + 1.0);
     let mut all = refs(&s.servers);
     all.push(&extra);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 200);
     assert_topology(case, s.admin, &nodes, &text);
     s.load().wait_rounds(10);
@@ -1347,11 +1327,7 @@ fn listen_change_needs_restart_node_change_applies() {
     );
     let mut all = refs(&s.servers);
     all.push(&extra);
-    let named: Vec<(&str, &RedisServer)> = nodes
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(nodes.as_slice(), &all);
     let per = check_fresh_keys(case, &s.proxy, s.proxy.config_path(), &named, &all, 200);
     assert!(per["node3"] > 0);
     assert_topology(case, s.admin, &nodes, &text);
@@ -1377,11 +1353,7 @@ fn repeated_add_remove_under_load() {
     let text_without = yaml(s.listen, s.admin, &s.nodes);
     let mut all = refs(&s.servers);
     all.push(&extra);
-    let named: Vec<(&str, &RedisServer)> = with
-        .iter()
-        .map(|x| x.name.as_str())
-        .zip(all.iter().copied())
-        .collect();
+    let named = name_servers(with.as_slice(), &all);
     let cycles = 5;
     let mut latencies = Vec::new();
     for i in 0..cycles {
