@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::server::PoolContext;
 use crate::server::listener::{Listener, accept_loop};
 use crate::topology::{Router, Topology};
+use crate::workers::Workers;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,8 +80,9 @@ async fn bind(listen: &Listen) -> Result<Listener, AppError> {
 }
 
 /// Builds one pool's runtime (spawns its backend connection and health tasks).
-pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>) -> RunningPool {
+pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>, workers: &Workers) -> RunningPool {
     let shared = PoolShared {
+        workers: workers.clone(),
         pool: p.name.as_str().into(),
         timeouts: Arc::new(Timeouts::new(p.connect_timeout, p.request_timeout)),
         policy: Arc::new(HealthPolicy::new(&p.health)),
@@ -105,6 +107,8 @@ pub struct RunOptions {
     pub config_hash: u64,
     /// `--admin` from the command line: replaces the file's `admin` (also on reload).
     pub admin_override: Option<Option<String>>,
+    /// The worker runtimes; `None`: the current runtime is the only worker.
+    pub workers: Option<Workers>,
 }
 
 /// Runs the proxy until SIGTERM/SIGINT or `shutdown`, then drains.
@@ -117,7 +121,9 @@ pub async fn run(
         config_path,
         config_hash,
         admin_override,
+        workers,
     } = opts;
+    let workers = workers.unwrap_or_else(Workers::current_runtime);
     if let Some(a) = &admin_override {
         config.admin = a.clone();
     }
@@ -150,10 +156,13 @@ pub async fn run(
     let pools: Vec<RunningPool> = config
         .pools
         .iter()
-        .map(|p| start_pool(p, &metrics))
+        .map(|p| start_pool(p, &metrics, &workers))
         .collect();
     for (l, p) in listeners.into_iter().zip(&pools) {
-        tokio::spawn(accept_loop(l, p.ctx.clone(), shutdown.clone()));
+        serve_on_workers(l, &p.ctx, &workers, &shutdown).map_err(|source| AppError::Bind {
+            addr: format!("{:?}", p.ctx.name),
+            source,
+        })?;
     }
     for p in &config.pools {
         tracing::info!(pool = %p.name, listen = ?p.listen, nodes = p.nodes.len(), "serving");
@@ -177,6 +186,26 @@ pub async fn run(
     drain(&proxy.pools).await;
     for path in unix_paths {
         let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Every worker accepts clients on its own copy of the listening socket.
+fn serve_on_workers(
+    l: Listener,
+    ctx: &Arc<PoolContext>,
+    workers: &Workers,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    for rt in workers.handles() {
+        let copy = l.try_clone()?;
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        rt.spawn(async move {
+            match copy.register() {
+                Ok(l) => accept_loop(l, ctx, shutdown).await,
+                Err(e) => tracing::error!(error = %e, "worker cannot listen"),
+            }
+        });
     }
     Ok(())
 }

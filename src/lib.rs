@@ -54,3 +54,4 @@ pub mod route;
 pub mod server;
 pub mod status;
 pub mod topology;
+pub mod workers;

@@ -79,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Some(Cmd::Route { keys }) => route(&config, &keys),
         None | Some(Cmd::Convert { .. }) => {
             let opts = ringproxy::app::RunOptions {
+                workers: None,
                 config_path: Some(path),
                 config_hash: hash,
                 admin_override,
@@ -158,19 +159,19 @@ fn serve(
     log_json: bool,
 ) -> anyhow::Result<()> {
     init_logging(&config, log_json);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if config.workers > 0 {
-        rt.worker_threads(config.workers);
-    }
-    let rt = rt
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let n = match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     // Absolute but NOT resolved: a Kubernetes ConfigMap swaps the symlink behind it.
     opts.config_path = opts
         .config_path
         .map(|p| std::path::absolute(&p).unwrap_or(p));
-    rt.block_on(ringproxy::app::run(config, opts, CancellationToken::new()))?;
+    ringproxy::workers::Workers::run(n, |workers| {
+        opts.workers = Some(workers);
+        ringproxy::app::run(config, opts, CancellationToken::new())
+    })
+    .context("cannot start the worker runtimes")??;
     Ok(())
 }
 

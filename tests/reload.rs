@@ -470,12 +470,14 @@ fn conn_ids(servers: &[&RedisServer]) -> Vec<BTreeSet<u64>> {
         .collect()
 }
 
+/// No connection the proxy had to an unchanged node was closed or replaced by the
+/// reload. (Each worker thread connects on its first use, so a worker that had not
+/// talked to the node yet may add a connection; that is not a replacement.)
 fn assert_same_conns(case: &str, servers: &[&RedisServer], before: &[BTreeSet<u64>]) {
     let after = conn_ids(servers);
     for ((s, b), a) in servers.iter().zip(before).zip(&after) {
-        assert_eq!(
-            b,
-            a,
+        assert!(
+            b.is_subset(a),
             "[{case}] the proxy's connections to unchanged node {} changed across the reload (before: ids {b:?}, after: ids {a:?})",
             s.addr()
         );

@@ -162,6 +162,16 @@ impl ConnHandle {
 
 /// Spawns a connection task. It connects on the first request (or at once with `preconnect`).
 pub fn spawn(spec: ConnSpec, env: ConnEnv, preconnect: bool) -> ConnHandle {
+    spawn_on(&tokio::runtime::Handle::current(), spec, env, preconnect)
+}
+
+/// Like [`spawn`], on the runtime of `rt` (a worker's own connections).
+pub fn spawn_on(
+    rt: &tokio::runtime::Handle,
+    spec: ConnSpec,
+    env: ConnEnv,
+    preconnect: bool,
+) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = ConnTask {
         spec,
@@ -170,7 +180,7 @@ pub fn spawn(spec: ConnSpec, env: ConnEnv, preconnect: bool) -> ConnHandle {
         backoff: Backoff::new(seed_of(&tx)),
         failed_before: false,
     };
-    tokio::spawn(task.run(preconnect));
+    rt.spawn(task.run(preconnect));
     ConnHandle { tx }
 }
 
@@ -378,7 +388,12 @@ impl ConnTask {
 
     /// Fails every in-flight request with `err`, and what is queued with ConnectionLost.
     fn broken(&mut self, st: &mut Pipeline, err: BackendError) -> End {
-        self.env.health.report_failure();
+        // A closed connection alone says little (CLIENT KILL, an idle timeout, a
+        // restart closes every connection at once); the reconnect that follows counts
+        // if it fails. Timeouts and garbage count at once.
+        if err != BackendError::ConnectionLost {
+            self.env.health.report_failure();
+        }
         for (r, _, _) in st.inflight.drain(..) {
             self.env.metrics.failed(err);
             r.send(Err(err));

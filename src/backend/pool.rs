@@ -33,6 +33,8 @@ pub struct PoolShared {
     pub changed: Arc<tokio::sync::Notify>,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
+    /// The worker runtimes: each gets its own connections to every node.
+    pub workers: crate::workers::Workers,
 }
 
 /// One backend node. Shared by every topology version in which it is unchanged, so
@@ -50,7 +52,8 @@ pub struct Node {
     /// Metric handles, resolved once.
     pub metrics: NodeMetrics,
     spec: PoolSpec,
-    conns: [Vec<ConnHandle>; 2],
+    /// Per worker, per RESP version: the shared connections.
+    conns: Vec<[Vec<ConnHandle>; 2]>,
     env: conn::ConnEnv,
 }
 
@@ -76,7 +79,7 @@ impl Node {
             health: health.clone(),
             metrics: metrics.clone(),
         };
-        let make = |proto: Proto| -> Vec<ConnHandle> {
+        let make = |rt: &tokio::runtime::Handle, proto: Proto| -> Vec<ConnHandle> {
             (0..pool.connections.max(1))
                 .map(|_| {
                     let spec = ConnSpec {
@@ -88,11 +91,16 @@ impl Node {
                         dedicated: false,
                     };
                     let pre = pool.preconnect && proto == Proto::Resp2;
-                    conn::spawn(spec, env.clone(), pre)
+                    conn::spawn_on(rt, spec, env.clone(), pre)
                 })
                 .collect()
         };
-        let conns = [make(Proto::Resp2), make(Proto::Resp3)];
+        let conns = shared
+            .workers
+            .handles()
+            .iter()
+            .map(|rt| [make(rt, Proto::Resp2), make(rt, Proto::Resp3)])
+            .collect();
         Node {
             name,
             addr: cfg.addr.clone(),
@@ -146,7 +154,8 @@ impl Node {
     /// The connection a session uses for `proto`: always the same one for a given
     /// session, so its requests to this node keep their order.
     pub fn conn(&self, proto: Proto, session: u64) -> &ConnHandle {
-        let set = &self.conns[proto.index()];
+        let worker = crate::workers::current().min(self.conns.len() - 1);
+        let set = &self.conns[worker][proto.index()];
         &set[(session % set.len() as u64) as usize]
     }
 }

@@ -18,6 +18,50 @@ pub enum Listener {
     Unix(UnixListener, std::path::PathBuf),
 }
 
+/// A listening socket not yet registered with a runtime, to be shared by workers.
+#[derive(Debug)]
+pub enum StdListener {
+    /// TCP.
+    Tcp(std::net::TcpListener),
+    /// Unix socket.
+    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+}
+
+impl Listener {
+    /// A copy of the socket for another worker's runtime.
+    pub fn try_clone(&self) -> std::io::Result<StdListener> {
+        match self {
+            Listener::Tcp(l) => {
+                let fd = socket2::SockRef::from(l).try_clone()?;
+                Ok(StdListener::Tcp(fd.into()))
+            }
+            Listener::Unix(l, p) => {
+                let fd = socket2::SockRef::from(l).try_clone()?;
+                Ok(StdListener::Unix(
+                    std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(fd)),
+                    p.clone(),
+                ))
+            }
+        }
+    }
+}
+
+impl StdListener {
+    /// Registers the socket with the current runtime.
+    pub fn register(self) -> std::io::Result<Listener> {
+        match self {
+            StdListener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Ok(Listener::Tcp(TcpListener::from_std(l)?))
+            }
+            StdListener::Unix(l, p) => {
+                l.set_nonblocking(true)?;
+                Ok(Listener::Unix(UnixListener::from_std(l)?, p))
+            }
+        }
+    }
+}
+
 /// Holds a client's place in the `max_clients` count for the life of its session,
 /// however the session ends.
 pub struct ClientSlot(Arc<PoolContext>);
