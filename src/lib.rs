@@ -22,6 +22,7 @@
 //!                  connections (pinned.rs), pub/sub, INFO, the ordered reply queue
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
+//! workers.rs       thread-per-core: one single-threaded runtime per worker thread
 //! ```
 //!
 //! # Data flow
@@ -34,7 +35,9 @@
 //!        ─► node connection task: many sessions' requests, one write; replies FIFO
 //!        ─► completion (seq, part, raw reply) back on the session's channel
 //!        ─► reply queue: merged if split, written in request order, one write per turn
-//! side tasks: health checker per node, ejection (ring rebuilt on health change),
+//! Each worker thread runs its own event loop: it accepts clients and owns its own
+//! connections to every node, so a request never crosses cores.
+//! side tasks (on worker 0): health checker per node, ejection (ring rebuilt on health change),
 //!             reload (file watch, SIGHUP, POST /reload), admin HTTP, drain on SIGTERM
 //! ```
 

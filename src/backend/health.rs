@@ -2,8 +2,9 @@
 //! counting on live traffic, and the active PING checker.
 //!
 //! A node goes down after `failures` consecutive failed checks, or as soon as live
-//! traffic sees `failures` consecutive failures (connect errors, timeouts, lost
-//! connections, -LOADING/-BUSY/-MASTERDOWN replies). Only the active checker brings
+//! traffic sees `failures` consecutive failures (failed connects, timeouts, invalid
+//! replies, -LOADING/-BUSY/-MASTERDOWN; a closed connection counts only if the
+//! reconnect then fails). Only the active checker brings
 //! it back, after `successes` consecutive good PINGs. Every transition is logged once
 //! and wakes the pool's ejection task.
 

@@ -138,7 +138,7 @@ impl Default for HashFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolFile {
-    /// Shared, pipelined connections per node (per RESP version in use), 1..=64. Default 1.
+    /// Shared, pipelined connections per node, per worker and RESP version in use, 1..=64. Default 1.
     pub connections: usize,
     /// Connect to every node at start instead of on first use (nutcracker
     /// `preconnect`). Default false.
