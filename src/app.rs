@@ -183,6 +183,9 @@ pub async fn run(
     crate::reload::spawn_triggers(&proxy, &shutdown);
     wait_for_signal(&shutdown).await;
     shutdown.cancel();
+    for p in &proxy.pools {
+        p.ctx.stop_reading();
+    }
     drain(&proxy.pools).await;
     for path in unix_paths {
         let _ = std::fs::remove_file(path);

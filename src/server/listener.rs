@@ -3,6 +3,7 @@
 use super::PoolContext;
 use super::session::Session;
 use crate::errors;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -62,12 +63,13 @@ impl StdListener {
     }
 }
 
-/// Holds a client's place in the `max_clients` count for the life of its session,
-/// however the session ends.
-pub struct ClientSlot(Arc<PoolContext>);
+/// Holds a client's place in the `max_clients` count and in the pool's list of open
+/// client sockets for the life of its session, however the session ends.
+pub struct ClientSlot(Arc<PoolContext>, u64);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
+        self.0.forget_client(self.1);
         self.0.clients.fetch_sub(1, Ordering::Relaxed);
         self.0.metrics.client_connections.dec();
     }
@@ -78,40 +80,34 @@ pub async fn accept_loop(listener: Listener, ctx: Arc<PoolContext>, shutdown: Ca
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = accept(&listener, &ctx, &shutdown) => if let Err(e) = r {
+            r = accept(&listener, &ctx) => if let Err(e) = r {
                 tracing::warn!(pool = %ctx.name, error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             },
         }
     }
-    if let Listener::Unix(_, path) = &listener {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
-async fn accept(
-    listener: &Listener,
-    ctx: &Arc<PoolContext>,
-    shutdown: &CancellationToken,
-) -> std::io::Result<()> {
+async fn accept(listener: &Listener, ctx: &Arc<PoolContext>) -> std::io::Result<()> {
     // Each stream type is split with its own zero-cost borrowed halves.
     match listener {
         Listener::Tcp(l) => {
             let (mut s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            if let Some((session, stop)) = admit_or_refuse(&mut s, ctx, shutdown).await {
+            if let Some(session) = admit_or_refuse(&mut s, ctx).await {
+                // The session (and its slot) is dropped before the socket it names.
                 tokio::spawn(async move {
                     let (r, w) = s.split();
-                    session.run(r, w, stop).await;
+                    session.run(r, w).await;
                 });
             }
         }
         Listener::Unix(l, _) => {
             let (mut s, _) = l.accept().await?;
-            if let Some((session, stop)) = admit_or_refuse(&mut s, ctx, shutdown).await {
+            if let Some(session) = admit_or_refuse(&mut s, ctx).await {
                 tokio::spawn(async move {
                     let (r, w) = s.split();
-                    session.run(r, w, stop).await;
+                    session.run(r, w).await;
                 });
             }
         }
@@ -121,13 +117,12 @@ async fn accept(
 
 /// A session for an accepted client, or `None` after telling it that
 /// `max_clients` is reached.
-async fn admit_or_refuse<S: AsyncWrite + Unpin>(
+async fn admit_or_refuse<S: AsyncWrite + AsRawFd + Unpin>(
     s: &mut S,
     ctx: &Arc<PoolContext>,
-    shutdown: &CancellationToken,
-) -> Option<(Session, CancellationToken)> {
-    match admit(ctx) {
-        Some(session) => Some((session, shutdown.clone())),
+) -> Option<Session> {
+    match admit(ctx, s.as_raw_fd()) {
+        Some(session) => Some(session),
         None => {
             let _ = s.write_all(errors::MAX_CLIENTS).await;
             None
@@ -136,7 +131,7 @@ async fn admit_or_refuse<S: AsyncWrite + Unpin>(
 }
 
 /// Counts a new client in, or refuses it when `max_clients` is reached.
-fn admit(ctx: &Arc<PoolContext>) -> Option<Session> {
+fn admit(ctx: &Arc<PoolContext>, fd: RawFd) -> Option<Session> {
     let now = ctx.clients.fetch_add(1, Ordering::Relaxed);
     if now >= ctx.max_clients.load(Ordering::Relaxed) {
         ctx.clients.fetch_sub(1, Ordering::Relaxed);
@@ -148,5 +143,6 @@ fn admit(ctx: &Arc<PoolContext>) -> Option<Session> {
     ctx.metrics.client_connections_total.inc();
     ctx.metrics.client_connections.inc();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
-    Some(Session::new(ctx.clone(), id, ClientSlot(ctx.clone())))
+    ctx.remember_client(id, fd);
+    Some(Session::new(ctx.clone(), id, ClientSlot(ctx.clone(), id)))
 }

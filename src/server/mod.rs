@@ -17,6 +17,7 @@ pub mod session;
 
 use crate::metrics::PoolMetrics;
 use crate::topology::Router;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Instant;
@@ -45,6 +46,8 @@ pub struct PoolContext {
     pub metrics: PoolMetrics,
     /// Dedicated backend connections open now (transactions, blocking, pub/sub).
     pub dedicated: AtomicUsize,
+    /// Open client sockets by client id, to stop reading them all at shutdown.
+    open_clients: std::sync::Mutex<fnv::FnvHashMap<u64, RawFd>>,
 }
 
 impl PoolContext {
@@ -66,6 +69,34 @@ impl PoolContext {
             writer: tokio::sync::Mutex::new(()),
             metrics,
             dedicated: AtomicUsize::new(0),
+            open_clients: std::sync::Mutex::new(fnv::FnvHashMap::default()),
+        }
+    }
+
+    fn open_clients(&self) -> std::sync::MutexGuard<'_, fnv::FnvHashMap<u64, RawFd>> {
+        self.open_clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records client `id`'s socket (until [`PoolContext::forget_client`]).
+    pub fn remember_client(&self, id: u64, fd: RawFd) {
+        self.open_clients().insert(id, fd);
+    }
+
+    /// Forgets client `id`'s socket; called before the socket is closed.
+    pub fn forget_client(&self, id: u64) {
+        self.open_clients().remove(&id);
+    }
+
+    /// Shuts every open client socket for reading: each session sees end of input,
+    /// answers what is in flight, then closes. (Costs nothing per request, unlike a
+    /// shutdown future polled in every session loop.)
+    pub fn stop_reading(&self) {
+        for &fd in self.open_clients().values() {
+            // SAFETY: a registered fd is an open client socket: its session forgets it
+            // (under this same lock) before the socket is dropped, so it is never a
+            // closed or reused descriptor here.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Read);
         }
     }
 }

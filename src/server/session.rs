@@ -17,7 +17,6 @@ use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// Smallest read: what an idle client's buffer holds (a connection that only sent
 /// PING keeps little memory).
@@ -109,14 +108,13 @@ impl Session {
     }
 
     /// Serves the client until it leaves, or until a protocol error or QUIT is answered.
-    /// On `shutdown` it stops reading, answers what is in flight, then closes.
-    pub async fn run<R, W>(mut self, mut rd: R, mut wr: W, shutdown: CancellationToken)
+    /// At shutdown the proxy shuts the socket for reading ([`PoolContext::stop_reading`]):
+    /// the session sees end of input, answers what is in flight, then closes.
+    pub async fn run<R, W>(mut self, mut rd: R, mut wr: W)
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let stop = shutdown.cancelled();
-        tokio::pin!(stop);
         // Held for the session's life so that each batch can borrow a snapshot
         // (an arc-swap guard, no shared reference count touched) while `self` is
         // mutated by dispatch.
@@ -154,7 +152,6 @@ impl Session {
                     }
                 },
                 Some(f) = next_frame(&mut self.pubsub), if self.queue.len() < limit => self.on_sub_frame(f),
-                _ = &mut stop, if !self.closing => self.closing = true,
             }
             self.advance(&router);
             if !self.wbuf.is_empty() && !self.write_now(&mut wr) {
