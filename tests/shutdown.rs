@@ -71,7 +71,7 @@ fn sigterm_answers_in_flight_requests_then_exits() {
 
 /// `total_commands_processed` from INFO stats through the proxy.
 fn commands_processed(c: &mut common::Conn) -> u64 {
-    let text = String::from_utf8_lossy(&c.cmd(&["INFO", "stats"]).bytes()).into_owned();
+    let text = String::from_utf8_lossy(c.cmd(&["INFO", "stats"]).bytes()).into_owned();
     text.lines()
         .find_map(|l| l.strip_prefix("total_commands_processed:"))
         .and_then(|v| v.trim().parse().ok())
