@@ -46,6 +46,7 @@
 pub mod admin;
 pub mod app;
 pub mod backend;
+pub mod client_io;
 pub mod command;
 pub mod config;
 pub mod errors;

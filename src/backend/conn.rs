@@ -52,11 +52,22 @@ pub struct ReplyTo {
     pub seq: u64,
     /// Part index.
     pub part: u32,
+    /// The client socket, for a reply that may be written to it directly (see
+    /// [`crate::client_io`]); `None` for parts of merged replies and dedicated lanes.
+    pub io: Option<Arc<crate::client_io::ClientIo>>,
 }
 
 impl ReplyTo {
-    /// Delivers the reply; a session that is gone is ignored.
+    /// Delivers the reply: straight to the client when its session armed that, else
+    /// to the session. A session that is gone is ignored.
     pub fn send(self, reply: Result<Bytes, BackendError>) {
+        let reply = match (reply, &self.io) {
+            (Ok(bytes), Some(io)) => match io.deliver(self.seq, bytes) {
+                Ok(()) => return,
+                Err(rest) => Ok(rest),
+            },
+            (r, _) => r,
+        };
         let _ = self.tx.send(Completion {
             seq: self.seq,
             part: self.part,

@@ -130,7 +130,7 @@ impl Session {
             return self.ready_static(BackendError::Down.wire());
         }
         let seq = self.queue.push_waiting();
-        let reply = self.reply_to(seq, 0);
+        let reply = self.direct_reply_to(seq);
         node.conn(self.state.proto, self.state.id)
             .send(BackendRequest::new(frame, reply));
     }

@@ -2,11 +2,10 @@
 
 use super::PoolContext;
 use super::session::Session;
+use crate::client_io::{ClientIo, ClientStream};
 use crate::errors;
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
@@ -89,49 +88,28 @@ pub async fn accept_loop(listener: Listener, ctx: Arc<PoolContext>, shutdown: Ca
 }
 
 async fn accept(listener: &Listener, ctx: &Arc<PoolContext>) -> std::io::Result<()> {
-    // Each stream type is split with its own zero-cost borrowed halves.
-    match listener {
+    let stream = match listener {
         Listener::Tcp(l) => {
-            let (mut s, _) = l.accept().await?;
+            let (s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            if let Some(session) = admit_or_refuse(&mut s, ctx).await {
-                // The session (and its slot) is dropped before the socket it names.
-                tokio::spawn(async move {
-                    let (r, w) = s.split();
-                    session.run(r, w).await;
-                });
-            }
+            ClientStream::Tcp(s)
         }
-        Listener::Unix(l, _) => {
-            let (mut s, _) = l.accept().await?;
-            if let Some(session) = admit_or_refuse(&mut s, ctx).await {
-                tokio::spawn(async move {
-                    let (r, w) = s.split();
-                    session.run(r, w).await;
-                });
-            }
+        Listener::Unix(l, _) => ClientStream::Unix(l.accept().await?.0),
+    };
+    let io = Arc::new(ClientIo::new(stream));
+    match admit(ctx, &io) {
+        Some(session) => {
+            tokio::spawn(session.run());
+        }
+        None => {
+            let _ = io.stream.write(errors::MAX_CLIENTS).await;
         }
     }
     Ok(())
 }
 
-/// A session for an accepted client, or `None` after telling it that
-/// `max_clients` is reached.
-async fn admit_or_refuse<S: AsyncWrite + AsRawFd + Unpin>(
-    s: &mut S,
-    ctx: &Arc<PoolContext>,
-) -> Option<Session> {
-    match admit(ctx, s.as_raw_fd()) {
-        Some(session) => Some(session),
-        None => {
-            let _ = s.write_all(errors::MAX_CLIENTS).await;
-            None
-        }
-    }
-}
-
 /// Counts a new client in, or refuses it when `max_clients` is reached.
-fn admit(ctx: &Arc<PoolContext>, fd: RawFd) -> Option<Session> {
+fn admit(ctx: &Arc<PoolContext>, io: &Arc<ClientIo>) -> Option<Session> {
     let now = ctx.clients.fetch_add(1, Ordering::Relaxed);
     if now >= ctx.max_clients.load(Ordering::Relaxed) {
         ctx.clients.fetch_sub(1, Ordering::Relaxed);
@@ -143,6 +121,11 @@ fn admit(ctx: &Arc<PoolContext>, fd: RawFd) -> Option<Session> {
     ctx.metrics.client_connections_total.inc();
     ctx.metrics.client_connections.inc();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
-    ctx.remember_client(id, fd);
-    Some(Session::new(ctx.clone(), id, ClientSlot(ctx.clone(), id)))
+    ctx.remember_client(id, io.stream.as_raw_fd());
+    Some(Session::new(
+        ctx.clone(),
+        id,
+        ClientSlot(ctx.clone(), id),
+        io.clone(),
+    ))
 }

@@ -124,6 +124,29 @@ impl ReplyQueue {
         }
     }
 
+    /// The sequence number of the only request in the queue, if it waits for a
+    /// single backend reply (the case where a reply may be written directly).
+    pub fn lone_waiting(&self) -> Option<u64> {
+        match (self.slots.len(), self.slots.front()) {
+            (1, Some(Slot::Waiting(_))) => Some(self.base),
+            _ => None,
+        }
+    }
+
+    /// Drops the front slot `seq` whose reply was written directly; returns its class.
+    pub fn skip_front(&mut self, seq: u64) -> Option<RequestClass> {
+        match self.slots.front() {
+            Some(Slot::Waiting(class)) if seq == self.base => {
+                let class = *class;
+                self.slots.pop_front();
+                self.base += 1;
+                self.waiting -= 1;
+                Some(class)
+            }
+            _ => None,
+        }
+    }
+
     /// Takes the front reply if it is ready, with the class of its request.
     pub fn pop_ready(&mut self) -> Option<(Bytes, After, RequestClass)> {
         if !matches!(self.slots.front(), Some(Slot::Ready(..))) {

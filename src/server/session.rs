@@ -8,14 +8,13 @@ use super::pinned::{Lane, Pinned, TxState};
 use super::pubsub::{PubSub, next_frame};
 use super::replies::{After, ReplyQueue};
 use crate::backend::{Completion, ReplyTo};
+use crate::client_io::ClientIo;
 use crate::metrics::RequestClass;
-use crate::poll::{poll_once, write_some};
 use crate::resp::Proto;
 use crate::resp::Request;
 use crate::resp::request::decode;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Smallest read: what an idle client's buffer holds (a connection that only sent
@@ -72,12 +71,14 @@ pub struct Session {
     pub pubsub: Option<Box<PubSub>>,
     /// `limits.max_pipeline` of the topology seen last.
     max_pipeline: usize,
+    /// The client socket, shared with backend connections for direct replies.
+    pub io: Arc<ClientIo>,
     _slot: ClientSlot,
 }
 
 impl Session {
     /// A session for client `id`.
-    pub fn new(ctx: Arc<PoolContext>, id: u64, slot: ClientSlot) -> Session {
+    pub fn new(ctx: Arc<PoolContext>, id: u64, slot: ClientSlot, io: Arc<ClientIo>) -> Session {
         let (authed, max_pipeline) = {
             let t = ctx.router.load();
             (t.limits.auth.is_none(), t.limits.max_pipeline)
@@ -103,6 +104,7 @@ impl Session {
             deferred: None,
             pubsub: None,
             max_pipeline,
+            io,
             _slot: slot,
         }
     }
@@ -110,15 +112,12 @@ impl Session {
     /// Serves the client until it leaves, or until a protocol error or QUIT is answered.
     /// At shutdown the proxy shuts the socket for reading ([`PoolContext::stop_reading`]):
     /// the session sees end of input, answers what is in flight, then closes.
-    pub async fn run<R, W>(mut self, mut rd: R, mut wr: W)
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
+    pub async fn run(mut self) {
         // Held for the session's life so that each batch can borrow a snapshot
         // (an arc-swap guard, no shared reference count touched) while `self` is
         // mutated by dispatch.
         let router = self.ctx.router.clone();
+        let io = self.io.clone();
         let mut eof = false;
         loop {
             let limit = self.max_pipeline;
@@ -130,13 +129,11 @@ impl Session {
             tokio::select! {
                 biased;
                 Some(c) = next_completion(&mut self.inbox) => self.on_completion(c),
-                r = write_some(&mut wr, &mut self.wbuf), if !self.wbuf.is_empty() => {
-                    match r {
-                        Ok(n) => self.ctx.metrics.sent(n),
-                        Err(_) => return,
-                    }
-                }
-                r = read_some(&mut rd, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
+                r = io.stream.write(&self.wbuf), if !self.wbuf.is_empty() => match r {
+                    Ok(n) if n > 0 => self.wrote(n),
+                    _ => return,
+                },
+                r = read_some(&io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
                     Ok(0) => {
                         // A client gone while blocked: its dedicated connection closes
                         // now, so the blocked command cannot take data meant for others.
@@ -153,16 +150,45 @@ impl Session {
                 },
                 Some(f) = next_frame(&mut self.pubsub), if self.queue.len() < limit => self.on_sub_frame(f),
             }
+            self.reconcile();
             self.advance(&router);
-            if !self.wbuf.is_empty() && !self.write_now(&mut wr) {
+            if !self.wbuf.is_empty() && !self.write_now() {
                 return;
             }
             let done = (self.closing || eof) && self.queue.is_empty() && self.deferred.is_none();
             if self.wbuf.is_empty() && (self.close_after_write || done) {
-                let _ = wr.shutdown().await;
                 return;
             }
+            if !eof {
+                self.arm();
+            }
         }
+    }
+
+    /// Takes back a reply a backend connection wrote directly (see
+    /// [`crate::client_io`]) and stops further direct writes until re-armed.
+    fn reconcile(&mut self) {
+        let Some(d) = self.io.disarm() else { return };
+        if let Some(class) = self.queue.skip_front(d.seq) {
+            self.ctx.metrics.sent(d.len);
+            if d.error {
+                self.ctx.metrics.request_error(class);
+            }
+        }
+    }
+
+    /// Lets the reply of the only request in flight go straight to the client.
+    fn arm(&mut self) {
+        let idle = self.wbuf.is_empty() && !self.closing && self.deferred.is_none();
+        if let (true, Some(seq)) = (idle, self.queue.lone_waiting()) {
+            self.io.arm(seq);
+        }
+    }
+
+    fn wrote(&mut self, n: usize) {
+        use bytes::Buf;
+        self.wbuf.advance(n);
+        self.ctx.metrics.sent(n);
     }
 
     /// Dispatches buffered requests and moves ready replies out, until neither
@@ -177,14 +203,14 @@ impl Session {
     }
 
     /// Writes what the socket takes now, without waiting; false when it failed.
-    fn write_now<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> bool {
-        match poll_once(write_some(wr, &mut self.wbuf)) {
-            Some(Ok(n)) => {
-                self.ctx.metrics.sent(n);
+    fn write_now(&mut self) -> bool {
+        match self.io.stream.try_write(&self.wbuf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.wrote(n);
                 true
             }
-            Some(Err(_)) => false,
-            None => true,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
         }
     }
 
@@ -234,7 +260,16 @@ impl Session {
             tx: tx.clone(),
             seq,
             part,
+            io: None,
         }
+    }
+
+    /// Like [`Session::reply_to`] for a single-reply request on a shared connection:
+    /// that reply may be written straight to the client (see [`crate::client_io`]).
+    pub fn direct_reply_to(&mut self, seq: u64) -> ReplyTo {
+        let mut to = self.reply_to(seq, 0);
+        to.io = Some(self.io.clone());
+        to
     }
 
     /// Moves ready replies, in order, into the write buffer.
@@ -275,16 +310,12 @@ async fn next_completion(
 
 /// Reads into `buf` with at least `hint` bytes free; the hint grows (up to
 /// [`READ_MAX`]) while reads fill what was free, and falls back when they do not.
-async fn read_some<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut BytesMut,
-    hint: &mut usize,
-) -> std::io::Result<usize> {
+async fn read_some(io: &ClientIo, buf: &mut BytesMut, hint: &mut usize) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < *hint {
         buf.reserve(*hint);
     }
     let free = buf.capacity() - buf.len();
-    let n = rd.read_buf(buf).await?;
+    let n = io.stream.read_buf(buf).await?;
     *hint = if n == free {
         (*hint * 4).min(READ_MAX)
     } else {

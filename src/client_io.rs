@@ -1,0 +1,152 @@
+//! A client socket shared by its session and the backend connection tasks of the
+//! same worker, and the "direct reply" hand-off between them.
+//!
+//! When a client has exactly one request in flight and nothing waiting to be
+//! written (the common unpipelined case), its session *arms* the hand-off for that
+//! request and sleeps until the next request. The backend connection task that gets
+//! the reply writes it straight to the client socket, without waking the session;
+//! the session learns of it on its next turn and drops the slot. If the socket does
+//! not take the whole reply, what is left goes to the session the usual way (it is
+//! the next bytes of the stream, since nothing else was written in between).
+
+use bytes::{Bytes, BytesMut};
+use std::io;
+use std::sync::Mutex;
+use tokio::net::{TcpStream, UnixStream};
+
+/// A client connection over TCP or a unix socket.
+#[derive(Debug)]
+pub enum ClientStream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Unix socket.
+    Unix(UnixStream),
+}
+
+impl ClientStream {
+    /// Reads what is available into `buf`, waiting until something is.
+    pub async fn read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        loop {
+            let r = match self {
+                ClientStream::Tcp(s) => {
+                    s.readable().await?;
+                    s.try_read_buf(buf)
+                }
+                ClientStream::Unix(s) => {
+                    s.readable().await?;
+                    s.try_read_buf(buf)
+                }
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Writes some of `data`, waiting until the socket takes something.
+    pub async fn write(&self, data: &[u8]) -> io::Result<usize> {
+        loop {
+            let r = match self {
+                ClientStream::Tcp(s) => {
+                    s.writable().await?;
+                    s.try_write(data)
+                }
+                ClientStream::Unix(s) => {
+                    s.writable().await?;
+                    s.try_write(data)
+                }
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// The socket's descriptor.
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            ClientStream::Tcp(s) => s.as_raw_fd(),
+            ClientStream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Writes what the socket takes now, without waiting.
+    pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.try_write(data),
+            ClientStream::Unix(s) => s.try_write(data),
+        }
+    }
+}
+
+/// A reply written by a backend connection task on the session's behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Sequence number of the request.
+    pub seq: u64,
+    /// Bytes written.
+    pub len: usize,
+    /// The reply was an error reply.
+    pub error: bool,
+}
+
+#[derive(Debug, Default)]
+struct Handoff {
+    armed: Option<u64>,
+    delivered: Option<Delivered>,
+}
+
+/// The client socket plus the direct-reply hand-off.
+#[derive(Debug)]
+pub struct ClientIo {
+    /// The socket.
+    pub stream: ClientStream,
+    handoff: Mutex<Handoff>,
+}
+
+impl ClientIo {
+    /// Wraps a client socket.
+    pub fn new(stream: ClientStream) -> ClientIo {
+        ClientIo {
+            stream,
+            handoff: Mutex::new(Handoff::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Handoff> {
+        self.handoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Session side: the reply of `seq` may be written directly.
+    pub fn arm(&self, seq: u64) {
+        self.lock().armed = Some(seq);
+    }
+
+    /// Session side: stops direct writes and returns what was written meanwhile.
+    pub fn disarm(&self) -> Option<Delivered> {
+        let mut h = self.lock();
+        h.armed = None;
+        h.delivered.take()
+    }
+
+    /// Connection side: writes the reply of `seq` to the client if the session armed
+    /// it. `Ok(())`: fully written. `Err(bytes)`: not armed, or what the socket did
+    /// not take; the caller hands it to the session as the reply.
+    pub fn deliver(&self, seq: u64, reply: Bytes) -> Result<(), Bytes> {
+        let mut h = self.lock();
+        if h.armed != Some(seq) {
+            return Err(reply);
+        }
+        h.armed = None;
+        let n = self.stream.try_write(&reply).unwrap_or(0);
+        if n < reply.len() {
+            return Err(reply.slice(n..));
+        }
+        let error = matches!(reply.first(), Some(b'-' | b'!'));
+        h.delivered = Some(Delivered { seq, len: n, error });
+        Ok(())
+    }
+}
