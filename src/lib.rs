@@ -23,6 +23,7 @@
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
+//! client_io.rs     the client socket, shared for direct replies
 //! ```
 //!
 //! # Data flow
@@ -35,6 +36,7 @@
 //!        ─► node connection task: many sessions' requests, one write; replies FIFO
 //!        ─► completion (seq, part, raw reply) back on the session's channel
 //!        ─► reply queue: merged if split, written in request order, one write per turn
+//!           (a client's only in-flight reply is written by the connection task itself)
 //! Each worker thread runs its own event loop: it accepts clients and owns its own
 //! connections to every node, so a request never crosses cores.
 //! side tasks (on worker 0): health checker per node, ejection (ring rebuilt on health change),
