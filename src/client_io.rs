@@ -150,3 +150,38 @@ impl ClientIo {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn armed_reply_goes_straight_to_the_socket_once() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let io = ClientIo::new(ClientStream::Unix(ours));
+        // Not armed: the reply goes back to the caller for the session.
+        assert_eq!(
+            io.deliver(7, Bytes::from_static(b"+A\r\n")),
+            Err(Bytes::from_static(b"+A\r\n"))
+        );
+        io.arm(8);
+        // Armed for another request: not taken.
+        assert!(io.deliver(7, Bytes::from_static(b"+B\r\n")).is_err());
+        assert_eq!(io.deliver(8, Bytes::from_static(b"-ERR x\r\n")), Ok(()));
+        // Taken once: a second reply for the same number is not written.
+        assert!(io.deliver(8, Bytes::from_static(b"+C\r\n")).is_err());
+        let mut got = [0u8; 8];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"-ERR x\r\n");
+        assert_eq!(
+            io.disarm(),
+            Some(Delivered {
+                seq: 8,
+                len: 8,
+                error: true
+            })
+        );
+        assert_eq!(io.disarm(), None);
+    }
+}
