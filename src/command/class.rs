@@ -57,6 +57,13 @@ pub enum MergeKind {
     Scan,
     /// RANDOMKEY: first non-null reply.
     FirstNonNull,
+    /// Arrays merged without duplicates (PUBSUB CHANNELS / SHARDCHANNELS).
+    Union,
+    /// `[name, count, ...]` arrays summed per name, in the first reply's order
+    /// (PUBSUB NUMSUB / SHARDNUMSUB).
+    SumPairs,
+    /// The largest integer (PUBSUB NUMPAT: patterns are subscribed on every node).
+    MaxInt,
 }
 
 /// Commands the proxy answers itself.
@@ -107,7 +114,6 @@ const DB: &str = "the proxy serves database 0 only";
 const CONN_STATE: &str = "it changes connection state the proxy cannot keep on shared connections";
 const WHICH_NODE: &str = "the proxy cannot tell which node runs it";
 const MOVES_KEYS: &str = "it moves keys behind the proxy's back";
-const PUBSUB: &str = "PUBSUB introspection is not supported by the proxy yet";
 const NO_KEY: &str = "the proxy cannot route a command without a key";
 
 /// Classes by table name, sorted. An entry for a container (`client`) also applies to
@@ -175,7 +181,12 @@ pub const OVERRIDES: &[(&str, Class)] = &[
     ("psubscribe", D(Subscribe)),
     ("psync", R(REPLICATION)),
     ("publish", Channel),
-    ("pubsub", R(PUBSUB)),
+    ("pubsub|channels", B(MergeKind::Union)),
+    ("pubsub|help", AnyNode),
+    ("pubsub|numpat", B(MergeKind::MaxInt)),
+    ("pubsub|numsub", B(MergeKind::SumPairs)),
+    ("pubsub|shardchannels", B(MergeKind::Union)),
+    ("pubsub|shardnumsub", B(MergeKind::SumPairs)),
     ("punsubscribe", D(Subscribe)),
     ("quit", L(LocalKind::Quit)),
     ("randomkey", B(MergeKind::FirstNonNull)),
@@ -382,7 +393,9 @@ mod tests {
             ("MOVE k 1", R(DB)),
             ("MIGRATE h 1 k 0 5", R(MOVES_KEYS)),
             ("PFDEBUG GETREG k", R(ADMIN)),
-            ("PUBSUB CHANNELS", R(PUBSUB)),
+            ("PUBSUB CHANNELS", B(MergeKind::Union)),
+            ("PUBSUB NUMSUB a", B(MergeKind::SumPairs)),
+            ("PUBSUB NUMPAT", B(MergeKind::MaxInt)),
             ("MEMORY STATS", R(PER_NODE)),
         ];
         for (line, want) in cases {

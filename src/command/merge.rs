@@ -5,7 +5,7 @@
 
 use super::class::{MergeKind, SplitKind};
 use crate::errors::BackendError;
-use crate::resp::reply::{array_elements, integer, is_error};
+use crate::resp::reply::{array_elements, integer, is_error, map_elements};
 use crate::resp::{Proto, encode};
 use bytes::{Bytes, BytesMut};
 
@@ -50,6 +50,9 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::Broadcast(MergeKind::First) => ok[0].clone(),
         Plan::Broadcast(MergeKind::AndArrays) => and_arrays(&ok),
         Plan::Broadcast(MergeKind::FirstNonNull) => first_non_null(&ok, proto),
+        Plan::Broadcast(MergeKind::Union) => union(&ok),
+        Plan::Broadcast(MergeKind::SumPairs) => sum_pairs(&ok, proto),
+        Plan::Broadcast(MergeKind::MaxInt) => max_int(&ok),
         Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) | Plan::Info(_) => {
             ok[0].clone()
         }
@@ -146,6 +149,58 @@ fn and_arrays(parts: &[&Bytes]) -> Bytes {
     out.freeze()
 }
 
+/// Elements of every array, each distinct element once, in first-seen order.
+fn union(parts: &[&Bytes]) -> Bytes {
+    let mut seen: Vec<Bytes> = Vec::new();
+    for p in parts {
+        let Some(elems) = array_elements(p) else {
+            return invalid();
+        };
+        for r in elems {
+            let e = p.slice(r);
+            if !seen.contains(&e) {
+                seen.push(e);
+            }
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::array_header(&mut out, seen.len());
+    seen.iter().for_each(|e| out.extend_from_slice(e));
+    out.freeze()
+}
+
+/// `[name, count, ...]` arrays (or RESP3 maps) summed per name; a map for RESP3.
+fn sum_pairs(parts: &[&Bytes], proto: Proto) -> Bytes {
+    let mut pairs: Vec<(Bytes, i64)> = Vec::new();
+    for p in parts {
+        let Some(elems) = array_elements(p).or_else(|| map_elements(p)) else {
+            return invalid();
+        };
+        for kv in elems.chunks(2) {
+            let [k, v] = kv else { return invalid() };
+            let (name, n) = (p.slice(k.clone()), integer(&p[v.clone()]).unwrap_or(0));
+            match pairs.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, total)) => *total += n,
+                None => pairs.push((name, n)),
+            }
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::map_header(&mut out, proto, pairs.len());
+    for (name, n) in pairs {
+        out.extend_from_slice(&name);
+        encode::integer(&mut out, n);
+    }
+    out.freeze()
+}
+
+fn max_int(parts: &[&Bytes]) -> Bytes {
+    let max = parts.iter().filter_map(|p| integer(p)).max().unwrap_or(0);
+    let mut out = BytesMut::new();
+    encode::integer(&mut out, max);
+    out.freeze()
+}
+
 /// RANDOMKEY: a random one of the nodes' non-null answers, so keys of every node
 /// come back (not always the first node's).
 fn first_non_null(parts: &[&Bytes], proto: Proto) -> Bytes {
@@ -217,6 +272,40 @@ mod tests {
                 Proto::Resp2
             )[..],
             b"*2\r\n:0\r\n:1\r\n"
+        );
+        let u = Plan::Broadcast(MergeKind::Union);
+        let got = merge(
+            &u,
+            &[
+                ok(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"),
+                ok(b"*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+            ],
+            Proto::Resp2,
+        );
+        assert_eq!(&got[..], b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
+        let sp = Plan::Broadcast(MergeKind::SumPairs);
+        let got = merge(
+            &sp,
+            &[
+                ok(b"*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:0\r\n"),
+                ok(b"*4\r\n$1\r\na\r\n:0\r\n$1\r\nb\r\n:2\r\n"),
+            ],
+            Proto::Resp2,
+        );
+        assert_eq!(&got[..], b"*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:2\r\n");
+        let got3 = merge(
+            &sp,
+            &[
+                ok(b"%1\r\n$1\r\na\r\n:1\r\n"),
+                ok(b"%1\r\n$1\r\na\r\n:2\r\n"),
+            ],
+            Proto::Resp3,
+        );
+        assert_eq!(&got3[..], b"%1\r\n$1\r\na\r\n:3\r\n");
+        let mx = Plan::Broadcast(MergeKind::MaxInt);
+        assert_eq!(
+            &merge(&mx, &[ok(b":2\r\n"), ok(b":5\r\n")], Proto::Resp2)[..],
+            b":5\r\n"
         );
         let rk = Plan::Broadcast(MergeKind::FirstNonNull);
         assert_eq!(

@@ -124,8 +124,22 @@ pub fn array_elements(reply: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     if !matches!(reply.first(), Some(b'*' | b'~' | b'>')) {
         return None;
     }
+    elements(reply, 1)
+}
+
+/// Splits a complete RESP3 map reply (`%`) into its keys' and values' byte ranges,
+/// alternating. `None` for anything else.
+pub fn map_elements(reply: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    if reply.first() != Some(&b'%') {
+        return None;
+    }
+    elements(reply, 2)
+}
+
+/// The ranges of the `n * per_entry` values after an aggregate header of count `n`.
+fn elements(reply: &[u8], per_entry: i64) -> Option<Vec<std::ops::Range<usize>>> {
     let eol = line_end(reply, 1).ok()??;
-    let n = parse_int(&reply[1..eol]).ok()?;
+    let n = parse_int(&reply[1..eol]).ok()?.checked_mul(per_entry)?;
     let mut pos = eol + 2;
     let mut out = Vec::with_capacity(n.clamp(0, 1024) as usize);
     for _ in 0..n.max(0) {
