@@ -12,6 +12,7 @@
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::sync::Mutex;
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 /// A client connection over TCP or a unix socket.
@@ -27,20 +28,41 @@ impl ClientStream {
     /// Reads what is available into `buf`, waiting until something is.
     pub async fn read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
-            let r = match self {
-                ClientStream::Tcp(s) => {
-                    s.readable().await?;
-                    s.try_read_buf(buf)
-                }
-                ClientStream::Unix(s) => {
-                    s.readable().await?;
-                    s.try_read_buf(buf)
-                }
-            };
-            match r {
+            match self {
+                ClientStream::Tcp(s) => s.readable().await?,
+                ClientStream::Unix(s) => s.readable().await?,
+            }
+            match self.try_read_draining(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return r,
             }
+        }
+    }
+
+    /// One read. A short read means the socket was drained, so the readiness is
+    /// cleared with it (as tokio's own `poll_read` does): the next wait goes
+    /// straight to the reactor instead of costing a read that fails with EAGAIN.
+    fn try_read_draining(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let free = buf.capacity() - buf.len();
+        let mut got = 0;
+        let read = || {
+            got = match self {
+                ClientStream::Tcp(s) => s.try_read_buf(buf)?,
+                ClientStream::Unix(s) => s.try_read_buf(buf)?,
+            };
+            if got > 0 && got < free {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+            Ok(())
+        };
+        let r = match self {
+            ClientStream::Tcp(s) => s.try_io(Interest::READABLE, read),
+            ClientStream::Unix(s) => s.try_io(Interest::READABLE, read),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            Err(e) => Err(e),
+            Ok(()) => Ok(got),
         }
     }
 
