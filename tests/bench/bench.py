@@ -41,6 +41,8 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=0, help="override the profile's round count")
     p.add_argument("--scenarios", default="",
                    help="comma-separated scenario keys to run (default: all)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="ringproxy worker threads (default 1, like single-threaded nutcracker)")
     p.add_argument("--keep-logs", action="store_true", help="keep the work folder with logs")
     return p.parse_args(argv)
 
@@ -95,13 +97,13 @@ def fit_idle_to_fds(scenarios):
             print(f"note: RLIMIT_NOFILE is {limit}: idle test reduced to {s.idle} connections")
 
 
-def start_targets(group, workdir, nodes, names, binary):
+def start_targets(group, workdir, nodes, names, args):
     """Starts the proxies asked for; returns {name: Target}."""
     started = {}
     for name in names:
         if name == "ringproxy":
-            tg.ensure_binary(binary, REPO_ROOT)
-            started[name] = tg.start_ringproxy(group, workdir, nodes, binary)
+            tg.ensure_binary(args.binary, REPO_ROOT)
+            started[name] = tg.start_ringproxy(group, workdir, nodes, args.binary, args.workers)
         elif name == "nutcracker":
             started[name] = tg.start_nutcracker(group, workdir, nodes)
         else:
@@ -155,15 +157,17 @@ def print_sample(r, rounds, sc, name, s):
           flush=True)
 
 
-def versions(started, binary):
-    """Software versions for the report."""
+def versions(started, args):
+    """Software versions (and ringproxy's worker count) for the report."""
+    binary = args.binary
     rows = [("redis", tg.tool_version(["redis-server", "--version"])),
             ("redis-benchmark", tg.tool_version(["redis-benchmark", "--version"])),
             ("nutcracker", tg.tool_version(["nutcracker", "--version"]))]
     if "ringproxy" in started:
         rev = tg.tool_version(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary)))
-        rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev})"))
+        rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev}), "
+                                  f"workers: {args.workers}"))
     return rows
 
 
@@ -197,7 +201,7 @@ def benchmark(args, group, workdir):
     rounds = args.rounds or load.PROFILES[profile]["rounds"]
     fit_idle_to_fds(scenarios)
     nodes = tg.start_nodes(group, workdir)
-    started = start_targets(group, workdir, nodes, names, args.binary)
+    started = start_targets(group, workdir, nodes, names, args)
     placement = check_placement(started, nodes)
     load.prefill(nodes)
     for t in started.values():
@@ -205,7 +209,7 @@ def benchmark(args, group, workdir):
     results = run_rounds(group, scenarios, started, rounds)
     ctx = {"profile": profile, "rounds": rounds, "placement": placement,
            "command": " ".join(["python3 tests/bench/bench.py"] + sys.argv[1:]),
-           "versions": versions(started, args.binary), "elapsed": time.monotonic() - t0}
+           "versions": versions(started, args), "elapsed": time.monotonic() - t0}
     md = write_report(args, profile, ctx, scenarios, names, results, workdir)
     print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
     return [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]

@@ -63,12 +63,13 @@ def nutcracker_config(port, nodes):
             "  servers:\n" + servers)
 
 
-def ringproxy_config(port, nodes):
-    """Returns the ringproxy YAML equivalent to nutcracker_config (twemproxy placement)."""
+def ringproxy_config(port, nodes, workers):
+    """Returns the ringproxy YAML equivalent to nutcracker_config (twemproxy placement)
+    with `workers` event-loop threads."""
     node_lines = "".join(f"  - {{name: {n.name}, addr: 127.0.0.1:{n.port}}}\n" for n in nodes)
     return (f"listen: 127.0.0.1:{port}\n"
             "admin: null\n"
-            "workers: 2\n"
+            f"workers: {workers}\n"
             "nodes:\n" + node_lines +
             "hash: {mode: twemproxy, function: fnv1a_64, distribution: ketama, tag: \"{}\"}\n"
             f"limits: {{max_clients: {MAX_CLIENTS}}}\n")
@@ -93,10 +94,10 @@ def start_nutcracker(group, workdir, nodes):
     return Target("nutcracker", port, proc.pid)
 
 
-def start_ringproxy(group, workdir, nodes, binary):
-    """Starts `ringproxy -c FILE` over nodes; returns its Target."""
+def start_ringproxy(group, workdir, nodes, binary, workers):
+    """Starts `ringproxy -c FILE` over nodes with `workers` threads; returns its Target."""
     port = group.free_port()
-    conf = write_file(os.path.join(workdir, "ringproxy.yml"), ringproxy_config(port, nodes))
+    conf = write_file(os.path.join(workdir, "ringproxy.yml"), ringproxy_config(port, nodes, workers))
     log = os.path.join(workdir, "ringproxy.log")
     proc = group.start([binary, "-c", conf], log)
     try:
