@@ -27,6 +27,10 @@ use tokio::time::Instant;
 
 /// Most requests taken from the channel per batch.
 const BATCH: usize = 256;
+/// Scheduler turns a busy connection waits for more requests before it writes: it
+/// keeps waiting while the last turn brought some (measured on GET with 50 clients:
+/// 2.56 TCP segments per request with 3 turns, 2.76 with one, 2.60 with 8).
+const GATHER_TURNS: usize = 3;
 /// Stop taking requests while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Initial read buffer size.
@@ -383,14 +387,21 @@ impl ConnTask {
     }
 
     /// With requests already in flight (other clients are active), lets the other
-    /// tasks of this scheduler turn run first and takes what they queued: one write
-    /// then carries many clients' requests instead of one each (fewer syscalls).
+    /// tasks of this scheduler turn run first and takes what they queued, for up to
+    /// [`GATHER_TURNS`] turns while each brings more: one write then carries many
+    /// clients' requests instead of one each (fewer syscalls and TCP segments).
     /// An idle connection writes at once instead (no added latency).
     async fn gather(&mut self, st: &mut Pipeline, batch: &mut Vec<BackendRequest>) {
-        tokio::task::yield_now().await;
-        while let Ok(r) = self.rx.try_recv() {
-            batch.push(r);
-            if batch.len() == BATCH {
+        for _ in 0..GATHER_TURNS {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while let Ok(r) = self.rx.try_recv() {
+                batch.push(r);
+                if batch.len() == BATCH {
+                    break;
+                }
+            }
+            if batch.len() == before || batch.len() == BATCH {
                 break;
             }
         }
