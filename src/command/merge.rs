@@ -5,9 +5,12 @@
 
 use super::class::{MergeKind, SplitKind};
 use crate::errors::BackendError;
-use crate::resp::reply::{array_elements, integer, is_error, map_elements};
+use crate::resp::reply::{
+    array_elements, array_header, integer, is_error, map_elements, reply_len,
+};
 use crate::resp::{Proto, encode};
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
 /// How to merge, with what the split recorded.
 #[derive(Debug)]
@@ -38,7 +41,7 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
     if let Some(err) = first_error(parts) {
         return err;
     }
-    let ok: Vec<&Bytes> = parts.iter().filter_map(|p| p.as_ref().ok()).collect();
+    let ok: SmallVec<[&Bytes; 8]> = parts.iter().filter_map(|p| p.as_ref().ok()).collect();
     if let Plan::Scan(idx, nodes) = plan {
         return super::scan::rewrite_reply(ok[0], *idx, *nodes).unwrap_or_else(invalid);
     }
@@ -71,21 +74,40 @@ fn invalid() -> Bytes {
     Bytes::from_static(BackendError::Protocol.wire())
 }
 
+/// Each part answers its keys in request order, so the values are read off each
+/// part front to back, with one cursor per part: (next element's offset, elements
+/// taken, element count).
 fn mget(parts: &[&Bytes], positions: &[(u32, u32)]) -> Bytes {
-    let mut elems = Vec::with_capacity(parts.len());
+    let mut cursors: SmallVec<[(usize, u32, usize); 8]> = SmallVec::new();
     for p in parts {
-        match array_elements(p) {
-            Some(e) => elems.push(e),
+        match array_header(p) {
+            Some((n, first)) => cursors.push((first, 0, n)),
             None => return invalid(),
         }
     }
-    let mut out = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 16);
+    // Parts that answer as asked have each element copied once: the size is exact
+    // (see encode::array_header_len).
+    let body: usize = parts.iter().zip(&cursors).map(|(p, c)| p.len() - c.0).sum();
+    let mut out = BytesMut::with_capacity(encode::array_header_len(positions.len()) + body);
     encode::array_header(&mut out, positions.len());
     for &(part, idx) in positions {
-        let Some(range) = elems.get(part as usize).and_then(|e| e.get(idx as usize)) else {
+        let (Some(p), Some((pos, taken, n))) =
+            (parts.get(part as usize), cursors.get_mut(part as usize))
+        else {
             return invalid();
         };
-        out.extend_from_slice(&parts[part as usize][range.clone()]);
+        if idx != *taken || idx as usize >= *n {
+            return invalid();
+        }
+        let Some(len) = p
+            .get(*pos..)
+            .and_then(|rest| reply_len(rest).ok().flatten())
+        else {
+            return invalid();
+        };
+        out.extend_from_slice(&p[*pos..*pos + len]);
+        *pos += len;
+        *taken += 1;
     }
     out.freeze()
 }

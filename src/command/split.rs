@@ -3,6 +3,7 @@
 use super::class::SplitKind;
 use crate::resp::{Request, encode};
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
 /// One sub-request: the node it goes to and its bytes.
 #[derive(Debug)]
@@ -22,50 +23,66 @@ pub struct Split {
     pub positions: Vec<(u32, u32)>,
 }
 
-/// Splits `req` whose keys are `keys` (argument indices) placed on `nodes` (same
-/// order). `kind` tells how many arguments each key carries (MSET: key + value).
-pub fn split(req: &Request, kind: SplitKind, keys: &[usize], nodes: &[usize]) -> Split {
+/// Splits `req` whose keys are `keys`: (argument index, node) pairs in request
+/// order. `kind` tells how many arguments each key carries (MSET: key + value).
+pub fn split(req: &Request, kind: SplitKind, keys: &[(usize, usize)]) -> Split {
     let per_key = if kind == SplitKind::Mset { 2 } else { 1 };
-    // Groups: node → argument indices of its keys.
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    // Group g goes to nodes[g] and carries counts[g] keys.
+    let mut nodes: SmallVec<[usize; 8]> = SmallVec::new();
+    let mut counts: SmallVec<[u32; 8]> = SmallVec::new();
     let mut positions = Vec::with_capacity(keys.len());
-    for (&k, &node) in keys.iter().zip(nodes) {
-        let g = match groups.iter().position(|(n, _)| *n == node) {
+    for &(_, node) in keys {
+        let g = match nodes.iter().position(|&n| n == node) {
             Some(g) => g,
             None => {
-                groups.push((node, Vec::new()));
-                groups.len() - 1
+                nodes.push(node);
+                counts.push(0);
+                nodes.len() - 1
             }
         };
-        positions.push((g as u32, groups[g].1.len() as u32));
-        groups[g].1.push(k);
+        positions.push((g as u32, counts[g]));
+        counts[g] += 1;
     }
-    let name = req.arg(0);
-    let parts = groups
-        .into_iter()
-        .map(|(node, args)| Part {
-            node,
-            frame: encode_part(req, name, &args, per_key),
+    let parts = (0..nodes.len())
+        .map(|g| {
+            // The arguments of group g's keys, in request order.
+            let args = keys
+                .iter()
+                .zip(&positions)
+                .filter(|(_, (pg, _))| *pg as usize == g)
+                .map(|(&(k, _), _)| k);
+            Part {
+                node: nodes[g],
+                frame: encode_part(req, args, counts[g] as usize, per_key),
+            }
         })
         .collect();
     Split { parts, positions }
 }
 
-fn encode_part(req: &Request, name: &[u8], keys: &[usize], per_key: usize) -> Bytes {
-    let len: usize = keys
-        .iter()
-        .map(|&k| {
+/// Encodes `MGET k1 k2 ...` (or MSET with values) for `count` keys at `args`,
+/// copying each argument with its header from the client's request.
+fn encode_part<I>(req: &Request, args: I, count: usize, per_key: usize) -> Bytes
+where
+    I: Iterator<Item = usize> + Clone,
+{
+    let name = req.raw_arg(0);
+    let len: usize = args
+        .clone()
+        .map(|k| {
             (0..per_key)
-                .map(|j| req.arg(k + j).len() + 16)
+                .map(|j| req.raw_arg(k + j).len())
                 .sum::<usize>()
         })
         .sum();
-    let mut b = BytesMut::with_capacity(len + name.len() + 32);
-    encode::array_header(&mut b, 1 + keys.len() * per_key);
-    encode::bulk(&mut b, name);
-    for &k in keys {
+    let argc = 1 + count * per_key;
+    // Sized exactly: see encode::array_header_len.
+    let mut b = BytesMut::with_capacity(encode::array_header_len(argc) + name.len() + len);
+    encode::array_header(&mut b, argc);
+    b.extend_from_slice(name);
+    for k in args {
         for j in 0..per_key {
-            encode::bulk(&mut b, req.arg(k + j));
+            b.extend_from_slice(req.raw_arg(k + j));
         }
     }
     b.freeze()
@@ -78,7 +95,7 @@ mod tests {
     #[test]
     fn groups_by_node_keeping_positions() {
         let req = Request::from_args(&["MGET", "a", "b", "c", "d"]);
-        let s = split(&req, SplitKind::Mget, &[1, 2, 3, 4], &[5, 7, 5, 9]);
+        let s = split(&req, SplitKind::Mget, &[(1, 5), (2, 7), (3, 5), (4, 9)]);
         assert_eq!(s.parts.len(), 3);
         assert_eq!(s.parts[0].node, 5);
         assert_eq!(
@@ -91,7 +108,7 @@ mod tests {
     #[test]
     fn mset_carries_values() {
         let req = Request::from_args(&["MSET", "a", "1", "b", "2"]);
-        let s = split(&req, SplitKind::Mset, &[1, 3], &[0, 1]);
+        let s = split(&req, SplitKind::Mset, &[(1, 0), (3, 1)]);
         assert_eq!(
             &s.parts[1].frame[..],
             b"*3\r\n$4\r\nMSET\r\n$1\r\nb\r\n$1\r\n2\r\n"

@@ -33,6 +33,18 @@ pub fn array_header(buf: &mut BytesMut, n: usize) {
     header(buf, b'*', n as i64);
 }
 
+/// Length of `*n\r\n`: with it a buffer can be sized exactly, and a buffer filled
+/// to its capacity freezes into `Bytes` without a second allocation.
+pub fn array_header_len(n: usize) -> usize {
+    let mut digits = 1;
+    let mut v = n / 10;
+    while v > 0 {
+        digits += 1;
+        v /= 10;
+    }
+    digits + 3
+}
+
 /// `%n\r\n` in RESP3, `*2n\r\n` in RESP2.
 pub fn map_header(buf: &mut BytesMut, proto: Proto, n: usize) {
     match proto {
@@ -85,6 +97,15 @@ pub fn error(buf: &mut BytesMut, text: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn array_header_len_matches_the_encoding() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, 1 << 40] {
+            let mut b = BytesMut::new();
+            array_header(&mut b, n);
+            assert_eq!(array_header_len(n), b.len(), "{n}");
+        }
+    }
 
     #[test]
     fn encodes() {

@@ -121,10 +121,17 @@ pub fn parse_int(line: &[u8]) -> Result<i64, FrameError> {
 /// Splits a complete array (or set/push) reply into its elements' byte ranges.
 /// Returns `None` if `reply` is not an aggregate of that kind (e.g. an error).
 pub fn array_elements(reply: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let (n, first) = array_header(reply)?;
+    elements(reply, n, first)
+}
+
+/// The element count of an array (or set/push) reply and the offset of its first
+/// element (a null array counts 0). `None` for anything else.
+pub fn array_header(reply: &[u8]) -> Option<(usize, usize)> {
     if !matches!(reply.first(), Some(b'*' | b'~' | b'>')) {
         return None;
     }
-    elements(reply, 1)
+    aggregate_header(reply, 1)
 }
 
 /// Splits a complete RESP3 map reply (`%`) into its keys' and values' byte ranges,
@@ -133,16 +140,22 @@ pub fn map_elements(reply: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     if reply.first() != Some(&b'%') {
         return None;
     }
-    elements(reply, 2)
+    let (n, first) = aggregate_header(reply, 2)?;
+    elements(reply, n, first)
 }
 
-/// The ranges of the `n * per_entry` values after an aggregate header of count `n`.
-fn elements(reply: &[u8], per_entry: i64) -> Option<Vec<std::ops::Range<usize>>> {
+/// `n * per_entry` and the offset after the header, for an aggregate header of
+/// count `n` (0 when negative).
+fn aggregate_header(reply: &[u8], per_entry: usize) -> Option<(usize, usize)> {
     let eol = line_end(reply, 1).ok()??;
-    let n = parse_int(&reply[1..eol]).ok()?.checked_mul(per_entry)?;
-    let mut pos = eol + 2;
-    let mut out = Vec::with_capacity(n.clamp(0, 1024) as usize);
-    for _ in 0..n.max(0) {
+    let n = usize::try_from(parse_int(&reply[1..eol]).ok()?.max(0)).ok()?;
+    Some((n.checked_mul(per_entry)?, eol + 2))
+}
+
+/// The ranges of the `n` values from offset `pos`.
+fn elements(reply: &[u8], n: usize, mut pos: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
         let len = reply_len(reply.get(pos..)?).ok()??;
         out.push(pos..pos + len);
         pos += len;

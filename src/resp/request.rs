@@ -84,6 +84,17 @@ impl Request {
         (i < self.args.len()).then(|| self.arg(i))
     }
 
+    /// Argument `i` as it is encoded in the frame, `$n` header and final CRLF
+    /// included: ready to be copied into another request.
+    pub fn raw_arg(&self, i: usize) -> &[u8] {
+        let (s, e) = self.args[i];
+        // The header `$<digits>\r\n` ends right before the argument; every frame is
+        // a RESP array of bulk strings (inline requests are re-encoded as one).
+        let head = &self.frame[..(s as usize).saturating_sub(2)];
+        let dollar = head.iter().rposition(|&b| b == b'$').unwrap_or(0);
+        &self.frame[dollar..e as usize + 2]
+    }
+
     /// Argument `i` as a zero-copy slice of the frame.
     pub fn arg_bytes(&self, i: usize) -> Bytes {
         let (s, e) = self.args[i];
@@ -327,6 +338,20 @@ mod tests {
         assert_eq!(d.arg(1), b"");
         assert_eq!(d.arg(2), b"\r\n\x00\xff");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn raw_args_carry_their_headers() {
+        let r = dec(b"*3\r\n$4\r\nMSET\r\n$4\r\n$\r\n$\r\n$010\r\n0123456789\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.raw_arg(0), b"$4\r\nMSET\r\n");
+        assert_eq!(r.raw_arg(1), b"$4\r\n$\r\n$\r\n");
+        assert_eq!(r.raw_arg(2), b"$010\r\n0123456789\r\n");
+        let inline = dec(b"mget a bb\r\n").unwrap().unwrap();
+        assert_eq!(inline.raw_arg(2), b"$2\r\nbb\r\n");
+        let empty = Request::from_args(&["DEL", ""]);
+        assert_eq!(empty.raw_arg(1), b"$0\r\n\r\n");
     }
 
     #[test]

@@ -189,8 +189,7 @@ impl Session {
         if nodes.iter().all(|&(_, n)| n == first) {
             return self.forward(topo, first, req.frame().clone());
         }
-        let (keys, idx): (Vec<usize>, Vec<usize>) = nodes.into_iter().unzip();
-        let s = split(&req, kind, &keys, &idx);
+        let s = split(&req, kind, &nodes);
         self.ctx.metrics.fanout(s.parts.len());
         let seq = self
             .queue

@@ -5,6 +5,7 @@ use crate::command::merge::{PartReply, Plan, merge};
 use crate::metrics::RequestClass;
 use crate::resp::Proto;
 use bytes::Bytes;
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 
 /// What happens after a reply is written.
@@ -25,7 +26,7 @@ enum Slot {
 struct Merging {
     class: RequestClass,
     plan: Plan,
-    parts: Vec<Option<PartReply>>,
+    parts: SmallVec<[Option<PartReply>; 4]>,
     remaining: usize,
 }
 
@@ -115,7 +116,7 @@ impl ReplyQueue {
                     m.remaining -= 1;
                 }
                 if m.remaining == 0 {
-                    let parts: Vec<PartReply> = m.parts.drain(..).flatten().collect();
+                    let parts: SmallVec<[PartReply; 4]> = m.parts.drain(..).flatten().collect();
                     self.waiting -= 1;
                     *slot = Slot::Ready(merge(&m.plan, &parts, proto), After::Continue, m.class);
                 }
