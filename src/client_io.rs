@@ -25,24 +25,18 @@ pub enum ClientStream {
 }
 
 impl ClientStream {
-    /// Reads what is available into `buf`, waiting until something is.
-    pub async fn read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        loop {
-            match self {
-                ClientStream::Tcp(s) => s.readable().await?,
-                ClientStream::Unix(s) => s.readable().await?,
-            }
-            match self.try_read_draining(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return r,
-            }
+    /// Waits until the socket may have something to read.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.readable().await,
+            ClientStream::Unix(s) => s.readable().await,
         }
     }
 
-    /// One read. A short read means the socket was drained, so the readiness is
+    /// One read, `WouldBlock` when nothing was there. A short read means the socket was drained, so the readiness is
     /// cleared with it (as tokio's own `poll_read` does): the next wait goes
     /// straight to the reactor instead of costing a read that fails with EAGAIN.
-    fn try_read_draining(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    pub fn try_read_draining(&self, buf: &mut BytesMut) -> io::Result<usize> {
         let free = buf.capacity() - buf.len();
         let mut got = 0;
         let read = || {

@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 const READ_MIN: usize = 512;
 /// Largest read the buffer grows to while a client keeps it full.
 const READ_MAX: usize = 64 * 1024;
-/// Smallest buffer allocated when the free space runs out. Requests are cut out of
-/// the buffer without copying, so while one is in flight its bytes pin the buffer
-/// and room for the next read means a new allocation: one per ~50 small requests
-/// rather than one per request (an idle client still keeps under 2 KiB).
+/// Smallest buffer allocated when the free space runs out, after the first read.
+/// Requests are cut out of the buffer without copying, so while one is in flight
+/// its bytes pin the buffer and room for the next read means a new allocation: one
+/// per ~50 small requests rather than one per request.
 const READ_CHUNK: usize = 2 * 1024;
 /// Stop moving replies into the write buffer beyond this many bytes.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -315,16 +315,25 @@ async fn next_completion(
 
 /// Reads into `buf` with at least `hint` bytes free; the hint grows (up to
 /// [`READ_MAX`]) while reads fill what was free, and falls back when they do not.
+/// Room is made only once the socket is readable, so a client that stays idle
+/// keeps the small buffer of its first read.
 async fn read_some(io: &ClientIo, buf: &mut BytesMut, hint: &mut usize) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < *hint {
-        buf.reserve((*hint).max(READ_CHUNK));
+    loop {
+        io.stream.readable().await?;
+        if buf.capacity() - buf.len() < *hint {
+            let first = buf.capacity() == 0;
+            buf.reserve(if first { *hint } else { (*hint).max(READ_CHUNK) });
+        }
+        let free = buf.capacity() - buf.len();
+        let n = match io.stream.try_read_draining(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => r?,
+        };
+        *hint = if n == free {
+            (*hint * 4).min(READ_MAX)
+        } else {
+            (*hint / 2).max(READ_MIN)
+        };
+        return Ok(n);
     }
-    let free = buf.capacity() - buf.len();
-    let n = io.stream.read_buf(buf).await?;
-    *hint = if n == free {
-        (*hint * 4).min(READ_MAX)
-    } else {
-        (*hint / 2).max(READ_MIN)
-    };
-    Ok(n)
 }
