@@ -17,7 +17,7 @@ BENIGN_STDERR = ("WARNING: Could not fetch server CONFIG",)
 
 # Requests per scenario and profile; idle = idle connections opened.
 PROFILES = {
-    "full": {"rounds": 5, "p1": 100_000, "p16": 300_000, "mget": 40_000, "c1000": 100_000,
+    "full": {"rounds": 7, "p1": 100_000, "p16": 300_000, "mget": 40_000, "c1000": 100_000,
              "idle_load": 60_000, "idle": 10_000},
     "quick": {"rounds": 2, "p1": 30_000, "p16": 100_000, "mget": 15_000, "c1000": 30_000,
               "idle_load": 30_000, "idle": 10_000},
@@ -76,6 +76,9 @@ class Sample:
     idle_bytes: float = 0.0
     idle_ratio: float = 0.0
     rps_spread: float = 0.0
+    # For a median: the samples of each round, in round order (ratios are taken
+    # round by round, between runs made minutes apart at most).
+    rounds: list = field(default_factory=list)
 
 
 def parse_csv(text):
@@ -193,6 +196,7 @@ def median_sample(samples):
     med = Sample(**{k: statistics.median(getattr(s, k) for s in good)
                     for k in ("rps", "p50", "p99", "cpu_per_m", "peak_rss", "idle_ratio")})
     med.idle_bytes = max(s.idle_bytes for s in good)
+    med.rounds = list(samples)
     rps = [s.rps for s in good]
     med.rps_spread = (max(rps) - min(rps)) / med.rps if med.rps and len(rps) > 1 else 0.0
     errors = sorted({s.error for s in samples if s.error})

@@ -2,6 +2,7 @@
 
 import os
 import platform
+import statistics
 import shutil
 
 TARGET_ORDER = ("ringproxy", "nutcracker", "direct")
@@ -95,12 +96,19 @@ def ratio_table(scenarios, targets, results):
 
 
 def ratio(a, b, attr):
-    """a/b for one metric, flagged when either side had errors."""
-    va, vb = value_of(a, attr), value_of(b, attr)
-    if not va or not vb:
-        return "–"
+    """a/b for one metric, flagged when either side had errors: the median of the
+    per-round ratios, so that drift between rounds (a shared machine) cancels out.
+    Bytes per idle connection compares the two summaries (only a first test counts)."""
     flag = " ⚠" if a.error or b.error else ""
-    return f"{va / vb:.2f}{flag}"
+    if attr == "idle_bytes" or not a.rounds or len(a.rounds) != len(b.rounds):
+        va, vb = value_of(a, attr), value_of(b, attr)
+        return f"{va / vb:.2f}{flag}" if va and vb else "–"
+    per_round = [value_of(x, attr) / value_of(y, attr)
+                 for x, y in zip(a.rounds, b.rounds)
+                 if not x.error and not y.error and value_of(x, attr) and value_of(y, attr)]
+    if not per_round:
+        return "–"
+    return f"{statistics.median(per_round):.2f}{flag}"
 
 
 def noise_warning(scenarios, targets, results):
@@ -123,7 +131,8 @@ def markdown(ctx, scenarios, targets, results, chart_name):
         f"# ringproxy benchmark — {ctx['date']} on {platform.node()}",
         "",
         f"Profile **{ctx['profile']}**: {ctx['rounds']} round(s), targets alternated "
-        f"({', '.join(targets)}) in every round, median reported. Command: "
+        f"({', '.join(targets)}) in every round, median reported (ratios: median of "
+        f"the per-round ratios). Command: "
         f"`{ctx['command']}`. Wall time {ctx['elapsed']:.0f} s.",
         noise_warning(scenarios, targets, results),
         "",
@@ -163,6 +172,10 @@ NOTES = """## What the columns mean
   this is redis-server's own CPU, the work the proxies add on top of their backends.
 - **peak RSS**: VmHWM of the target process during the run (reset before each run
   with `clear_refs`). For *direct* it includes redis-server's data (100,000 keys).
+- **Ratios** (A / B): each round runs the targets back to back, so a round's ratio
+  compares runs made under the same conditions; the table gives the median of the
+  rounds' ratios (drift on a shared machine between rounds cancels out). It can
+  differ from the ratio of the medians in the results table.
 - **req/s spread over rounds**: (max − min) / median of req/s over the rounds; a large
   spread means the machine was busy with something else and the numbers are noisy.
 - **bytes per idle conn**: RSS growth of the target after opening the idle connections
