@@ -25,12 +25,15 @@ pub enum ClientStream {
 }
 
 impl ClientStream {
-    /// Waits until the socket may have something to read.
+    /// Waits until the socket may have something to read. Only the session reads, so
+    /// this uses the socket's single reader slot (`poll_read_ready`), cheaper than
+    /// the list of waiters behind `readable()`.
     pub async fn readable(&self) -> io::Result<()> {
-        match self {
-            ClientStream::Tcp(s) => s.readable().await,
-            ClientStream::Unix(s) => s.readable().await,
-        }
+        std::future::poll_fn(|cx| match self {
+            ClientStream::Tcp(s) => s.poll_read_ready(cx),
+            ClientStream::Unix(s) => s.poll_read_ready(cx),
+        })
+        .await
     }
 
     /// One read, `WouldBlock` when nothing was there. A short read means the socket was drained, so the readiness is
