@@ -181,7 +181,27 @@ impl CommandSpec {
 pub struct CommandTable {
     specs: Vec<CommandSpec>,
     by_name: FnvHashMap<Box<[u8]>, usize>,
+    /// Top-level names of up to [`SHORT_NAME`] bytes, packed (see [`pack`]): the
+    /// per-request lookup hashes one integer instead of a byte string.
+    short: FnvHashMap<u128, usize>,
     longest: usize,
+}
+
+/// Longest name kept in the packed index.
+const SHORT_NAME: usize = 15;
+
+/// `name` lower-cased into the low bytes of a u128, its length in the top byte
+/// (`get` and `get\0` differ); `None` when longer than [`SHORT_NAME`].
+fn pack(name: &[u8]) -> Option<u128> {
+    if name.len() > SHORT_NAME {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (b, c) in bytes.iter_mut().zip(name) {
+        *b = c.to_ascii_lowercase();
+    }
+    bytes[15] = name.len() as u8;
+    Some(u128::from_le_bytes(bytes))
 }
 
 impl CommandTable {
@@ -192,6 +212,7 @@ impl CommandTable {
         let mut t = CommandTable {
             specs: Vec::new(),
             by_name: FnvHashMap::default(),
+            short: FnvHashMap::default(),
             longest: 0,
         };
         for spec in parse_tsv(TSV).unwrap_or_else(|e| panic!("bug in commands.tsv: {e}")) {
@@ -211,15 +232,23 @@ impl CommandTable {
 
     fn insert(&mut self, spec: CommandSpec) {
         let key: Box<[u8]> = spec.name.as_bytes().into();
-        if !spec.name.contains('|') {
+        let top = !spec.name.contains('|');
+        if top {
             self.longest = self.longest.max(key.len());
         }
-        match self.by_name.get(&key) {
-            Some(&i) => self.specs[i] = spec,
-            None => {
-                self.by_name.insert(key, self.specs.len());
-                self.specs.push(spec);
+        let i = match self.by_name.get(&key) {
+            Some(&i) => {
+                self.specs[i] = spec;
+                i
             }
+            None => {
+                self.by_name.insert(key.clone(), self.specs.len());
+                self.specs.push(spec);
+                self.specs.len() - 1
+            }
+        };
+        if let (true, Some(packed)) = (top, pack(&key)) {
+            self.short.insert(packed, i);
         }
     }
 
@@ -245,13 +274,17 @@ impl CommandTable {
     pub fn get(&self, req: &Request) -> Option<&CommandSpec> {
         let mut buf = [0u8; 2 * MAX_NAME + 1];
         let name = req.get(0)?;
-        if name.len() > self.longest || name.contains(&b'|') {
-            return None;
-        }
-        let n = lower_into(&mut buf, 0, name);
-        let spec = self.by_name(&buf[..n])?;
+        let spec = match pack(name) {
+            Some(packed) => &self.specs[*self.short.get(&packed)?],
+            None if name.len() > self.longest || name.contains(&b'|') => return None,
+            None => {
+                let n = lower_into(&mut buf, 0, name);
+                self.by_name(&buf[..n])?
+            }
+        };
         match req.get(1) {
-            Some(sub) if spec.container && n + 1 + sub.len() <= buf.len() => {
+            Some(sub) if spec.container && name.len() + 1 + sub.len() <= buf.len() => {
+                let n = lower_into(&mut buf, 0, name);
                 buf[n] = b'|';
                 let m = lower_into(&mut buf, n + 1, sub);
                 Some(self.by_name(&buf[..m]).unwrap_or(spec))

@@ -38,6 +38,18 @@ fn lookup_any_case_and_subcommands() {
         (&[&long], None),
         (&["client", &long], Some("client")),
         (&[], None),
+        // The packed index (names of up to 15 bytes) and the byte-string map.
+        (&["get\0", "k"], None),
+        (&["ge", "k"], None),
+        (&["ZRANGEBYSCORE", "k", "0", "1"], Some("zrangebyscore")),
+        (
+            &["ZREMRANGEBYSCORE", "k", "0", "1"],
+            Some("zremrangebyscore"),
+        ),
+        (
+            &["GEORADIUSBYMEMBER_RO", "k", "m", "1", "km"],
+            Some("georadiusbymember_ro"),
+        ),
     ];
     for (args, want) in cases {
         assert_eq!(

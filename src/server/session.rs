@@ -322,7 +322,11 @@ async fn read_some(io: &ClientIo, buf: &mut BytesMut, hint: &mut usize) -> std::
         io.stream.readable().await?;
         if buf.capacity() - buf.len() < *hint {
             let first = buf.capacity() == 0;
-            buf.reserve(if first { *hint } else { (*hint).max(READ_CHUNK) });
+            buf.reserve(if first {
+                *hint
+            } else {
+                (*hint).max(READ_CHUNK)
+            });
         }
         let free = buf.capacity() - buf.len();
         let n = match io.stream.try_read_draining(buf) {
