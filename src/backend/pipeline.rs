@@ -6,7 +6,7 @@ use super::health::is_unavailable_reply;
 use crate::errors::BackendError;
 use crate::metrics::LatencyRecorder;
 use crate::resp::reply::reply_len;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use tokio::time::Instant;
 
@@ -18,6 +18,9 @@ pub(super) struct Pipeline {
     pub(super) inflight: VecDeque<(ReplyTo, Instant, bool)>,
     pub(super) wbuf: BytesMut,
     pub(super) rbuf: BytesMut,
+    /// Replies framed in this read, delivered once the metrics account for them
+    /// (kept to reuse its allocation).
+    framed: Vec<(ReplyTo, Bytes)>,
 }
 
 impl Pipeline {
@@ -28,6 +31,7 @@ impl Pipeline {
             inflight: VecDeque::new(),
             wbuf: BytesMut::new(),
             rbuf: BytesMut::with_capacity(READ_BUF),
+            framed: Vec::new(),
         }
     }
 
@@ -51,13 +55,19 @@ impl Pipeline {
         }
     }
 
-    /// Hands every complete reply in `rbuf` to its waiter.
+    /// Hands every complete reply in `rbuf` to its waiter. The metrics are updated
+    /// first, so a client that has its reply finds its request counted and timed.
     pub(super) fn dispatch_replies(&mut self) -> Result<(), BackendError> {
         let now = Instant::now();
-        let (mut replies, mut errors) = (0, 0);
-        let result = self.take_replies(now, &mut replies, &mut errors);
-        self.env.metrics.replied(replies, errors);
+        let mut framed = std::mem::take(&mut self.framed);
+        let mut errors = 0;
+        let result = self.take_replies(now, &mut framed, &mut errors);
+        self.env.metrics.replied(framed.len(), errors);
         self.latency.maybe_flush(self.inflight.is_empty());
+        for (to, reply) in framed.drain(..) {
+            to.send(Ok(reply));
+        }
+        self.framed = framed;
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_BUF);
         }
@@ -67,7 +77,7 @@ impl Pipeline {
     fn take_replies(
         &mut self,
         now: Instant,
-        replies: &mut usize,
+        framed: &mut Vec<(ReplyTo, Bytes)>,
         errors: &mut usize,
     ) -> Result<(), BackendError> {
         while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
@@ -77,7 +87,6 @@ impl Pipeline {
             }
             let (to, sent, _) = self.inflight.pop_front().ok_or(BackendError::Protocol)?;
             self.latency.observe(now - sent);
-            *replies += 1;
             let unavailable = reply.first() == Some(&b'-') && {
                 *errors += 1;
                 is_unavailable_reply(&reply)
@@ -87,7 +96,7 @@ impl Pipeline {
             } else {
                 self.env.health.report_ok();
             }
-            to.send(Ok(reply));
+            framed.push((to, reply));
         }
         Ok(())
     }
