@@ -36,9 +36,10 @@ impl ClientStream {
         .await
     }
 
-    /// One read, `WouldBlock` when nothing was there. A short read means the socket was drained, so the readiness is
-    /// cleared with it (as tokio's own `poll_read` does): the next wait goes
-    /// straight to the reactor instead of costing a read that fails with EAGAIN.
+    /// One read, `WouldBlock` when nothing was there. A short read means the socket
+    /// was drained, so the readiness is cleared with it (as tokio's own `poll_read`
+    /// does): the next wait goes straight to the reactor instead of costing a read
+    /// that fails with EAGAIN.
     pub fn try_read_draining(&self, buf: &mut BytesMut) -> io::Result<usize> {
         let free = buf.capacity() - buf.len();
         let mut got = 0;
