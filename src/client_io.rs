@@ -8,10 +8,17 @@
 //! the session learns of it on its next turn and drops the slot. If the socket does
 //! not take the whole reply, what is left goes to the session the usual way (it is
 //! the next bytes of the stream, since nothing else was written in between).
+//!
+//! Every other backend reply reaches the session through the same lock: a queue of
+//! completions and the session's waker (one lock, no channel, per reply).
 
+use crate::backend::Completion;
+use crate::errors::BackendError;
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -117,6 +124,12 @@ pub struct Delivered {
 struct Handoff {
     armed: Option<u64>,
     delivered: Option<Delivered>,
+    /// Backend replies for the session, in arrival order.
+    completions: VecDeque<Completion>,
+    /// The session's waker while it waits for a completion.
+    waker: Option<Waker>,
+    /// The session is gone: replies are dropped.
+    closed: bool,
 }
 
 /// The client socket plus the direct-reply hand-off.
@@ -152,22 +165,59 @@ impl ClientIo {
         h.delivered.take()
     }
 
-    /// Connection side: writes the reply of `seq` to the client if the session armed
-    /// it. `Ok(())`: fully written. `Err(bytes)`: not armed, or what the socket did
-    /// not take; the caller hands it to the session as the reply.
-    pub fn deliver(&self, seq: u64, reply: Bytes) -> Result<(), Bytes> {
+    /// Connection side: the backend reply for (`seq`, `part`). With `direct`, and if
+    /// the session armed `seq`, it is written straight to the client; whatever is not
+    /// written goes to the session's completion queue.
+    pub fn complete(&self, seq: u64, part: u32, reply: Result<Bytes, BackendError>, direct: bool) {
         let mut h = self.lock();
-        if h.armed != Some(seq) {
-            return Err(reply);
+        if h.closed {
+            return;
         }
+        let reply = match reply {
+            Ok(bytes) if direct && h.armed == Some(seq) => {
+                h.armed = None;
+                let n = self.stream.try_write(&bytes).unwrap_or(0);
+                if n == bytes.len() {
+                    let error = matches!(bytes.first(), Some(b'-' | b'!'));
+                    h.delivered = Some(Delivered { seq, len: n, error });
+                    return;
+                }
+                Ok(bytes.slice(n..))
+            }
+            r => r,
+        };
+        h.completions.push_back(Completion { seq, part, reply });
+        let waker = h.waker.take();
+        drop(h);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Session side: the next completion, registering to be woken when none is queued.
+    pub fn poll_completion(&self, cx: &mut Context<'_>) -> Poll<Completion> {
+        let mut h = self.lock();
+        if let Some(c) = h.completions.pop_front() {
+            return Poll::Ready(c);
+        }
+        if !h.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            h.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Session side: the next completion if one is queued.
+    pub fn try_completion(&self) -> Option<Completion> {
+        self.lock().completions.pop_front()
+    }
+
+    /// Session side, when it ends: later replies are dropped.
+    pub fn close(&self) {
+        let mut h = self.lock();
+        h.closed = true;
         h.armed = None;
-        let n = self.stream.try_write(&reply).unwrap_or(0);
-        if n < reply.len() {
-            return Err(reply.slice(n..));
-        }
-        let error = matches!(reply.first(), Some(b'-' | b'!'));
-        h.delivered = Some(Delivered { seq, len: n, error });
-        Ok(())
+        h.completions.clear();
+        h.waker = None;
     }
 }
 
@@ -180,17 +230,26 @@ mod tests {
     async fn armed_reply_goes_straight_to_the_socket_once() {
         let (ours, mut peer) = UnixStream::pair().unwrap();
         let io = ClientIo::new(ClientStream::Unix(ours));
-        // Not armed: the reply goes back to the caller for the session.
+        let ok = |b: &'static [u8]| Ok(Bytes::from_static(b));
+        // Not armed: the reply is queued for the session.
+        io.complete(7, 0, ok(b"+A\r\n"), true);
+        let c = io.try_completion().unwrap();
         assert_eq!(
-            io.deliver(7, Bytes::from_static(b"+A\r\n")),
-            Err(Bytes::from_static(b"+A\r\n"))
+            (c.seq, c.reply.unwrap()),
+            (7, Bytes::from_static(b"+A\r\n"))
         );
         io.arm(8);
-        // Armed for another request: not taken.
-        assert!(io.deliver(7, Bytes::from_static(b"+B\r\n")).is_err());
-        assert_eq!(io.deliver(8, Bytes::from_static(b"-ERR x\r\n")), Ok(()));
-        // Taken once: a second reply for the same number is not written.
-        assert!(io.deliver(8, Bytes::from_static(b"+C\r\n")).is_err());
+        // Armed for another request: queued.
+        io.complete(7, 0, ok(b"+B\r\n"), true);
+        assert_eq!(io.try_completion().unwrap().seq, 7);
+        // Not a direct reply (part of a merged one): queued even when armed.
+        io.complete(8, 1, ok(b"+P\r\n"), false);
+        assert_eq!(io.try_completion().unwrap().part, 1);
+        io.complete(8, 0, ok(b"-ERR x\r\n"), true);
+        assert!(io.try_completion().is_none());
+        // Taken once: a second reply for the same number is queued, not written.
+        io.complete(8, 0, ok(b"+C\r\n"), true);
+        assert!(io.try_completion().is_some());
         let mut got = [0u8; 8];
         peer.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"-ERR x\r\n");
@@ -203,5 +262,23 @@ mod tests {
             })
         );
         assert_eq!(io.disarm(), None);
+        // Once the session is gone, replies are dropped.
+        io.close();
+        io.complete(9, 0, ok(b"+D\r\n"), false);
+        assert!(io.try_completion().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_queued_completion_wakes_the_waiting_session() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let io = std::sync::Arc::new(ClientIo::new(ClientStream::Unix(ours)));
+        let waiter = {
+            let io = io.clone();
+            tokio::spawn(async move { std::future::poll_fn(|cx| io.poll_completion(cx)).await })
+        };
+        tokio::task::yield_now().await;
+        io.complete(3, 0, Err(BackendError::Timeout), true);
+        let c = waiter.await.unwrap();
+        assert_eq!((c.seq, c.reply), (3, Err(BackendError::Timeout)));
     }
 }

@@ -47,36 +47,25 @@ pub struct Completion {
     pub reply: Result<Bytes, BackendError>,
 }
 
-/// Where a reply goes.
+/// Where a reply goes: the client's session (see [`crate::client_io`]).
 #[derive(Debug, Clone)]
 pub struct ReplyTo {
-    /// The session's completion channel.
-    pub tx: mpsc::UnboundedSender<Completion>,
+    /// The client's socket and completion queue.
+    pub io: Arc<crate::client_io::ClientIo>,
     /// Sequence number.
     pub seq: u64,
     /// Part index.
     pub part: u32,
-    /// The client socket, for a reply that may be written to it directly (see
-    /// [`crate::client_io`]); `None` for parts of merged replies and dedicated lanes.
-    pub io: Option<Arc<crate::client_io::ClientIo>>,
+    /// The reply may be written straight to the client; false for parts of merged
+    /// replies and dedicated lanes.
+    pub direct: bool,
 }
 
 impl ReplyTo {
     /// Delivers the reply: straight to the client when its session armed that, else
     /// to the session. A session that is gone is ignored.
     pub fn send(self, reply: Result<Bytes, BackendError>) {
-        let reply = match (reply, &self.io) {
-            (Ok(bytes), Some(io)) => match io.deliver(self.seq, bytes) {
-                Ok(()) => return,
-                Err(rest) => Ok(rest),
-            },
-            (r, _) => r,
-        };
-        let _ = self.tx.send(Completion {
-            seq: self.seq,
-            part: self.part,
-            reply,
-        });
+        self.io.complete(self.seq, self.part, reply, self.direct);
     }
 }
 

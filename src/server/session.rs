@@ -15,7 +15,6 @@ use crate::resp::Request;
 use crate::resp::request::decode;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Smallest read: what an idle client's buffer holds (a connection that only sent
 /// PING keeps little memory).
@@ -51,12 +50,6 @@ pub struct Session {
     pub state: ClientState,
     /// Replies in request order.
     pub queue: ReplyQueue,
-    /// Completions of this client's backend requests; created on first use, so a
-    /// client that never reaches a backend costs no channel.
-    inbox: Option<(
-        mpsc::UnboundedSender<Completion>,
-        mpsc::UnboundedReceiver<Completion>,
-    )>,
     rbuf: BytesMut,
     /// Bytes to have free before the next read: grows while reads fill the buffer.
     read_hint: usize,
@@ -97,7 +90,6 @@ impl Session {
                 authed,
             },
             queue: ReplyQueue::default(),
-            inbox: None,
             rbuf: BytesMut::new(),
             read_hint: READ_MIN,
             wbuf: BytesMut::new(),
@@ -133,7 +125,7 @@ impl Session {
                 && self.wbuf.len() < WRITE_HIGH_WATER;
             tokio::select! {
                 biased;
-                Some(c) = next_completion(&mut self.inbox) => self.on_completion(c),
+                c = std::future::poll_fn(|cx| io.poll_completion(cx)) => self.on_completion(c),
                 r = io.stream.write(&self.wbuf), if !self.wbuf.is_empty() => match r {
                     Ok(n) if n > 0 => self.wrote(n),
                     _ => return,
@@ -222,7 +214,7 @@ impl Session {
     fn on_completion(&mut self, c: Completion) {
         let proto = self.state.proto;
         self.queue.complete(c.seq, c.part, c.reply, proto);
-        while let Some(c) = self.inbox.as_mut().and_then(|(_, rx)| rx.try_recv().ok()) {
+        while let Some(c) = self.io.try_completion() {
             self.queue.complete(c.seq, c.part, c.reply, proto);
         }
         self.release_idle_pin();
@@ -260,21 +252,21 @@ impl Session {
 
     /// Where the backend reply for (`seq`, `part`) goes.
     pub fn reply_to(&mut self, seq: u64, part: u32) -> ReplyTo {
-        let (tx, _) = self.inbox.get_or_insert_with(mpsc::unbounded_channel);
         ReplyTo {
-            tx: tx.clone(),
+            io: self.io.clone(),
             seq,
             part,
-            io: None,
+            direct: false,
         }
     }
 
     /// Like [`Session::reply_to`] for a single-reply request on a shared connection:
     /// that reply may be written straight to the client (see [`crate::client_io`]).
     pub fn direct_reply_to(&mut self, seq: u64) -> ReplyTo {
-        let mut to = self.reply_to(seq, 0);
-        to.io = Some(self.io.clone());
-        to
+        ReplyTo {
+            direct: true,
+            ..self.reply_to(seq, 0)
+        }
     }
 
     /// Moves ready replies, in order, into the write buffer.
@@ -300,16 +292,10 @@ impl Session {
     }
 }
 
-/// The next completion, or never when no backend request was made yet.
-async fn next_completion(
-    inbox: &mut Option<(
-        mpsc::UnboundedSender<Completion>,
-        mpsc::UnboundedReceiver<Completion>,
-    )>,
-) -> Option<Completion> {
-    match inbox {
-        Some((_, rx)) => rx.recv().await,
-        None => std::future::pending().await,
+impl Drop for Session {
+    /// Replies still in flight for a session that is gone are dropped on arrival.
+    fn drop(&mut self) {
+        self.io.close();
     }
 }
 
