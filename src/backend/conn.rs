@@ -1,6 +1,6 @@
 //! One shared, pipelined backend connection, run as a task.
 //!
-//! Requests of many sessions arrive on one channel; the task drains whatever is
+//! Requests of many sessions arrive on one queue ([`super::queue`]); the task drains whatever is
 //! queued into a single write, remembers who waits for each reply in FIFO order,
 //! frames replies with [`reply_len`] and hands each one back, as raw bytes, to the
 //! session that asked. A request that is not answered within the request timeout
@@ -11,6 +11,7 @@ use super::backoff::Backoff;
 use super::handshake;
 use super::health::NodeHealth;
 use super::pipeline::Pipeline;
+use super::queue;
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
@@ -22,10 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Most requests taken from the channel per batch.
+/// Most requests taken from the queue per batch.
 const BATCH: usize = 256;
 /// Scheduler turns a busy connection waits for more requests before it writes: it
 /// keeps waiting while the last turn brought some (measured on GET with 50 clients:
@@ -152,14 +152,14 @@ pub struct ConnSpec {
 /// in-flight requests are answered.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
-    tx: mpsc::UnboundedSender<BackendRequest>,
+    tx: queue::Sender<BackendRequest>,
 }
 
 impl ConnHandle {
     /// Queues a request. If the task is gone the request fails at once.
     pub fn send(&self, req: BackendRequest) {
-        if let Err(e) = self.tx.send(req) {
-            e.0.reply.send(Err(BackendError::ConnectionLost));
+        if let Err(req) = self.tx.send(req) {
+            req.reply.send(Err(BackendError::ConnectionLost));
         }
     }
 }
@@ -176,7 +176,7 @@ pub fn spawn_on(
     env: ConnEnv,
     preconnect: bool,
 ) -> ConnHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = queue::queue();
     let task = ConnTask {
         spec,
         env,
@@ -206,7 +206,7 @@ pub struct ConnEnv {
 struct ConnTask {
     spec: ConnSpec,
     env: ConnEnv,
-    rx: mpsc::UnboundedReceiver<BackendRequest>,
+    rx: queue::Receiver<BackendRequest>,
     backoff: Backoff,
     failed_before: bool,
 }
@@ -275,7 +275,7 @@ impl ConnTask {
         let kind = NodeErrorKind::of(err);
         for r in first
             .into_iter()
-            .chain(std::iter::from_fn(|| self.rx.try_recv().ok()))
+            .chain(std::iter::from_fn(|| self.rx.try_recv()))
         {
             if let Some(k) = kind {
                 self.env.metrics.error(k);
@@ -384,7 +384,7 @@ impl ConnTask {
         for _ in 0..GATHER_TURNS {
             tokio::task::yield_now().await;
             let before = batch.len();
-            while let Ok(r) = self.rx.try_recv() {
+            while let Some(r) = self.rx.try_recv() {
                 batch.push(r);
                 if batch.len() == BATCH {
                     break;

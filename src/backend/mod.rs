@@ -1,5 +1,6 @@
 //! Backend side: pipelined connections to Redis nodes, per-node pools, health.
 //!
+//! - [`queue`]: the queue from sessions to one connection task.
 //! - [`pipeline`]: the in-flight state of one connected socket.
 //! - [`conn`]: one shared connection task: batches many clients' requests into one
 //!   write, matches replies FIFO, enforces the request timeout, reconnects with backoff.
@@ -13,6 +14,7 @@ pub mod handshake;
 pub mod health;
 pub mod pipeline;
 pub mod pool;
+pub mod queue;
 pub mod stream;
 pub mod subscriber;
 
