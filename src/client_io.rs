@@ -132,7 +132,7 @@ struct Handoff {
     closed: bool,
 }
 
-/// The client socket plus the direct-reply hand-off.
+/// The client socket, the direct-reply hand-off and the queue of backend replies.
 #[derive(Debug)]
 pub struct ClientIo {
     /// The socket.
