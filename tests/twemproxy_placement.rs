@@ -121,13 +121,39 @@ impl Case<'_> {
     }
 }
 
-/// Writes `keys` through a fresh nutcracker for `case` and compares; flushes after.
-fn check(dir: &Path, case: &Case<'_>, keys: &[Vec<u8>]) -> usize {
+/// Writes `keys` through `proxy`, finds where each landed (server `down` is not
+/// asked) and counts the keys the placement puts elsewhere; flushes after.
+fn compare(
+    proxy: &Server,
+    case: &Case<'_>,
+    label: &str,
+    keys: &[Vec<u8>],
+    down: Option<usize>,
+) -> usize {
+    write_through(proxy, keys, label);
+    let found = owners(case.backends, down);
+    flush(case.backends, down);
+    mismatches(label, &case.placement(down), keys, &found)
+}
+
+/// Runs one case without ejection through a fresh nutcracker: (label, mismatches).
+fn check(
+    dir: &Path,
+    label: String,
+    (backends, entries): (&[Server], &[Entry]),
+    spec: PlacementSpec,
+    keys: &[Vec<u8>],
+) -> (String, usize) {
+    let case = Case {
+        label,
+        backends,
+        entries,
+        spec,
+        eject: false,
+    };
     let proxy = case.start(dir);
-    write_through(&proxy, keys, &case.label);
-    let found = owners(case.backends, None);
-    flush(case.backends, None);
-    mismatches(&case.label, &case.placement(None), keys, &found)
+    let n = compare(&proxy, &case, &case.label, keys, None);
+    (case.label, n)
 }
 
 /// Runs every case and asserts none had a mismatch (all cases run before failing).
@@ -143,16 +169,12 @@ fn three_servers_fnv1a_64_ketama_100k_keys() {
     let dir = TempDir::new();
     let backends = start_redis(dir.path(), 3, false);
     let entries = plain(3);
-    let case = Case {
-        label: "3 servers fnv1a_64 ketama".into(),
-        backends: &backends,
-        entries: &entries,
-        spec: spec(HashFunction::Fnv1a64, Distribution::Ketama, BRACES),
-        eject: false,
-    };
-    assert_all_zero(vec![(
-        case.label.clone(),
-        check(dir.path(), &case, &keys(1, 100_000)),
+    assert_all_zero(vec![check(
+        dir.path(),
+        "3 servers fnv1a_64 ketama".into(),
+        (&backends, &entries),
+        spec(HashFunction::Fnv1a64, Distribution::Ketama, BRACES),
+        &keys(1, 100_000),
     )]);
 }
 
@@ -162,16 +184,12 @@ fn every_function(distribution: Distribution, seed: u64) {
     let entries = weighted(&[1, 2, 3, 1, 5]);
     let mut results = Vec::new();
     for (i, function) in HashFunction::NUTCRACKER.into_iter().enumerate() {
-        let case = Case {
-            label: format!("5 weighted servers {} {distribution:?}", function.name()),
-            backends: &backends,
-            entries: &entries,
-            spec: spec(function, distribution, BRACES),
-            eject: false,
-        };
-        results.push((
-            case.label.clone(),
-            check(dir.path(), &case, &keys(seed + i as u64, 2500)),
+        results.push(check(
+            dir.path(),
+            format!("5 weighted servers {} {distribution:?}", function.name()),
+            (&backends, &entries),
+            spec(function, distribution, BRACES),
+            &keys(seed + i as u64, 2500),
         ));
     }
     assert_all_zero(results);
@@ -202,16 +220,12 @@ fn pool_sizes_up_to_100_servers() {
         (100, HashFunction::Fnv1a64),
     ];
     for (n, function) in sizes {
-        let case = Case {
-            label: format!("{n} servers {} ketama", function.name()),
-            backends: &backends[..n],
-            entries: &entries[..n],
-            spec: spec(function, Distribution::Ketama, BRACES),
-            eject: false,
-        };
-        results.push((
-            case.label.clone(),
-            check(dir.path(), &case, &keys(300 + n as u64, 3000)),
+        results.push(check(
+            dir.path(),
+            format!("{n} servers {} ketama", function.name()),
+            (&backends[..n], &entries[..n]),
+            spec(function, Distribution::Ketama, BRACES),
+            &keys(300 + n as u64, 3000),
         ));
     }
     assert_all_zero(results);
@@ -251,20 +265,17 @@ fn named_servers_mixed_weights_and_tags() {
     ];
     let mut results = Vec::new();
     for (i, (function, distribution, tag)) in runs.into_iter().enumerate() {
-        let case = Case {
-            label: format!(
-                "8 named/mixed {} {distribution:?} tag {:?}",
-                function.name(),
-                tag.map(|t| String::from_utf8_lossy(&t).into_owned())
-            ),
-            backends: &backends,
-            entries: &entries,
-            spec: spec(function, distribution, tag),
-            eject: false,
-        };
-        results.push((
-            case.label.clone(),
-            check(dir.path(), &case, &keys(400 + i as u64, 3000)),
+        let label = format!(
+            "8 named/mixed {} {distribution:?} tag {:?}",
+            function.name(),
+            tag.map(|t| String::from_utf8_lossy(&t).into_owned())
+        );
+        results.push(check(
+            dir.path(),
+            label,
+            (&backends, &entries),
+            spec(function, distribution, tag),
+            &keys(400 + i as u64, 3000),
         ));
     }
     assert_all_zero(results);
@@ -283,16 +294,12 @@ fn unix_socket_servers() {
     .into_iter()
     .enumerate()
     {
-        let case = Case {
-            label: format!("3 unix-socket servers {} {distribution:?}", function.name()),
-            backends: &backends,
-            entries: &entries,
-            spec: spec(function, distribution, BRACES),
-            eject: false,
-        };
-        results.push((
-            case.label.clone(),
-            check(dir.path(), &case, &keys(500 + i as u64, 3000)),
+        results.push(check(
+            dir.path(),
+            format!("3 unix-socket servers {} {distribution:?}", function.name()),
+            (&backends, &entries),
+            spec(function, distribution, BRACES),
+            &keys(500 + i as u64, 3000),
         ));
     }
     assert_all_zero(results);
@@ -342,27 +349,22 @@ fn ejected_server_keys_go_where_placement_says() {
         };
         let proxy = case.start(dir.path());
         if i == 0 {
-            let before = keys(600, 3000);
-            write_through(&proxy, &before, &case.label);
-            let found = owners(&backends, None);
-            flush(&backends, None);
-            results.push((
-                format!("{} (all live)", case.label),
-                mismatches(&case.label, &case.placement(None), &before, &found),
-            ));
+            let label = format!("{} (all live)", case.label);
+            let n = compare(&proxy, &case, &label, &keys(600, 3000), None);
+            results.push((label, n));
             backends[victim].kill();
         }
         let errors = eject(&proxy, &case.placement(None), victim, &case.label);
         eprintln!("{}: ejected after {errors} error replies", case.label);
-        let after = keys(700 + i as u64, 3000);
-        write_through(&proxy, &after, &case.label);
-        let found = owners(&backends, Some(victim));
-        flush(&backends, Some(victim));
         let label = format!("{} (server {victim} ejected)", case.label);
-        results.push((
-            label.clone(),
-            mismatches(&label, &case.placement(Some(victim)), &after, &found),
-        ));
+        let n = compare(
+            &proxy,
+            &case,
+            &label,
+            &keys(700 + i as u64, 3000),
+            Some(victim),
+        );
+        results.push((label, n));
     }
     assert_all_zero(results);
 }
