@@ -602,23 +602,9 @@ impl Conn {
     /// Waits (up to `timeout`) for the peer to close: true on EOF or reset,
     /// false if it stays open. Any bytes received meanwhile are returned in `Err`.
     pub fn closed_within(&mut self, timeout: Duration) -> Result<bool, Vec<u8>> {
-        self.set_timeout(timeout);
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.reader.read(&mut buf) {
-                Ok(0) => return if got.is_empty() { Ok(true) } else { Err(got) },
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return if got.is_empty() { Ok(false) } else { Err(got) };
-                }
-                Err(_) => return if got.is_empty() { Ok(true) } else { Err(got) },
-            }
+        match self.read_to_close(timeout) {
+            (got, closed) if got.is_empty() => Ok(closed),
+            (got, _) => Err(got),
         }
     }
 
