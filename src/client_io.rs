@@ -91,13 +91,12 @@ impl ClientStream {
         }
     }
 
-    /// The socket's descriptor.
-    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        match self {
-            ClientStream::Tcp(s) => s.as_raw_fd(),
-            ClientStream::Unix(s) => s.as_raw_fd(),
-        }
+    /// Shuts the socket for reading: the session sees end of input (used at shutdown).
+    pub fn shutdown_read(&self) {
+        let _ = match self {
+            ClientStream::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Read),
+            ClientStream::Unix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Read),
+        };
     }
 
     /// Writes what the socket takes now, without waiting.

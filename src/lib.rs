@@ -43,8 +43,6 @@
 //!             reload (file watch, SIGHUP, POST /reload), admin HTTP, drain on SIGTERM
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod admin;
 pub mod app;
 pub mod backend;

@@ -121,7 +121,7 @@ fn admit(ctx: &Arc<PoolContext>, io: &Arc<ClientIo>) -> Option<Session> {
     ctx.metrics.client_connections_total.inc();
     ctx.metrics.client_connections.inc();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
-    ctx.remember_client(id, io.stream.as_raw_fd());
+    ctx.remember_client(id, io);
     Some(Session::new(
         ctx.clone(),
         id,

@@ -15,11 +15,11 @@ pub mod pubsub;
 pub mod replies;
 pub mod session;
 
+use crate::client_io::ClientIo;
 use crate::metrics::PoolMetrics;
 use crate::topology::Router;
-use std::os::fd::RawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 /// What every session of one listener shares.
@@ -47,7 +47,7 @@ pub struct PoolContext {
     /// Dedicated backend connections open now (transactions, blocking, pub/sub).
     pub dedicated: AtomicUsize,
     /// Open client sockets by client id, to stop reading them all at shutdown.
-    open_clients: std::sync::Mutex<fnv::FnvHashMap<u64, RawFd>>,
+    open_clients: std::sync::Mutex<fnv::FnvHashMap<u64, Weak<ClientIo>>>,
 }
 
 impl PoolContext {
@@ -73,13 +73,13 @@ impl PoolContext {
         }
     }
 
-    fn open_clients(&self) -> std::sync::MutexGuard<'_, fnv::FnvHashMap<u64, RawFd>> {
+    fn open_clients(&self) -> std::sync::MutexGuard<'_, fnv::FnvHashMap<u64, Weak<ClientIo>>> {
         self.open_clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records client `id`'s socket (until [`PoolContext::forget_client`]).
-    pub fn remember_client(&self, id: u64, fd: RawFd) {
-        self.open_clients().insert(id, fd);
+    pub fn remember_client(&self, id: u64, io: &Arc<ClientIo>) {
+        self.open_clients().insert(id, Arc::downgrade(io));
     }
 
     /// Forgets client `id`'s socket; called before the socket is closed.
@@ -91,12 +91,8 @@ impl PoolContext {
     /// answers what is in flight, then closes. (Costs nothing per request, unlike a
     /// shutdown future polled in every session loop.)
     pub fn stop_reading(&self) {
-        for &fd in self.open_clients().values() {
-            // SAFETY: a registered fd is an open client socket: its session forgets it
-            // (under this same lock) before the socket is dropped, so it is never a
-            // closed or reused descriptor here.
-            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Read);
+        for io in self.open_clients().values().filter_map(Weak::upgrade) {
+            io.stream.shutdown_read();
         }
     }
 }
