@@ -7,20 +7,48 @@
 //! the reply writes it straight to the client socket, without waking the session;
 //! the session learns of it on its next turn and drops the slot. If the socket does
 //! not take the whole reply, what is left goes to the session the usual way (it is
-//! the next bytes of the stream, since nothing else was written in between).
+//! the next bytes of the stream, since nothing else was written in between), with
+//! a [`Head`] saying what was written already, so the session accounts for every
+//! reply in one place whichever path wrote it.
+//!
+//! Direct writes need a socket that two tasks can write to without shared state:
+//! plain TCP and unix sockets. A stream with state of its own (TLS keeps its
+//! encryption state) reports [`ClientStream::direct_writes`] false, and the session
+//! then never arms the hand-off: every reply goes through the completion queue.
 //!
 //! Every other backend reply reaches the session through the same lock: a queue of
 //! completions and the session's waker (one lock, no channel, per reply).
 
-use crate::backend::Completion;
-use crate::errors::BackendError;
-use bytes::{Bytes, BytesMut};
+use crate::command::merge::PartReply;
+use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
+
+/// A backend reply (or failure) for one part of one session request.
+#[derive(Debug)]
+pub struct Completion {
+    /// Session-local sequence number of the client request.
+    pub seq: u64,
+    /// Part index for split requests (0 otherwise).
+    pub part: u32,
+    /// The raw reply bytes (what is left of them, after a `head`), or why there are none.
+    pub reply: PartReply,
+    /// What a backend connection already wrote of this reply to the client.
+    pub head: Option<Head>,
+}
+
+/// The part of a reply that a backend connection task wrote to the client itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Bytes written.
+    pub len: usize,
+    /// The whole reply is an error reply.
+    pub error: bool,
+}
 
 /// A client connection over TCP or a unix socket.
 #[derive(Debug)]
@@ -99,6 +127,14 @@ impl ClientStream {
         };
     }
 
+    /// Whether backend connection tasks may write replies to this stream directly
+    /// (see the module doc): true for plain sockets.
+    pub fn direct_writes(&self) -> bool {
+        match self {
+            ClientStream::Tcp(_) | ClientStream::Unix(_) => true,
+        }
+    }
+
     /// Writes what the socket takes now, without waiting.
     pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
         match self {
@@ -108,15 +144,13 @@ impl ClientStream {
     }
 }
 
-/// A reply written by a backend connection task on the session's behalf.
+/// A whole reply written by a backend connection task on the session's behalf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
     /// Sequence number of the request.
     pub seq: u64,
-    /// Bytes written.
-    pub len: usize,
-    /// The reply was an error reply.
-    pub error: bool,
+    /// What was written: all of the reply.
+    pub head: Head,
 }
 
 #[derive(Debug, Default)]
@@ -152,9 +186,12 @@ impl ClientIo {
         self.handoff.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Session side: the reply of `seq` may be written directly.
+    /// Session side: the reply of `seq` may be written directly (a no-op on a
+    /// stream that does not allow direct writes).
     pub fn arm(&self, seq: u64) {
-        self.lock().armed = Some(seq);
+        if self.stream.direct_writes() {
+            self.lock().armed = Some(seq);
+        }
     }
 
     /// Session side: stops direct writes and returns what was written meanwhile.
@@ -167,25 +204,37 @@ impl ClientIo {
     /// Connection side: the backend reply for (`seq`, `part`). With `direct`, and if
     /// the session armed `seq`, it is written straight to the client; whatever is not
     /// written goes to the session's completion queue.
-    pub fn complete(&self, seq: u64, part: u32, reply: Result<Bytes, BackendError>, direct: bool) {
+    pub fn complete(&self, seq: u64, part: u32, reply: PartReply, direct: bool) {
         let mut h = self.lock();
         if h.closed {
             return;
         }
-        let reply = match reply {
-            Ok(bytes) if direct && h.armed == Some(seq) => {
-                h.armed = None;
-                let n = self.stream.try_write(&bytes).unwrap_or(0);
-                if n == bytes.len() {
-                    let error = matches!(bytes.first(), Some(b'-' | b'!'));
-                    h.delivered = Some(Delivered { seq, len: n, error });
-                    return;
-                }
-                Ok(bytes.slice(n..))
-            }
-            r => r,
+        let mut c = Completion {
+            seq,
+            part,
+            reply,
+            head: None,
         };
-        h.completions.push_back(Completion { seq, part, reply });
+        if let Ok(bytes) = &c.reply
+            && direct
+            && h.armed == Some(seq)
+        {
+            h.armed = None;
+            let len = self.stream.try_write(bytes).unwrap_or(0);
+            let head = Head {
+                len,
+                error: crate::resp::reply::is_error(bytes),
+            };
+            if len == bytes.len() {
+                h.delivered = Some(Delivered { seq, head });
+                return;
+            }
+            if len > 0 {
+                c.reply = Ok(bytes.slice(len..));
+                c.head = Some(head);
+            }
+        }
+        h.completions.push_back(c);
         let waker = h.waker.take();
         drop(h);
         if let Some(w) = waker {
@@ -223,7 +272,27 @@ impl ClientIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::BackendError;
+    use bytes::Bytes;
     use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_partly_written_reply_says_what_was_written() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let io = ClientIo::new(ClientStream::Unix(ours));
+        // Larger than any socket buffer: the peer reads nothing.
+        let mut big = vec![b'x'; 16 << 20];
+        big[0] = b'-';
+        io.arm(1);
+        io.complete(1, 0, Ok(Bytes::from(big)), true);
+        assert_eq!(io.disarm(), None);
+        let c = io.try_completion().unwrap();
+        let head = c.head.unwrap();
+        let rest = c.reply.unwrap();
+        assert!(head.error && head.len > 0);
+        assert_eq!(head.len + rest.len(), 16 << 20);
+        assert_eq!(rest[0], b'x');
+    }
 
     #[tokio::test]
     async fn armed_reply_goes_straight_to_the_socket_once() {
@@ -252,14 +321,11 @@ mod tests {
         let mut got = [0u8; 8];
         peer.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"-ERR x\r\n");
-        assert_eq!(
-            io.disarm(),
-            Some(Delivered {
-                seq: 8,
-                len: 8,
-                error: true
-            })
-        );
+        let head = Head {
+            len: 8,
+            error: true,
+        };
+        assert_eq!(io.disarm(), Some(Delivered { seq: 8, head }));
         assert_eq!(io.disarm(), None);
         // Once the session is gone, replies are dropped.
         io.close();

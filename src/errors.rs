@@ -41,6 +41,22 @@ impl BackendError {
     }
 }
 
+/// A SCAN cursor the proxy did not hand out.
+pub const INVALID_CURSOR: &[u8] = b"-ERR invalid cursor\r\n";
+/// WATCH between MULTI and EXEC.
+pub const WATCH_IN_MULTI: &[u8] = b"-ERR WATCH inside MULTI is not allowed\r\n";
+/// MULTI between MULTI and EXEC.
+pub const MULTI_NESTED: &[u8] = b"-ERR MULTI calls can not be nested\r\n";
+/// EXEC without MULTI.
+pub const EXEC_WITHOUT_MULTI: &[u8] = b"-ERR EXEC without MULTI\r\n";
+/// DISCARD without MULTI.
+pub const DISCARD_WITHOUT_MULTI: &[u8] = b"-ERR DISCARD without MULTI\r\n";
+/// EXEC after a command of the transaction was rejected.
+pub const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+/// CLIENT SETNAME with a name Redis refuses.
+pub const CLIENT_NAME: &[u8] =
+    b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+
 /// Keys of one request live on different nodes.
 pub const CROSSSLOT: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same node\r\n";
 /// Client limit reached (Redis's own text).

@@ -36,17 +36,6 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Initial read buffer size.
 pub(super) const READ_BUF: usize = 16 * 1024;
 
-/// A finished backend reply (or failure) for one part of one session request.
-#[derive(Debug)]
-pub struct Completion {
-    /// Session-local sequence number of the client request.
-    pub seq: u64,
-    /// Part index for split requests (0 otherwise).
-    pub part: u32,
-    /// The raw reply bytes, or why there is none.
-    pub reply: Result<Bytes, BackendError>,
-}
-
 /// Where a reply goes: the client's session (see [`crate::client_io`]).
 #[derive(Debug, Clone)]
 pub struct ReplyTo {

@@ -18,5 +18,5 @@ pub mod queue;
 pub mod stream;
 pub mod subscriber;
 
-pub use conn::{BackendRequest, Completion, ConnHandle, ReplyTo};
+pub use conn::{BackendRequest, ConnHandle, ReplyTo};
 pub use pool::Node;

@@ -2,7 +2,8 @@
 //! clients, stats, topology sections), and the keyspace section summed over every
 //! node (one `INFO keyspace` per node, merged).
 
-use super::session::Session;
+use super::PoolContext;
+use super::context::{Ctx, Outcome};
 use crate::command::merge::Plan;
 use crate::resp::{Request, encode};
 use crate::topology::Topology;
@@ -14,7 +15,8 @@ use std::sync::atomic::Ordering;
 const LOCAL_SECTIONS: [&str; 4] = ["server", "clients", "stats", "topology"];
 
 /// Answers INFO [section ...].
-pub fn answer(s: &mut Session, req: &Request, topo: &Topology) {
+pub fn answer(cx: &mut Ctx, req: &Request) -> Outcome {
+    let topo = cx.topo;
     let wanted: Vec<String> = (1..req.argc())
         .map(|i| String::from_utf8_lossy(req.arg(i)).to_ascii_lowercase())
         .collect();
@@ -25,26 +27,19 @@ pub fn answer(s: &mut Session, req: &Request, topo: &Topology) {
     let mut text = String::new();
     for sec in LOCAL_SECTIONS {
         if all || wanted.iter().any(|w| w == sec) {
-            section(s, topo, sec, &mut text);
+            section(cx.pool, topo, sec, &mut text);
         }
     }
     if all || wanted.iter().any(|w| w == "keyspace") {
         let frame = Request::from_args(&["INFO", "keyspace"]).frame().clone();
-        let seq = s
-            .queue
-            .push_merging(Plan::Info(Bytes::from(text)), topo.nodes.len());
-        for i in 0..topo.nodes.len() {
-            s.send_part(topo, i, frame.clone(), seq, i as u32);
-        }
-        return;
+        return super::forward::to_every_node(cx, &frame, Plan::Info(Bytes::from(text)));
     }
     let mut b = BytesMut::new();
     encode::bulk(&mut b, text.as_bytes());
-    s.ready(b.freeze());
+    cx.ready(b.freeze())
 }
 
-fn section(s: &Session, topo: &Topology, name: &str, out: &mut String) {
-    let ctx = &s.ctx;
+fn section(ctx: &PoolContext, topo: &Topology, name: &str, out: &mut String) {
     let m = &ctx.metrics;
     let _ = match name {
         "server" => write!(

@@ -1,13 +1,12 @@
 //! Commands the proxy answers itself. Client state they change (protocol, name,
 //! auth) lives in the session and never reaches a shared backend connection.
 
-use super::replies::After;
-use super::session::Session;
+use super::context::{ClientState, Ctx, Outcome};
 use crate::command::{CommandSpec, LocalKind};
 use crate::errors;
 use crate::resp::{Proto, Request, encode};
 use crate::topology::Topology;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 /// Redis version reported by HELLO and INFO (the command table's version).
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
@@ -23,46 +22,39 @@ pub fn is_flush(req: &Request) -> bool {
     n.eq_ignore_ascii_case(b"flushall") || n.eq_ignore_ascii_case(b"flushdb")
 }
 
-/// Answers a local command.
-pub fn answer(s: &mut Session, req: &Request, kind: LocalKind, topo: &Topology) {
+/// Answers a local command (RESET is the session's: [`super::dispatch`]);
+/// `subscribed`: the client has subscriptions.
+pub fn answer(cx: &mut Ctx, req: &Request, kind: LocalKind, subscribed: bool) -> Outcome {
     let mut b = BytesMut::new();
-    let proto = s.state.proto;
     match kind {
-        LocalKind::Ping => ping(s, req, &mut b),
+        LocalKind::Ping => ping(cx.client, req, subscribed, &mut b),
         LocalKind::Echo => encode::bulk(&mut b, req.arg(1)),
-        LocalKind::Quit => {
-            s.queue
-                .push_ready(Bytes::from_static(b"+OK\r\n"), After::Close);
-            s.closing = true;
-            return;
-        }
-        LocalKind::Hello => hello(s, req, topo, &mut b),
-        LocalKind::Auth => auth(s, req, topo, &mut b),
+        LocalKind::Quit => return cx.ready_then_close(b"+OK\r\n"),
+        LocalKind::Hello => hello(cx.client, req, cx.topo, &mut b),
+        LocalKind::Auth => auth(cx.client, req, cx.topo, &mut b),
         LocalKind::Select => select(req, &mut b),
-        LocalKind::Client => client(s, req, &mut b),
-        LocalKind::Command => encode::integer(&mut b, topo.commands.len() as i64),
-        LocalKind::Reset => {
-            s.pinned = None;
-            s.pubsub = None;
-            s.tx_state = Default::default();
-            s.state.proto = Proto::Resp2;
-            s.state.name = None;
-            s.state.authed = topo.limits.auth.is_none();
-            encode::simple(&mut b, "RESET");
-        }
-        LocalKind::Info => return super::info::answer(s, req, topo),
+        LocalKind::Client => client(cx.client, req, &mut b),
+        LocalKind::Command => encode::integer(&mut b, cx.topo.commands.len() as i64),
+        LocalKind::Reset => reset(cx.client, cx.topo, &mut b),
+        LocalKind::Info => return super::info::answer(cx, req),
     }
-    let _ = proto;
-    s.ready(b.freeze());
+    cx.ready(b.freeze())
+}
+
+/// RESET of the client state the proxy keeps (the session resets the rest).
+fn reset(c: &mut ClientState, topo: &Topology, b: &mut BytesMut) {
+    c.proto = Proto::Resp2;
+    c.name = None;
+    c.authed = topo.limits.auth.is_none();
+    encode::simple(b, "RESET");
 }
 
 /// PING; a RESP2 client in subscribe mode gets `["pong", msg]` as from Redis.
-fn ping(s: &Session, req: &Request, b: &mut BytesMut) {
+fn ping(c: &ClientState, req: &Request, subscribed: bool, b: &mut BytesMut) {
     if req.argc() > 2 {
         return crate::errors::wrong_arity(b, "ping");
     }
-    let subscribed = s.pubsub.as_ref().is_some_and(|p| p.count() > 0);
-    if subscribed && s.state.proto == Proto::Resp2 {
+    if subscribed && c.proto == Proto::Resp2 {
         encode::array_header(b, 2);
         encode::bulk(b, b"pong");
         return encode::bulk(b, req.get(1).unwrap_or_default());
@@ -83,7 +75,7 @@ fn password_ok(topo: &Topology, user: Option<&[u8]>, pass: &[u8]) -> bool {
     }
 }
 
-fn auth(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
+fn auth(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
     if topo.limits.auth.is_none() && req.argc() == 2 {
         return b.extend_from_slice(errors::AUTH_NOT_SET);
     }
@@ -93,15 +85,15 @@ fn auth(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
         _ => return b.extend_from_slice(errors::SYNTAX),
     };
     if password_ok(topo, user, pass) {
-        s.state.authed = true;
+        s.authed = true;
         encode::simple(b, "OK");
     } else {
         b.extend_from_slice(errors::WRONGPASS);
     }
 }
 
-fn hello(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
-    let mut proto = s.state.proto;
+fn hello(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
+    let mut proto = s.proto;
     if let Some(v) = req.get(1) {
         proto = match v {
             b"2" => Proto::Resp2,
@@ -117,7 +109,7 @@ fn hello(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
             if !password_ok(topo, Some(req.arg(i + 1)), req.arg(i + 2)) {
                 return b.extend_from_slice(errors::WRONGPASS);
             }
-            s.state.authed = true;
+            s.authed = true;
             i += 3;
         } else if opt.eq_ignore_ascii_case(b"SETNAME") && i + 1 < req.argc() {
             name = Some(req.arg_bytes(i + 1));
@@ -126,14 +118,14 @@ fn hello(s: &mut Session, req: &Request, topo: &Topology, b: &mut BytesMut) {
             return b.extend_from_slice(errors::SYNTAX);
         }
     }
-    if !s.state.authed {
+    if !s.authed {
         return b.extend_from_slice(errors::NOAUTH);
     }
-    s.state.proto = proto;
+    s.proto = proto;
     if name.is_some() {
-        s.state.name = name;
+        s.name = name;
     }
-    hello_reply(b, proto, s.state.id);
+    hello_reply(b, proto, s.id);
 }
 
 fn hello_reply(b: &mut BytesMut, proto: Proto, id: u64) {
@@ -165,34 +157,30 @@ fn select(req: &Request, b: &mut BytesMut) {
     }
 }
 
-fn client(s: &mut Session, req: &Request, b: &mut BytesMut) {
+fn client(s: &mut ClientState, req: &Request, b: &mut BytesMut) {
     let sub = req.get(1).unwrap_or_default().to_ascii_lowercase();
     match sub.as_slice() {
         b"setname" if req.argc() == 3 => {
             let name = req.arg(2);
             if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-                return b.extend_from_slice(
-                    b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
-                );
+                return b.extend_from_slice(errors::CLIENT_NAME);
             }
-            s.state.name = (!name.is_empty()).then(|| req.arg_bytes(2));
+            s.name = (!name.is_empty()).then(|| req.arg_bytes(2));
             encode::simple(b, "OK");
         }
-        b"getname" => match &s.state.name {
+        b"getname" => match &s.name {
             Some(n) => encode::bulk(b, n),
-            None => encode::null(b, s.state.proto),
+            None => encode::null(b, s.proto),
         },
-        b"id" => encode::integer(b, s.state.id as i64),
+        b"id" => encode::integer(b, s.id as i64),
         b"setinfo" if req.argc() == 4 => encode::simple(b, "OK"),
         // The proxy never evicts clients.
         b"no-evict" if req.argc() == 3 => encode::simple(b, "OK"),
         b"info" => {
-            let name = s.state.name.clone().unwrap_or_default();
-            let mut line = format!("id={} name=", s.state.id).into_bytes();
+            let name = s.name.clone().unwrap_or_default();
+            let mut line = format!("id={} name=", s.id).into_bytes();
             line.extend_from_slice(&name);
-            line.extend_from_slice(
-                format!(" db=0 resp={}\n", s.state.proto.index() + 2).as_bytes(),
-            );
+            line.extend_from_slice(format!(" db=0 resp={}\n", s.proto.index() + 2).as_bytes());
             encode::bulk(b, &line);
         }
         _ => b.extend_from_slice(errors::SYNTAX),

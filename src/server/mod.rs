@@ -1,16 +1,34 @@
-//! Client side: listeners, one session task per client, dispatch of each request.
+//! Client side: listeners, one session task per client, and what is done with
+//! each request.
+//!
+//! ```text
+//! listener ─► session (socket, read buffer, reply queue, write buffer, client state)
+//!               │ decode ─► dispatch::classify (command table)
+//!               │        ─► dispatch::dispatch(Ctx, Held, request) ─► Outcome
+//!               │              forward    shared connections: key, split, broadcast, SCAN
+//!               │              dedicated  the client's own connection: MULTI, WATCH, blocking
+//!               │              pubsub     the client's subscriber connections
+//!               │              local      answered by the proxy (PING, HELLO, CLIENT, INFO)
+//!               └ replies (ordered queue) ─► output (write buffer, accounting) ─► socket
+//! ```
 //!
 //! - [`listener`]: accepts TCP and unix-socket clients, enforces `max_clients`.
 //! - [`session`]: the per-client loop: read, decode, dispatch, write replies in order.
-//! - [`dispatch`]: what to do with one request (route, split, broadcast, answer).
-//! - [`local`]: commands the proxy answers itself (PING, HELLO, CLIENT, ...).
-//! - [`replies`]: the ordered reply queue.
+//! - [`context`]: the narrow context a handler gets ([`context::Ctx`]) and its
+//!   [`context::Outcome`]: `Queued`, `Wait(request)` or `Close`.
+//! - [`dispatch`]: what kind of request it is, and which piece serves it.
+//! - [`forward`], [`dedicated`], [`pubsub`], [`local`], [`info`]: the pieces.
+//! - [`replies`]: the ordered reply queue; [`output`]: the write side and the one
+//!   place a delivered reply is accounted for.
 
+pub mod context;
+pub mod dedicated;
 pub mod dispatch;
+pub mod forward;
 pub mod info;
 pub mod listener;
 pub mod local;
-pub mod pinned;
+pub mod output;
 pub mod pubsub;
 pub mod replies;
 pub mod session;

@@ -5,26 +5,30 @@
 //! writes the confirmations itself, with the counts a single Redis would give, once
 //! every node involved has confirmed; messages are passed on as they arrive.
 
-use super::pinned::DedicatedSlot;
-use super::replies::After;
-use super::session::Session;
+use super::context::{Ctx, Outcome};
+use super::dedicated::DedicatedSlot;
+use super::replies::{After, ReplyQueue};
 use crate::backend::Node;
 use crate::backend::subscriber::{SUB_CHANNEL, SubFrame, SubscriberHandle};
 use crate::command::CommandSpec;
 use crate::command::merge::Plan;
-use crate::errors::{self, BackendError};
+use crate::errors::BackendError;
+use crate::metrics::RequestClass;
 use crate::resp::reply::array_elements;
 use crate::resp::{Proto, Request, encode};
-use crate::topology::Topology;
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// A client's subscriptions: none until it first subscribes.
+#[derive(Default)]
+pub struct Subscriptions(Option<Box<PubSub>>);
+
 /// A client's pub/sub state.
-pub struct PubSub {
+struct PubSub {
     /// Frames from the subscriber connections.
-    pub rx: mpsc::Receiver<SubFrame>,
+    rx: mpsc::Receiver<SubFrame>,
     tx: mpsc::Sender<SubFrame>,
     subs: Vec<Sub>,
     /// Subscribed channels → subscriber index, per family (0: channels, 1: shard
@@ -49,6 +53,32 @@ enum Family {
     Pattern,
 }
 
+impl Family {
+    /// The command sent to the nodes.
+    fn command(self, subscribe: bool) -> &'static [u8] {
+        match (self, subscribe) {
+            (Family::Channel, true) => b"SUBSCRIBE",
+            (Family::Shard, true) => b"SSUBSCRIBE",
+            (Family::Pattern, true) => b"PSUBSCRIBE",
+            (Family::Channel, false) => b"UNSUBSCRIBE",
+            (Family::Shard, false) => b"SUNSUBSCRIBE",
+            (Family::Pattern, false) => b"PUNSUBSCRIBE",
+        }
+    }
+
+    /// The confirmation's kind.
+    fn kind(self, subscribe: bool) -> &'static [u8] {
+        match (self, subscribe) {
+            (Family::Channel, true) => b"subscribe",
+            (Family::Shard, true) => b"ssubscribe",
+            (Family::Pattern, true) => b"psubscribe",
+            (Family::Channel, false) => b"unsubscribe",
+            (Family::Shard, false) => b"sunsubscribe",
+            (Family::Pattern, false) => b"punsubscribe",
+        }
+    }
+}
+
 impl PubSub {
     fn new() -> PubSub {
         let (tx, rx) = mpsc::channel(SUB_CHANNEL);
@@ -61,17 +91,38 @@ impl PubSub {
         }
     }
 
-    /// Channels and patterns subscribed (what RESP2 "subscribe mode" depends on).
-    pub fn count(&self) -> usize {
+    /// Channels and patterns subscribed.
+    fn count(&self) -> usize {
         self.channels[0].len() + self.channels[1].len() + self.patterns.len()
+    }
+
+    /// The count a confirmation of `family` reports: shard channels count apart.
+    fn family_count(&self, family: Family) -> usize {
+        match family {
+            Family::Shard => self.channels[1].len(),
+            _ => self.count() - self.channels[1].len(),
+        }
     }
 }
 
-/// Receives the next subscriber frame, or waits forever without pub/sub.
-pub async fn next_frame(ps: &mut Option<Box<PubSub>>) -> Option<SubFrame> {
-    match ps {
-        Some(p) => p.rx.recv().await,
-        None => std::future::pending().await,
+impl Subscriptions {
+    /// Channels and patterns subscribed (what RESP2 "subscribe mode" depends on).
+    pub fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.count())
+    }
+
+    /// Receives the next subscriber frame, or waits for ever without pub/sub.
+    pub async fn next_frame(&mut self) -> Option<SubFrame> {
+        match &mut self.0 {
+            Some(p) => p.rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Drops every subscription and subscriber connection (RESET, once every
+    /// confirmation has arrived).
+    pub fn reset(&mut self) {
+        self.0 = None;
     }
 }
 
@@ -104,16 +155,10 @@ fn confirmation(b: &mut BytesMut, proto: Proto, kind: &[u8], name: Option<&[u8]>
     encode::integer(b, count as i64);
 }
 
-impl Session {
+impl Subscriptions {
     /// SUBSCRIBE family.
-    pub fn subscribe(
-        &mut self,
-        req: Request,
-        spec: &CommandSpec,
-        topo: &Topology,
-    ) -> Option<Request> {
-        let name = spec.name.as_str();
-        let (family, sub) = match name {
+    pub fn handle(&mut self, cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
+        let (family, sub) = match spec.name.as_str() {
             "subscribe" => (Family::Channel, true),
             "ssubscribe" => (Family::Shard, true),
             "psubscribe" => (Family::Pattern, true),
@@ -121,34 +166,92 @@ impl Session {
             "sunsubscribe" => (Family::Shard, false),
             _ => (Family::Pattern, false),
         };
-        let ps = self.pubsub.get_or_insert_with(|| Box::new(PubSub::new()));
-        let _ = ps;
-        let result = if sub {
-            self.add(&req, family, topo)
-        } else {
-            self.remove(&req, family)
-        };
-        if let Err(e) = result {
-            self.ready(Bytes::from_static(e));
+        let ps = self.0.get_or_insert_with(|| Box::new(PubSub::new()));
+        if !sub {
+            ps.remove(cx, req, family);
+            return Outcome::Queued;
         }
-        None
+        match ps.add(cx, req, family) {
+            Ok(()) => Outcome::Queued,
+            Err(e) => cx.ready_static(e),
+        }
     }
 
+    /// A frame from a subscriber connection: a confirmation completes its command;
+    /// a message goes to the client; a lost connection ends the client's session
+    /// (its client library reconnects and subscribes again).
+    pub fn on_frame(&mut self, queue: &mut ReplyQueue, f: SubFrame) -> Outcome {
+        let frame = match f.frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                queue.push_ready(Bytes::from_static(e.wire()), After::Close, CLASS);
+                return Outcome::Close;
+            }
+        };
+        if is_confirmation(&frame) {
+            let next = self
+                .0
+                .as_mut()
+                .and_then(|ps| ps.subs.get_mut(f.sub)?.expect.pop_front());
+            if let Some((seq, part)) = next {
+                queue.complete(seq, part, Ok(frame), None);
+            }
+        } else {
+            queue.push_ready(frame, After::Continue, CLASS);
+        }
+        Outcome::Queued
+    }
+}
+
+/// The class messages and lost-connection errors are counted in.
+const CLASS: RequestClass = RequestClass::Dedicated;
+
+/// Whether `frame` confirms a (un)subscription rather than carrying a message.
+fn is_confirmation(frame: &Bytes) -> bool {
+    let kind = array_elements(frame)
+        .and_then(|e| e.first().cloned())
+        .map(|r| frame.slice(r))
+        .unwrap_or_default();
+    let body = kind
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(&kind[..0], |p| &kind[p + 1..]);
+    [
+        &b"subscribe"[..],
+        b"psubscribe",
+        b"ssubscribe",
+        b"unsubscribe",
+        b"punsubscribe",
+        b"sunsubscribe",
+    ]
+    .iter()
+    .any(|k| body.starts_with(k) && body.get(k.len()) == Some(&b'\r'))
+}
+
+/// Which subscriber gets which names.
+type SendPlan = Vec<(usize, Vec<Bytes>)>;
+
+fn plan_add(plan: &mut SendPlan, sub: usize, name: &Bytes) {
+    match plan.iter_mut().find(|(i, _)| *i == sub) {
+        Some((_, v)) => v.push(name.clone()),
+        None => plan.push((sub, vec![name.clone()])),
+    }
+}
+
+impl PubSub {
     /// The subscriber for node `idx`, opened if needed.
-    fn sub_for(&mut self, topo: &Topology, idx: usize) -> Result<usize, &'static [u8]> {
-        let node = &topo.nodes[idx];
-        let proto = self.state.proto;
-        let ps = self.pubsub.as_mut().ok_or(errors::SYNTAX)?;
-        if let Some(i) = ps.subs.iter().position(|s| Arc::ptr_eq(&s.node, node)) {
+    fn sub_for(&mut self, cx: &Ctx, idx: usize) -> Result<usize, &'static [u8]> {
+        let node = &cx.topo.nodes[idx];
+        if let Some(i) = self.subs.iter().position(|s| Arc::ptr_eq(&s.node, node)) {
             return Ok(i);
         }
         if node.health.is_down() {
             return Err(BackendError::Down.wire());
         }
-        let slot = DedicatedSlot::take(&self.ctx, topo.limits.max_dedicated)?;
-        let i = ps.subs.len();
-        let handle = node.subscriber(proto, i, ps.tx.clone());
-        ps.subs.push(Sub {
+        let slot = DedicatedSlot::take(cx.pool, cx.topo.limits.max_dedicated)?;
+        let i = self.subs.len();
+        let handle = node.subscriber(cx.client.proto, i, self.tx.clone());
+        self.subs.push(Sub {
             node: node.clone(),
             handle,
             expect: VecDeque::new(),
@@ -157,177 +260,92 @@ impl Session {
         Ok(i)
     }
 
-    fn add(&mut self, req: &Request, family: Family, topo: &Topology) -> Result<(), &'static [u8]> {
+    fn add(&mut self, cx: &mut Ctx, req: &Request, family: Family) -> Result<(), &'static [u8]> {
         let names: Vec<Bytes> = (1..req.argc()).map(|i| req.arg_bytes(i)).collect();
-        // Which subscriber gets which names.
-        let mut plan: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        let mut plan = SendPlan::new();
         for n in &names {
             let targets: Vec<usize> = match family {
-                Family::Pattern => (0..topo.nodes.len()).collect(),
-                _ => vec![topo.node_for_key(n).ok_or(BackendError::NoNode.wire())?],
+                Family::Pattern => (0..cx.topo.nodes.len()).collect(),
+                _ => vec![cx.topo.node_for_key(n).ok_or(BackendError::NoNode.wire())?],
             };
             for t in targets {
-                let s = self.sub_for(topo, t)?;
-                match plan.iter_mut().find(|(i, _)| *i == s) {
-                    Some((_, v)) => v.push(n.clone()),
-                    None => plan.push((s, vec![n.clone()])),
-                }
+                let s = self.sub_for(cx, t)?;
+                plan_add(&mut plan, s, n);
             }
         }
-        let (cmd, kind): (&[u8], &[u8]) = match family {
-            Family::Channel => (b"SUBSCRIBE", b"subscribe"),
-            Family::Shard => (b"SSUBSCRIBE", b"ssubscribe"),
-            Family::Pattern => (b"PSUBSCRIBE", b"psubscribe"),
-        };
-        let proto = self.state.proto;
-        let ps = self.pubsub.as_mut().ok_or(errors::SYNTAX)?;
+        let proto = cx.client.proto;
         let mut reply = BytesMut::new();
         for n in &names {
-            let count = match family {
-                Family::Pattern => {
-                    if !ps.patterns.contains(n) {
-                        ps.patterns.push(n.clone());
-                    }
-                    ps.count() - ps.channels[1].len()
-                }
+            match family {
+                Family::Pattern if !self.patterns.contains(n) => self.patterns.push(n.clone()),
+                Family::Pattern => {}
                 Family::Channel | Family::Shard => {
                     let f = usize::from(family == Family::Shard);
                     let sub = plan
                         .iter()
                         .find(|(_, v)| v.contains(n))
                         .map_or(0, |(s, _)| *s);
-                    ps.channels[f].insert(n.clone(), sub);
-                    if f == 1 {
-                        ps.channels[1].len()
-                    } else {
-                        ps.count() - ps.channels[1].len()
-                    }
+                    self.channels[f].insert(n.clone(), sub);
                 }
-            };
-            confirmation(&mut reply, proto, kind, Some(n), count);
+            }
+            let count = self.family_count(family);
+            confirmation(&mut reply, proto, family.kind(true), Some(n), count);
         }
-        self.send_to_subs(plan, cmd, reply.freeze());
+        self.send_to_subs(cx, plan, family.command(true), reply.freeze());
         Ok(())
     }
 
-    fn remove(&mut self, req: &Request, family: Family) -> Result<(), &'static [u8]> {
-        let proto = self.state.proto;
-        let ps = self.pubsub.as_mut().ok_or(errors::SYNTAX)?;
+    fn remove(&mut self, cx: &mut Ctx, req: &Request, family: Family) {
         let mut names: Vec<Bytes> = (1..req.argc()).map(|i| req.arg_bytes(i)).collect();
         let f = usize::from(family == Family::Shard);
         if names.is_empty() {
             names = match family {
-                Family::Pattern => ps.patterns.clone(),
-                _ => ps.channels[f].keys().cloned().collect(),
+                Family::Pattern => self.patterns.clone(),
+                _ => self.channels[f].keys().cloned().collect(),
             };
         }
-        let (cmd, kind): (&[u8], &[u8]) = match family {
-            Family::Channel => (b"UNSUBSCRIBE", b"unsubscribe"),
-            Family::Shard => (b"SUNSUBSCRIBE", b"sunsubscribe"),
-            Family::Pattern => (b"PUNSUBSCRIBE", b"punsubscribe"),
-        };
-        let mut plan: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        let proto = cx.client.proto;
+        let kind = family.kind(false);
+        let mut plan = SendPlan::new();
         let mut reply = BytesMut::new();
         for n in &names {
             let subs: Vec<usize> = match family {
-                Family::Pattern if ps.patterns.contains(n) => {
-                    ps.patterns.retain(|p| p != n);
-                    (0..ps.subs.len()).collect()
+                Family::Pattern if self.patterns.contains(n) => {
+                    self.patterns.retain(|p| p != n);
+                    (0..self.subs.len()).collect()
                 }
                 Family::Pattern => Vec::new(),
-                _ => ps.channels[f].remove(n).into_iter().collect(),
+                _ => self.channels[f].remove(n).into_iter().collect(),
             };
             for s in subs {
-                match plan.iter_mut().find(|(i, _)| *i == s) {
-                    Some((_, v)) => v.push(n.clone()),
-                    None => plan.push((s, vec![n.clone()])),
-                }
+                plan_add(&mut plan, s, n);
             }
-            let count = if f == 1 {
-                ps.channels[1].len()
-            } else {
-                ps.count() - ps.channels[1].len()
-            };
-            confirmation(&mut reply, proto, kind, Some(n), count);
+            confirmation(&mut reply, proto, kind, Some(n), self.family_count(family));
         }
         if names.is_empty() {
-            let count = if f == 1 {
-                ps.channels[1].len()
-            } else {
-                ps.count() - ps.channels[1].len()
-            };
-            confirmation(&mut reply, proto, kind, None, count);
+            confirmation(&mut reply, proto, kind, None, self.family_count(family));
         }
-        self.send_to_subs(plan, cmd, reply.freeze());
-        Ok(())
+        self.send_to_subs(cx, plan, family.command(false), reply.freeze());
     }
 
     /// Sends `cmd names...` per subscriber; `reply` is queued once all confirm.
-    fn send_to_subs(&mut self, plan: Vec<(usize, Vec<Bytes>)>, cmd: &[u8], reply: Bytes) {
+    fn send_to_subs(&mut self, cx: &mut Ctx, plan: SendPlan, cmd: &[u8], reply: Bytes) {
         let total: usize = plan.iter().map(|(_, v)| v.len()).sum();
         if total == 0 {
-            return self.ready(reply);
-        }
-        let seq = self.queue.push_merging(Plan::Fixed(reply), total);
-        let Some(ps) = self.pubsub.as_mut() else {
+            cx.ready(reply);
             return;
-        };
+        }
+        let seq = cx.merging(Plan::Fixed(reply), total);
         let mut part = 0u32;
         for (s, names) in plan {
             let mut args: Vec<&[u8]> = vec![cmd];
             args.extend(names.iter().map(|n| n.as_ref()));
-            ps.subs[s]
-                .handle
-                .send(Request::from_args(&args).frame().clone());
+            let sub = &mut self.subs[s];
+            sub.handle.send(Request::from_args(&args).frame().clone());
             for _ in &names {
-                ps.subs[s].expect.push_back((seq, part));
+                sub.expect.push_back((seq, part));
                 part += 1;
             }
-        }
-    }
-
-    /// A frame from a subscriber connection: a confirmation completes its command;
-    /// a message goes to the client; a lost connection ends the client's session
-    /// (its client library reconnects and subscribes again).
-    pub fn on_sub_frame(&mut self, f: SubFrame) {
-        let frame = match f.frame {
-            Ok(frame) => frame,
-            Err(e) => {
-                self.queue
-                    .push_ready(Bytes::from_static(e.wire()), After::Close);
-                self.closing = true;
-                return;
-            }
-        };
-        let kind = array_elements(&frame)
-            .and_then(|e| e.first().cloned())
-            .map(|r| frame.slice(r))
-            .unwrap_or_default();
-        let body = kind
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(&kind[..0], |p| &kind[p + 1..]);
-        let is_confirmation = [
-            &b"subscribe"[..],
-            b"psubscribe",
-            b"ssubscribe",
-            b"unsubscribe",
-            b"punsubscribe",
-            b"sunsubscribe",
-        ]
-        .iter()
-        .any(|k| body.starts_with(k) && body.get(k.len()) == Some(&b'\r'));
-        if is_confirmation {
-            let proto = self.state.proto;
-            let next = self
-                .pubsub
-                .as_mut()
-                .and_then(|ps| ps.subs.get_mut(f.sub)?.expect.pop_front());
-            if let Some((seq, part)) = next {
-                self.queue.complete(seq, part, Ok(frame), proto);
-            }
-        } else {
-            self.queue.push_ready(frame, After::Continue);
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The session's ordered reply queue: replies leave in request order, whatever order
-//! the nodes answer in.
+//! the nodes answer in. Every slot records the class of its request (for the error
+//! count) and, for merged replies, the protocol the client spoke when it asked.
 
+use crate::client_io::Head;
 use crate::command::merge::{PartReply, Plan, merge};
 use crate::metrics::RequestClass;
 use crate::resp::Proto;
+use crate::resp::reply::is_error;
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
@@ -17,37 +20,41 @@ pub enum After {
     Close,
 }
 
+/// A reply ready to leave, with what accounting needs to know of it.
+#[derive(Debug)]
+pub struct Ready {
+    /// The bytes still to write.
+    pub bytes: Bytes,
+    /// What follows it.
+    pub after: After,
+    /// Class of its request.
+    pub class: RequestClass,
+    /// The whole reply is an error reply.
+    pub error: bool,
+    /// Bytes of it a backend connection already wrote to the client.
+    pub written: usize,
+}
+
 enum Slot {
     Waiting(RequestClass),
-    Ready(Bytes, After, RequestClass),
+    Ready(Ready),
     Merging(Box<Merging>),
 }
 
 struct Merging {
     class: RequestClass,
+    proto: Proto,
     plan: Plan,
     parts: SmallVec<[Option<PartReply>; 4]>,
     remaining: usize,
 }
 
 /// Replies of one client, in request order.
+#[derive(Default)]
 pub struct ReplyQueue {
     base: u64,
     slots: VecDeque<Slot>,
     waiting: usize,
-    /// Class of the request being dispatched; recorded in the slots pushed for it.
-    pub class: RequestClass,
-}
-
-impl Default for ReplyQueue {
-    fn default() -> Self {
-        ReplyQueue {
-            base: 0,
-            slots: VecDeque::new(),
-            waiting: 0,
-            class: RequestClass::Local,
-        }
-    }
 }
 
 impl ReplyQueue {
@@ -71,22 +78,45 @@ impl ReplyQueue {
         self.base + self.slots.len() as u64
     }
 
+    /// Whether request `seq` still waits for its backend reply.
+    pub fn is_waiting(&self, seq: u64) -> bool {
+        let slot = seq
+            .checked_sub(self.base)
+            .and_then(|i| self.slots.get(i as usize));
+        matches!(slot, Some(Slot::Waiting(_) | Slot::Merging(_)))
+    }
+
     /// A reply known now (local command, error).
-    pub fn push_ready(&mut self, reply: Bytes, after: After) {
-        self.slots.push_back(Slot::Ready(reply, after, self.class));
+    pub fn push_ready(&mut self, bytes: Bytes, after: After, class: RequestClass) {
+        let error = is_error(&bytes);
+        self.slots.push_back(Slot::Ready(Ready {
+            bytes,
+            after,
+            class,
+            error,
+            written: 0,
+        }));
     }
 
     /// A request waiting for one backend reply; returns its sequence number.
-    pub fn push_waiting(&mut self) -> u64 {
-        self.slots.push_back(Slot::Waiting(self.class));
+    pub fn push_waiting(&mut self, class: RequestClass) -> u64 {
+        self.slots.push_back(Slot::Waiting(class));
         self.waiting += 1;
         self.next_seq() - 1
     }
 
-    /// A request waiting for `parts` replies to be merged per `plan`.
-    pub fn push_merging(&mut self, plan: Plan, parts: usize) -> u64 {
+    /// A request waiting for `parts` replies to be merged per `plan`, for a client
+    /// speaking `proto` when it asked; returns its sequence number.
+    pub fn push_merging(
+        &mut self,
+        plan: Plan,
+        parts: usize,
+        class: RequestClass,
+        proto: Proto,
+    ) -> u64 {
         let m = Merging {
-            class: self.class,
+            class,
+            proto,
             plan,
             parts: (0..parts).map(|_| None).collect(),
             remaining: parts,
@@ -96,8 +126,9 @@ impl ReplyQueue {
         self.next_seq() - 1
     }
 
-    /// Records a backend reply for (`seq`, `part`).
-    pub fn complete(&mut self, seq: u64, part: u32, reply: PartReply, proto: Proto) {
+    /// Records a backend reply for (`seq`, `part`); `head` is what a backend
+    /// connection already wrote of it to the client.
+    pub fn complete(&mut self, seq: u64, part: u32, reply: PartReply, head: Option<Head>) {
         let Some(idx) = seq.checked_sub(self.base) else {
             return;
         };
@@ -107,7 +138,13 @@ impl ReplyQueue {
         match slot {
             Slot::Waiting(class) => {
                 let bytes = reply.unwrap_or_else(|e| Bytes::from_static(e.wire()));
-                *slot = Slot::Ready(bytes, After::Continue, *class);
+                *slot = Slot::Ready(Ready {
+                    error: head.map_or_else(|| is_error(&bytes), |h| h.error),
+                    written: head.map_or(0, |h| h.len),
+                    bytes,
+                    after: After::Continue,
+                    class: *class,
+                });
                 self.waiting -= 1;
             }
             Slot::Merging(m) => {
@@ -117,8 +154,15 @@ impl ReplyQueue {
                 }
                 if m.remaining == 0 {
                     let parts: SmallVec<[PartReply; 4]> = m.parts.drain(..).flatten().collect();
+                    let bytes = merge(&m.plan, &parts, m.proto);
                     self.waiting -= 1;
-                    *slot = Slot::Ready(merge(&m.plan, &parts, proto), After::Continue, m.class);
+                    *slot = Slot::Ready(Ready {
+                        error: is_error(&bytes),
+                        bytes,
+                        after: After::Continue,
+                        class: m.class,
+                        written: 0,
+                    });
                 }
             }
             Slot::Ready(..) => {}
@@ -148,14 +192,14 @@ impl ReplyQueue {
         }
     }
 
-    /// Takes the front reply if it is ready, with the class of its request.
-    pub fn pop_ready(&mut self) -> Option<(Bytes, After, RequestClass)> {
+    /// Takes the front reply if it is ready.
+    pub fn pop_ready(&mut self) -> Option<Ready> {
         if !matches!(self.slots.front(), Some(Slot::Ready(..))) {
             return None;
         }
         self.base += 1;
         match self.slots.pop_front() {
-            Some(Slot::Ready(b, a, c)) => Some((b, a, c)),
+            Some(Slot::Ready(r)) => Some(r),
             _ => None,
         }
     }
@@ -166,20 +210,51 @@ mod tests {
     use super::*;
     use crate::command::SplitKind;
 
+    const C: RequestClass = RequestClass::Local;
+
     #[test]
     fn replies_leave_in_order() {
         let mut q = ReplyQueue::default();
-        let a = q.push_waiting();
-        q.push_ready(Bytes::from_static(b"+L\r\n"), After::Continue);
-        let c = q.push_merging(Plan::Split(SplitKind::SumInt, vec![]), 2);
-        q.complete(c, 1, Ok(Bytes::from_static(b":1\r\n")), Proto::Resp2);
+        let a = q.push_waiting(C);
+        q.push_ready(Bytes::from_static(b"+L\r\n"), After::Continue, C);
+        let c = q.push_merging(Plan::Split(SplitKind::SumInt, vec![]), 2, C, Proto::Resp2);
+        q.complete(c, 1, Ok(Bytes::from_static(b":1\r\n")), None);
         assert!(q.pop_ready().is_none());
-        q.complete(a, 0, Ok(Bytes::from_static(b"+A\r\n")), Proto::Resp2);
-        assert_eq!(&q.pop_ready().unwrap().0[..], b"+A\r\n");
-        assert_eq!(&q.pop_ready().unwrap().0[..], b"+L\r\n");
+        q.complete(a, 0, Ok(Bytes::from_static(b"+A\r\n")), None);
+        assert_eq!(&q.pop_ready().unwrap().bytes[..], b"+A\r\n");
+        assert_eq!(&q.pop_ready().unwrap().bytes[..], b"+L\r\n");
         assert!(q.pop_ready().is_none());
-        q.complete(c, 0, Ok(Bytes::from_static(b":2\r\n")), Proto::Resp2);
-        assert_eq!(&q.pop_ready().unwrap().0[..], b":3\r\n");
+        assert!(q.is_waiting(c));
+        q.complete(c, 0, Ok(Bytes::from_static(b":2\r\n")), None);
+        assert!(!q.is_waiting(c));
+        assert_eq!(&q.pop_ready().unwrap().bytes[..], b":3\r\n");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_partly_written_reply_keeps_its_error_and_length() {
+        let mut q = ReplyQueue::default();
+        let a = q.push_waiting(C);
+        let head = Head {
+            len: 4,
+            error: true,
+        };
+        q.complete(a, 0, Ok(Bytes::from_static(b"xxxx\r\n")), Some(head));
+        let r = q.pop_ready().unwrap();
+        assert!(r.error);
+        assert_eq!((r.written, &r.bytes[..]), (4, &b"xxxx\r\n"[..]));
+    }
+
+    #[test]
+    fn a_merged_reply_uses_the_protocol_of_its_request() {
+        let mut q = ReplyQueue::default();
+        let s = q.push_merging(
+            Plan::Broadcast(crate::command::MergeKind::FirstNonNull),
+            1,
+            C,
+            Proto::Resp2,
+        );
+        q.complete(s, 0, Ok(Bytes::from_static(b"_\r\n")), None);
+        assert_eq!(&q.pop_ready().unwrap().bytes[..], b"$-1\r\n");
     }
 }

@@ -1,0 +1,148 @@
+//! The narrow context one request is handled in, and the outcome of handling it.
+//!
+//! The session owns the socket, the buffers and the queue; a handler (shared
+//! forwarding, dedicated connections, pub/sub, local commands) gets a [`Ctx`]: the
+//! reply queue, the client's state, one topology snapshot and where backend replies
+//! go. It returns an [`Outcome`] and never sees the socket.
+
+use super::PoolContext;
+use super::replies::{After, ReplyQueue};
+use crate::backend::ReplyTo;
+use crate::client_io::ClientIo;
+use crate::command::merge::Plan;
+use crate::metrics::RequestClass;
+use crate::resp::{Proto, Request};
+use crate::topology::Topology;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// What became of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Its reply is in the queue: known now, or waiting for backends.
+    Queued,
+    /// It must wait until every earlier request is answered (a lane switch, RESET);
+    /// the session hands it back once they are.
+    Wait(Request),
+    /// Its reply is queued with [`After::Close`]; no later request is read (QUIT).
+    Close,
+}
+
+/// Which connections a client's in-flight requests are on. A client's requests to a
+/// node keep their order only on one connection, so a request for another lane
+/// waits until every earlier request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The nodes' shared connections for this protocol version.
+    Shared(Proto),
+    /// The client's own (pinned) connection.
+    Pinned,
+}
+
+/// Per-client state the client can change (never shared with other clients).
+#[derive(Debug)]
+pub struct ClientState {
+    /// Client id (CLIENT ID).
+    pub id: u64,
+    /// Protocol chosen with HELLO.
+    pub proto: Proto,
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// Authenticated (or no password configured).
+    pub authed: bool,
+    /// Lane of the requests in flight.
+    pub lane: Lane,
+}
+
+impl ClientState {
+    /// A new client `id`; `authed` when no password is configured.
+    pub fn new(id: u64, authed: bool) -> ClientState {
+        ClientState {
+            id,
+            proto: Proto::Resp2,
+            name: None,
+            authed,
+            lane: Lane::Shared(Proto::Resp2),
+        }
+    }
+}
+
+/// What a handler of one request may touch.
+pub struct Ctx<'a> {
+    /// The client's replies, in request order.
+    pub queue: &'a mut ReplyQueue,
+    /// The client's state.
+    pub client: &'a mut ClientState,
+    /// The topology snapshot the request is routed with.
+    pub topo: &'a Topology,
+    /// What the pool's sessions share (metrics, counters).
+    pub pool: &'a Arc<PoolContext>,
+    /// Where backend replies for this client go.
+    pub io: &'a Arc<ClientIo>,
+    /// Class of the request (recorded in the slots queued for it).
+    pub class: RequestClass,
+}
+
+impl Ctx<'_> {
+    /// Queues a reply known now.
+    pub fn ready(&mut self, reply: Bytes) -> Outcome {
+        self.queue.push_ready(reply, After::Continue, self.class);
+        Outcome::Queued
+    }
+
+    /// Queues a fixed reply.
+    pub fn ready_static(&mut self, reply: &'static [u8]) -> Outcome {
+        self.ready(Bytes::from_static(reply))
+    }
+
+    /// Queues a reply, then closes the connection once it is written.
+    pub fn ready_then_close(&mut self, reply: &'static [u8]) -> Outcome {
+        self.queue
+            .push_ready(Bytes::from_static(reply), After::Close, self.class);
+        Outcome::Close
+    }
+
+    /// A queue slot for one backend reply; its sequence number.
+    pub fn waiting(&mut self) -> u64 {
+        self.queue.push_waiting(self.class)
+    }
+
+    /// A queue slot for `parts` replies merged per `plan`; its sequence number.
+    pub fn merging(&mut self, plan: Plan, parts: usize) -> u64 {
+        self.queue
+            .push_merging(plan, parts, self.class, self.client.proto)
+    }
+
+    /// Moves to `lane`; false when earlier requests must be answered first.
+    pub fn enter_lane(&mut self, lane: Lane) -> bool {
+        if lane != self.client.lane && self.queue.waiting() > 0 {
+            return false;
+        }
+        self.client.lane = lane;
+        true
+    }
+
+    /// The shared lane of the client's protocol.
+    pub fn shared_lane(&self) -> Lane {
+        Lane::Shared(self.client.proto)
+    }
+
+    /// Where the backend reply for (`seq`, `part`) goes.
+    pub fn reply_to(&self, seq: u64, part: u32) -> ReplyTo {
+        ReplyTo {
+            io: self.io.clone(),
+            seq,
+            part,
+            direct: false,
+        }
+    }
+
+    /// Like [`Ctx::reply_to`] for a single-reply request on a shared connection:
+    /// that reply may be written straight to the client (see [`crate::client_io`]).
+    pub fn direct_reply_to(&self, seq: u64) -> ReplyTo {
+        ReplyTo {
+            direct: true,
+            ..self.reply_to(seq, 0)
+        }
+    }
+}

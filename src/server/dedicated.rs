@@ -1,0 +1,360 @@
+//! Commands that need a backend connection of the client's own: transactions
+//! (MULTI/EXEC/DISCARD), WATCH/UNWATCH, and blocking commands (BLPOP, XREAD BLOCK,
+//! WAIT, ...). Such state must never reach a connection shared with other clients.
+//!
+//! A transaction is pinned to the node of its first key: MULTI is answered at once
+//! and sent, with any keyless commands queued before the first key, when that key
+//! arrives. A key on another node gets CROSSSLOT and makes EXEC abort, as Redis
+//! does for a command rejected inside MULTI. Hash tags keep a transaction's keys on
+//! one node. Inside MULTI every command, blocking ones included, is queued on the
+//! pinned connection: Redis runs a blocking command in a transaction without
+//! blocking.
+//!
+//! Ordering: the pinned connection is a lane of its own (see [`Lane`]), so
+//! `SET k v` followed by `WATCH k` or `BLPOP` never runs out of order.
+
+use super::PoolContext;
+use super::context::{Ctx, Lane, Outcome};
+use super::forward::one_node;
+use super::replies::ReplyQueue;
+use crate::backend::{BackendRequest, ConnHandle, Node};
+use crate::command::{CommandSpec, DedicatedKind};
+use crate::errors::{self, BackendError};
+use crate::resp::Request;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Sequence number whose reply nobody waits for (MULTI sent late, queued commands
+/// whose +QUEUED was already answered).
+const SILENT: u64 = u64::MAX;
+
+/// A connection of the client's own, counted against `limits.max_dedicated`.
+struct Pinned {
+    node: Arc<Node>,
+    conn: ConnHandle,
+    _slot: DedicatedSlot,
+}
+
+/// Holds one place in the pool's dedicated-connection count.
+pub struct DedicatedSlot(Arc<PoolContext>);
+
+impl DedicatedSlot {
+    /// Takes a place, or the error reply when `cap` places are taken.
+    pub fn take(ctx: &Arc<PoolContext>, cap: usize) -> Result<DedicatedSlot, &'static [u8]> {
+        let n = ctx.dedicated.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.dedicated_connections.inc();
+        let slot = DedicatedSlot(ctx.clone());
+        if n >= cap {
+            return Err(errors::DEDICATED_LIMIT);
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for DedicatedSlot {
+    fn drop(&mut self) {
+        self.0.dedicated.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.dedicated_connections.dec();
+    }
+}
+
+/// MULTI/WATCH state of a client.
+#[derive(Debug, Default)]
+struct TxState {
+    /// Between MULTI and EXEC/DISCARD.
+    in_multi: bool,
+    /// A command was rejected inside MULTI: EXEC aborts.
+    failed: bool,
+    /// MULTI was sent to the pinned connection.
+    multi_sent: bool,
+    /// WATCH was sent to the pinned connection.
+    watching: bool,
+    /// Keyless commands queued before the transaction had a node.
+    buffered: Vec<Bytes>,
+}
+
+/// A client's dedicated connection and the transaction state that lives on it.
+#[derive(Default)]
+pub struct Dedicated {
+    pinned: Option<Pinned>,
+    tx: TxState,
+    /// Sequence number of the blocking command sent last.
+    blocking: Option<u64>,
+}
+
+impl Dedicated {
+    /// Between MULTI and EXEC/DISCARD.
+    pub fn in_multi(&self) -> bool {
+        self.tx.in_multi
+    }
+
+    /// A command was rejected: inside MULTI, EXEC will abort.
+    pub fn reject_in_multi(&mut self) {
+        self.tx.failed |= self.tx.in_multi;
+    }
+
+    /// Whether a blocking command is in flight (it may wait for ever).
+    pub fn blocked(&self, queue: &ReplyQueue) -> bool {
+        self.blocking.is_some_and(|seq| queue.is_waiting(seq))
+    }
+
+    /// Closes the connection once nothing needs it: no request in flight on it,
+    /// no transaction and no WATCH. Its dedicated slot is free again.
+    pub fn release_if_idle(&mut self, queue: &ReplyQueue, lane: Lane) {
+        let idle =
+            lane == Lane::Pinned && queue.waiting() == 0 && !self.tx.in_multi && !self.tx.watching;
+        if idle {
+            self.pinned = None;
+            self.blocking = None;
+        }
+    }
+
+    /// Forgets everything (RESET, once nothing is in flight).
+    pub fn reset(&mut self) {
+        *self = Dedicated::default();
+    }
+
+    /// Handles a command of the transaction, WATCH or blocking kind.
+    pub fn handle(
+        &mut self,
+        cx: &mut Ctx,
+        req: Request,
+        spec: &CommandSpec,
+        kind: DedicatedKind,
+    ) -> Outcome {
+        match kind {
+            DedicatedKind::Transaction => match req.arg(0).to_ascii_lowercase().as_slice() {
+                b"multi" => self.multi(cx, req),
+                b"exec" => self.exec(cx, req),
+                _ => self.discard(cx, req),
+            },
+            DedicatedKind::Watch if req.arg(0).eq_ignore_ascii_case(b"unwatch") => {
+                self.unwatch(cx, req)
+            }
+            DedicatedKind::Watch => self.watch(cx, req, spec),
+            DedicatedKind::Blocking | DedicatedKind::Subscribe => self.blocking(cx, req, spec),
+        }
+    }
+
+    /// Makes sure the client has a connection of its own to node `idx`.
+    fn pin(&mut self, cx: &Ctx, idx: usize) -> Result<(), &'static [u8]> {
+        let node = &cx.topo.nodes[idx];
+        if self.pinned_to(node) {
+            return Ok(());
+        }
+        if node.health.is_down() {
+            return Err(BackendError::Down.wire());
+        }
+        self.pinned = None;
+        let slot = DedicatedSlot::take(cx.pool, cx.topo.limits.max_dedicated)?;
+        self.pinned = Some(Pinned {
+            node: node.clone(),
+            conn: node.dedicated(cx.client.proto),
+            _slot: slot,
+        });
+        Ok(())
+    }
+
+    fn pinned_to(&self, node: &Arc<Node>) -> bool {
+        self.pinned
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(&p.node, node))
+    }
+
+    /// The index of the pinned node in `cx`'s topology.
+    fn pinned_idx(&self, cx: &Ctx) -> Option<usize> {
+        let p = self.pinned.as_ref()?;
+        cx.topo.nodes.iter().position(|n| Arc::ptr_eq(n, &p.node))
+    }
+
+    /// Sends `frame` on the pinned connection; its reply fills a new queue slot
+    /// (`silent`: nobody waits for it). Returns the slot's sequence number.
+    fn send(&mut self, cx: &mut Ctx, frame: Bytes, timed: bool, silent: bool) -> u64 {
+        let Some(p) = &self.pinned else {
+            return SILENT;
+        };
+        let seq = if silent { SILENT } else { cx.waiting() };
+        let reply = cx.reply_to(seq, 0);
+        p.conn.send(BackendRequest {
+            frame,
+            reply,
+            timed,
+        });
+        seq
+    }
+
+    fn blocking(&mut self, cx: &mut Ctx, req: Request, spec: &CommandSpec) -> Outcome {
+        let idx = match one_node(cx, &req, spec) {
+            Ok(Some(i)) => i,
+            // WAIT has no key: it waits on the connection the client wrote on.
+            Ok(None) => match self.pinned_idx(cx) {
+                Some(i) => i,
+                None => return cx.ready_static(b":0\r\n"),
+            },
+            Err(e) => return cx.ready(e),
+        };
+        if !cx.enter_lane(Lane::Pinned) {
+            return Outcome::Wait(req);
+        }
+        if let Err(e) = self.pin(cx, idx) {
+            return cx.ready_static(e);
+        }
+        self.blocking = Some(self.send(cx, req.frame().clone(), false, false));
+        Outcome::Queued
+    }
+
+    fn unwatch(&mut self, cx: &mut Ctx, req: Request) -> Outcome {
+        if !self.tx.watching {
+            return cx.ready_static(b"+OK\r\n");
+        }
+        if !cx.enter_lane(Lane::Pinned) {
+            return Outcome::Wait(req);
+        }
+        self.tx.watching = false;
+        self.send(cx, req.frame().clone(), true, false);
+        Outcome::Queued
+    }
+
+    fn watch(&mut self, cx: &mut Ctx, req: Request, spec: &CommandSpec) -> Outcome {
+        if self.tx.in_multi {
+            return cx.ready_static(errors::WATCH_IN_MULTI);
+        }
+        let idx = match one_node(cx, &req, spec) {
+            Ok(Some(i)) => i,
+            Ok(None) => return cx.ready_static(errors::SYNTAX),
+            Err(e) => return cx.ready(e),
+        };
+        if self.tx.watching && self.pinned.is_some() && !self.pinned_to(&cx.topo.nodes[idx]) {
+            return cx.ready_static(errors::CROSSSLOT);
+        }
+        if !cx.enter_lane(Lane::Pinned) {
+            return Outcome::Wait(req);
+        }
+        if let Err(e) = self.pin(cx, idx) {
+            return cx.ready_static(e);
+        }
+        self.tx.watching = true;
+        self.send(cx, req.frame().clone(), true, false);
+        Outcome::Queued
+    }
+
+    fn multi(&mut self, cx: &mut Ctx, req: Request) -> Outcome {
+        if self.tx.in_multi {
+            return cx.ready_static(errors::MULTI_NESTED);
+        }
+        if self.tx.watching {
+            if !cx.enter_lane(Lane::Pinned) {
+                return Outcome::Wait(req);
+            }
+            self.send(cx, req.frame().clone(), true, false);
+            self.tx.multi_sent = true;
+        } else {
+            cx.ready_static(b"+OK\r\n");
+        }
+        self.tx.in_multi = true;
+        self.tx.failed = false;
+        Outcome::Queued
+    }
+
+    fn exec(&mut self, cx: &mut Ctx, req: Request) -> Outcome {
+        if !self.tx.in_multi {
+            return cx.ready_static(errors::EXEC_WITHOUT_MULTI);
+        }
+        if !cx.enter_lane(Lane::Pinned) {
+            return Outcome::Wait(req);
+        }
+        if self.tx.failed {
+            if self.tx.multi_sent {
+                self.send(
+                    cx,
+                    Request::from_args(&["DISCARD"]).frame().clone(),
+                    true,
+                    true,
+                );
+            }
+            self.tx = TxState::default();
+            return cx.ready_static(errors::EXECABORT);
+        }
+        if !self.tx.multi_sent {
+            // No key in the whole transaction: any live node runs it.
+            let pick = cx.topo.nodes.iter().position(|n| !n.health.is_down());
+            let pinned = pick.ok_or(BackendError::NoNode.wire());
+            if let Err(e) = pinned.and_then(|idx| self.pin(cx, idx)) {
+                self.tx = TxState::default();
+                return cx.ready_static(e);
+            }
+            self.start_multi(cx);
+        }
+        self.send(cx, req.frame().clone(), true, false);
+        self.tx = TxState::default();
+        Outcome::Queued
+    }
+
+    fn discard(&mut self, cx: &mut Ctx, req: Request) -> Outcome {
+        if !self.tx.in_multi {
+            return cx.ready_static(errors::DISCARD_WITHOUT_MULTI);
+        }
+        if self.tx.multi_sent {
+            if !cx.enter_lane(Lane::Pinned) {
+                return Outcome::Wait(req);
+            }
+            self.send(cx, req.frame().clone(), true, false);
+        } else {
+            cx.ready_static(b"+OK\r\n");
+        }
+        self.tx = TxState::default();
+        Outcome::Queued
+    }
+
+    /// Sends MULTI and the keyless commands queued so far (their +QUEUED was answered).
+    fn start_multi(&mut self, cx: &mut Ctx) {
+        self.send(
+            cx,
+            Request::from_args(&["MULTI"]).frame().clone(),
+            true,
+            true,
+        );
+        for frame in std::mem::take(&mut self.tx.buffered) {
+            self.send(cx, frame, true, true);
+        }
+        self.tx.multi_sent = true;
+    }
+
+    /// A command between MULTI and EXEC: queued on the pinned connection.
+    pub fn queue_in_multi(&mut self, cx: &mut Ctx, req: Request, spec: &CommandSpec) -> Outcome {
+        let idx = match one_node(cx, &req, spec) {
+            Ok(i) => i,
+            Err(e) => {
+                self.tx.failed = true;
+                return cx.ready(e);
+            }
+        };
+        match (idx, self.tx.multi_sent) {
+            (None, false) => {
+                self.tx.buffered.push(req.frame().clone());
+                return cx.ready_static(b"+QUEUED\r\n");
+            }
+            (Some(i), true) if Some(i) != self.pinned_idx(cx) => {
+                self.tx.failed = true;
+                return cx.ready_static(errors::CROSSSLOT);
+            }
+            (Some(i), false) => {
+                if !cx.enter_lane(Lane::Pinned) {
+                    return Outcome::Wait(req);
+                }
+                if let Err(e) = self.pin(cx, i) {
+                    self.tx.failed = true;
+                    return cx.ready_static(e);
+                }
+                self.start_multi(cx);
+            }
+            _ => {}
+        }
+        if !cx.enter_lane(Lane::Pinned) {
+            return Outcome::Wait(req);
+        }
+        self.send(cx, req.frame().clone(), true, false);
+        Outcome::Queued
+    }
+}

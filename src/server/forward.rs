@@ -1,0 +1,157 @@
+//! Requests that go to the nodes' shared connections: routed by key, split per
+//! node, broadcast, sent to any node, routed by channel, or one SCAN step. One
+//! topology snapshot serves the whole request, so a multi-key command is never
+//! split across two topology versions.
+
+use super::context::{Ctx, Outcome};
+use crate::backend::BackendRequest;
+use crate::command::merge::Plan;
+use crate::command::split::split;
+use crate::command::{CommandSpec, MergeKind, SplitKind};
+use crate::errors::{self, BackendError};
+use crate::resp::Request;
+use bytes::{Bytes, BytesMut};
+
+/// Most keys examined on the stack before routing falls back to the heap.
+const INLINE_KEYS: usize = 16;
+
+/// Sends `frame` to node `idx` for a single reply.
+pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
+    let node = &cx.topo.nodes[idx];
+    if node.health.is_down() {
+        return cx.ready_static(BackendError::Down.wire());
+    }
+    let seq = cx.waiting();
+    let reply = cx.direct_reply_to(seq);
+    node.conn(cx.client.proto, cx.client.id)
+        .send(BackendRequest::new(frame, reply));
+    Outcome::Queued
+}
+
+/// Sends one part of a merged request; a down node fails its part at once.
+pub fn send_part(cx: &Ctx, node: usize, frame: Bytes, seq: u64, part: u32) {
+    let reply = cx.reply_to(seq, part);
+    let n = &cx.topo.nodes[node];
+    if n.health.is_down() {
+        return reply.send(Err(BackendError::Down));
+    }
+    n.conn(cx.client.proto, cx.client.id)
+        .send(BackendRequest::new(frame, reply));
+}
+
+/// Sends `frame` to every node, merged per `plan`.
+pub fn to_every_node(cx: &mut Ctx, frame: &Bytes, plan: Plan) -> Outcome {
+    let n = cx.topo.nodes.len();
+    let seq = cx.merging(plan, n);
+    for i in 0..n {
+        send_part(cx, i, frame.clone(), seq, i as u32);
+    }
+    Outcome::Queued
+}
+
+/// The node of every key of `req` (argument index, node), or the error reply.
+pub fn key_nodes(
+    cx: &Ctx,
+    req: &Request,
+    spec: &CommandSpec,
+    out: &mut Vec<(usize, usize)>,
+) -> Result<(), Bytes> {
+    let keys = spec.keys(req).map_err(|e| {
+        let mut b = BytesMut::new();
+        errors::key_error(&mut b, &e.to_string());
+        b.freeze()
+    })?;
+    for k in keys {
+        let Some(key) = req.get(k) else { continue };
+        match cx.topo.node_for_key(key) {
+            Some(n) => out.push((k, n)),
+            None => return Err(Bytes::from_static(BackendError::NoNode.wire())),
+        }
+    }
+    Ok(())
+}
+
+/// The one node of `req`'s keys: `Ok(None)` without keys, the error reply when
+/// they span nodes.
+pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<usize>, Bytes> {
+    let mut nodes = Vec::with_capacity(INLINE_KEYS);
+    key_nodes(cx, req, spec, &mut nodes)?;
+    match nodes.first() {
+        None => Ok(None),
+        Some(&(_, n)) if nodes.iter().all(|&(_, m)| m == n) => Ok(Some(n)),
+        Some(_) => Err(Bytes::from_static(errors::CROSSSLOT)),
+    }
+}
+
+/// A command whose keys must all be on one node.
+pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
+    if let Some(key) = spec.first_arg_key(req) {
+        return match cx.topo.node_for_key(key) {
+            Some(n) => forward(cx, n, req.frame().clone()),
+            None => cx.ready_static(BackendError::NoNode.wire()),
+        };
+    }
+    match one_node(cx, req, spec) {
+        Ok(Some(n)) => forward(cx, n, req.frame().clone()),
+        Ok(None) => any_node(cx, req),
+        Err(e) => cx.ready(e),
+    }
+}
+
+/// A command split into one sub-request per node (MGET, MSET, DEL, ...).
+pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKind) -> Outcome {
+    let mut nodes = Vec::with_capacity(INLINE_KEYS);
+    if let Err(e) = key_nodes(cx, req, spec, &mut nodes) {
+        return cx.ready(e);
+    }
+    let Some(&(_, first)) = nodes.first() else {
+        return any_node(cx, req);
+    };
+    if nodes.iter().all(|&(_, n)| n == first) {
+        return forward(cx, first, req.frame().clone());
+    }
+    let s = split(req, kind, &nodes);
+    cx.pool.metrics.fanout(s.parts.len());
+    let seq = cx.merging(Plan::Split(kind, s.positions), s.parts.len());
+    for (i, part) in s.parts.into_iter().enumerate() {
+        send_part(cx, part.node, part.frame, seq, i as u32);
+    }
+    Outcome::Queued
+}
+
+/// A command for every node, merged per `kind` (SCAN is [`scan`]).
+pub fn broadcast(cx: &mut Ctx, req: &Request, kind: MergeKind) -> Outcome {
+    if super::local::is_flush(req) && !cx.topo.limits.allow_flush {
+        return cx.ready_static(errors::FLUSH_REFUSED);
+    }
+    to_every_node(cx, req.frame(), Plan::Broadcast(kind))
+}
+
+/// A keyless, stateless command: the first live node answers.
+pub fn any_node(cx: &mut Ctx, req: &Request) -> Outcome {
+    let pick = (0..cx.topo.nodes.len()).find(|&i| !cx.topo.nodes[i].health.is_down());
+    match pick {
+        Some(i) => forward(cx, i, req.frame().clone()),
+        None => cx.ready_static(BackendError::NoNode.wire()),
+    }
+}
+
+/// Routed by the channel in argument 1 (PUBLISH, SPUBLISH).
+pub fn by_channel(cx: &mut Ctx, req: &Request) -> Outcome {
+    match req.get(1).and_then(|a| cx.topo.node_for_key(a)) {
+        Some(n) => forward(cx, n, req.frame().clone()),
+        None => cx.ready_static(BackendError::NoNode.wire()),
+    }
+}
+
+/// One step of a SCAN over every node (see [`crate::command::scan`]).
+pub fn scan(cx: &mut Ctx, req: &Request) -> Outcome {
+    let n = cx.topo.nodes.len();
+    let Some((idx, cursor)) = crate::command::scan::decode_cursor(req.arg(1), n) else {
+        return cx.ready_static(errors::INVALID_CURSOR);
+    };
+    let frame = crate::command::scan::node_request(req, cursor);
+    let seq = cx.merging(Plan::Scan(idx, n), 1);
+    send_part(cx, idx, frame, seq, 0);
+    Outcome::Queued
+}
