@@ -18,25 +18,31 @@
 //! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
 //! topology.rs      one immutable snapshot of a pool, behind arc-swap
 //! backend/         pipelined shared connection, node pool, health, subscriber
-//! server/          listener, session loop, dispatch, local commands, dedicated
-//!                  connections (pinned.rs), pub/sub, INFO, the ordered reply queue
+//! server/          listener; session (socket, buffers, reply queue, client state);
+//!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
+//!                  given a narrow Ctx and returning an Outcome; output (writes, accounting)
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
-//! client_io.rs     the client socket, shared for direct replies
+//! client_io.rs     the client stream (TCP or unix socket), the completion queue and
+//!                  the direct-reply hand-off
 //! ```
 //!
 //! # Data flow
 //!
 //! ```text
 //! client ─► session: read into BytesMut, decode (raw frame + arg offsets)
-//!        ─► dispatch with one topology snapshot (arc-swap guard, not held across .await):
-//!           Keyed | Split | Broadcast | Local | AnyNode | Channel | Dedicated | Refused
+//!        ─► classify (command table), then dispatch with one topology snapshot (arc-swap
+//!           guard, not held across .await) to the piece for its class:
+//!           Keyed | Split | Broadcast | AnyNode | Channel → forward (shared connections)
+//!           Dedicated → dedicated (MULTI, WATCH, blocking) or pubsub; Local → local
 //!        ─► placement: hash(tag(key)) → node
 //!        ─► node connection task: many sessions' requests, one write; replies FIFO
-//!        ─► completion (seq, part, raw reply) back on the session's channel
-//!        ─► reply queue: merged if split, written in request order, one write per turn
-//!           (a client's only in-flight reply is written by the connection task itself)
+//!        ─► completion (seq, part, raw reply) into the client's completion queue
+//!           (ClientIo: one lock and a waker, no channel)
+//!        ─► reply queue: merged if split, written in request order as soon as the
+//!           socket takes it (a client's only in-flight reply is written by the
+//!           connection task itself, on plain sockets)
 //! Each worker thread runs its own event loop: it accepts clients and owns its own
 //! connections to every node, so a request never crosses cores.
 //! side tasks (on worker 0): health checker per node, ejection (ring rebuilt on health change),

@@ -227,7 +227,7 @@ pub fn tag(s: &str) -> Result<Option<[u8; 2]>, String> {
 
 /// The string hashed onto the ring for a node.
 /// ringproxy mode: the name (which defaults to the address).
-/// twemproxy mode: nutcracker's rule (twemproxy-ketama.md section 1).
+/// twemproxy mode: nutcracker 0.5.0's rule.
 pub fn identity(mode: HashMode, addr: &NodeAddr, name: Option<&str>) -> String {
     match mode {
         HashMode::Ringproxy => name.map_or_else(|| addr_text(addr), str::to_string),

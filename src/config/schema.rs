@@ -34,7 +34,8 @@ pub const DEFAULT_HEALTH_SUCCESSES: u32 = 2;
 pub const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
 /// Default hash tag.
 pub const DEFAULT_HASH_TAG: &str = "{}";
-/// Largest node weight in ringproxy mode (640 points per unit of weight).
+/// Largest node weight in ringproxy mode (each unit of weight is
+/// [`crate::route::ring::POINTS_PER_WEIGHT`] points on the ring).
 pub const MAX_WEIGHT: u32 = 100;
 /// Largest node weight in twemproxy mode (nutcracker accepts large weights, e.g. 100000;
 /// the point count there does not grow with weight).

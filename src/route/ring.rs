@@ -1,11 +1,11 @@
 //! The ketama continuum and the other distributions, as a plain value.
 //!
 //! Two point rules share one lookup (first point at or after the key hash, wrapping):
-//! - ringproxy: every live node gets `640 * weight` points, whatever the other nodes
+//! - ringproxy: every live node gets [`POINTS_PER_WEIGHT`] `* weight` points, whatever the other nodes
 //!   are, so adding a node only takes keys from the old nodes, never moves them
 //!   between two old ones;
 //! - twemproxy: nutcracker 0.5.0's count, `4 * floor(w / W * 40 * n)` in 32-bit float
-//!   over live nodes, byte-for-byte (see twemproxy-ketama.md).
+//!   over live nodes, byte-for-byte.
 //!
 //! Nodes are taken in nutcracker's order (shorter identity first, then bytewise);
 //! that order decides modula slots and ties between equal points.
@@ -17,8 +17,12 @@ use std::hash::BuildHasher;
 use super::hash::{le32, md5_digest};
 use super::placement::{Distribution, HashMode, NodeSpec, PlacementSpec};
 
-/// Digests per unit of weight in ringproxy mode (4 points each).
-const RINGPROXY_DIGESTS_PER_WEIGHT: u64 = 160;
+/// Points on the continuum per unit of node weight in ringproxy mode.
+pub const POINTS_PER_WEIGHT: u64 = 640;
+
+/// Digests per unit of weight in ringproxy mode (each digest gives
+/// `POINTS_PER_DIGEST` points).
+const RINGPROXY_DIGESTS_PER_WEIGHT: u64 = POINTS_PER_WEIGHT / POINTS_PER_DIGEST as u64;
 
 /// Points per server that nutcracker starts from before scaling by weight share.
 const KETAMA_POINTS_PER_SERVER: f32 = 160.0;
