@@ -5,7 +5,8 @@
 //! interpolate names from the command table or the config, never raw client bytes,
 //! except the unknown-command reply, which quotes a sanitised, truncated name as Redis does.
 
-use crate::resp::Request;
+use crate::command::KeyError;
+use crate::resp::{DecodeError, Request};
 use bytes::BytesMut;
 
 /// A backend failure as a client sees it.
@@ -114,11 +115,36 @@ pub fn subscribe_mode(buf: &mut BytesMut, name: &str) {
     );
 }
 
-/// A key-position error with a fixed `text` from the key layer (starts with `ERR`).
-pub fn key_error(buf: &mut BytesMut, text: &str) {
-    buf.extend_from_slice(b"-");
-    buf.extend_from_slice(text.as_bytes());
-    buf.extend_from_slice(b"\r\n");
+/// The line for a request whose keys cannot be found (Redis's texts).
+pub fn key_error(e: KeyError) -> &'static [u8] {
+    match e {
+        KeyError::NotInteger => NOT_INTEGER,
+        KeyError::Negative => b"-ERR Number of keys can't be negative\r\n",
+        KeyError::TooMany => b"-ERR Number of keys can't be greater than number of args\r\n",
+        KeyError::ZeroKeys => b"-ERR numkeys should be greater than 0\r\n",
+        KeyError::Syntax => SYNTAX,
+    }
+}
+
+impl DecodeError {
+    /// The full error line sent to the client before the connection is closed.
+    pub fn wire(self) -> &'static [u8] {
+        match self {
+            DecodeError::MultibulkLength => b"-ERR Protocol error: invalid multibulk length\r\n",
+            DecodeError::BulkLength => b"-ERR Protocol error: invalid bulk length\r\n",
+            DecodeError::ExpectedBulk => b"-ERR Protocol error: expected '$'\r\n",
+            DecodeError::BulkTerminator => {
+                b"-ERR Protocol error: bulk string not terminated by CRLF\r\n"
+            }
+            DecodeError::InlineTooBig => b"-ERR Protocol error: too big inline request\r\n",
+            DecodeError::UnbalancedQuotes => {
+                b"-ERR Protocol error: unbalanced quotes in request\r\n"
+            }
+            DecodeError::TooLarge => {
+                b"-ERR Protocol error: request larger than the proxy's max_request_size\r\n"
+            }
+        }
+    }
 }
 
 /// Redis 7's unknown-command line: `-ERR unknown command 'foo', with args beginning

@@ -95,7 +95,11 @@ fn show(b: &[u8]) -> String {
             .iter()
             .map(|r| {
                 let s = r.compact();
-                if s.len() > 80 { format!("{}...", &s[..80]) } else { s }
+                if s.len() > 80 {
+                    format!("{}...", &s[..80])
+                } else {
+                    s
+                }
             })
             .collect::<Vec<_>>()
             .join(" "),
@@ -137,12 +141,18 @@ fn large_replies_in_a_pipeline_do_not_stall_the_replies_behind_them() {
         assert_eq!(side.read().unwrap(), Reply::ok());
     }
     let cases: [(&str, Vec<Vec<&[u8]>>); 4] = [
-        ("GET big, PING", vec![args(&["GET", "big"]), args(&["PING"])]),
+        (
+            "GET big, PING",
+            vec![args(&["GET", "big"]), args(&["PING"])],
+        ),
         (
             "ECHO of 300,000 bytes, PING",
             vec![vec![b"ECHO", &big], args(&["PING"])],
         ),
-        ("MGET of 60,000 keys, PING", vec![mget.clone(), args(&["PING"])]),
+        (
+            "MGET of 60,000 keys, PING",
+            vec![mget.clone(), args(&["PING"])],
+        ),
         (
             "two large replies, then small ones",
             vec![
@@ -249,7 +259,11 @@ fn commands_keep_their_order_across_protocol_switches() {
         let replies = c.pipeline(&cmds);
         let ints: Vec<i64> = [2, 4, 6].iter().map(|&i| replies[i].int()).collect();
         assert_eq!(ints, [1, 2, 3], "port {side}: INCRs across HELLO");
-        assert_eq!(replies[11], Reply::bulk("1"), "port {side}: GET after HELLO");
+        assert_eq!(
+            replies[11],
+            Reply::bulk("1"),
+            "port {side}: GET after HELLO"
+        );
     }
 }
 
@@ -257,8 +271,14 @@ fn commands_keep_their_order_across_protocol_switches() {
 fn reset_after_subscriptions_and_transactions_answers_everything() {
     let p = Pair::start();
     let cases: [(&str, Vec<Vec<&[u8]>>); 5] = [
-        ("SUBSCRIBE, RESET", vec![args(&["SUBSCRIBE", "c1", "c2"]), args(&["RESET"])]),
-        ("PSUBSCRIBE, RESET", vec![args(&["PSUBSCRIBE", "p*"]), args(&["RESET"])]),
+        (
+            "SUBSCRIBE, RESET",
+            vec![args(&["SUBSCRIBE", "c1", "c2"]), args(&["RESET"])],
+        ),
+        (
+            "PSUBSCRIBE, RESET",
+            vec![args(&["PSUBSCRIBE", "p*"]), args(&["RESET"])],
+        ),
         (
             "MULTI, SET, RESET, GET",
             vec![
@@ -268,10 +288,17 @@ fn reset_after_subscriptions_and_transactions_answers_everything() {
                 args(&["GET", "r"]),
             ],
         ),
-        ("WATCH, RESET, GET", vec![args(&["WATCH", "r"]), args(&["RESET"]), args(&["GET", "r"])]),
+        (
+            "WATCH, RESET, GET",
+            vec![args(&["WATCH", "r"]), args(&["RESET"]), args(&["GET", "r"])],
+        ),
         (
             "BLPOP with a timeout, RESET",
-            vec![args(&["BLPOP", "none", "0.1"]), args(&["RESET"]), args(&["PING"])],
+            vec![
+                args(&["BLPOP", "none", "0.1"]),
+                args(&["RESET"]),
+                args(&["PING"]),
+            ],
         ),
     ];
     for (what, cmds) in &cases {
@@ -319,6 +346,10 @@ fn a_partly_direct_reply_is_counted_once_in_bytes_and_errors() {
     let after = admin::scrape(admin);
     let sent = bytes(&after) - bytes(&before) - pong.len() as f64;
     let errors = errors(&after) - errors(&before);
-    assert_eq!(sent as usize, got.len(), "bytes_sent counts every byte once");
+    assert_eq!(
+        sent as usize,
+        got.len(),
+        "bytes_sent counts every byte once"
+    );
     assert_eq!(errors, 1.0, "the error reply is counted as an error");
 }

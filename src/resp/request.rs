@@ -13,7 +13,8 @@ pub const MAX_INLINE: usize = 64 * 1024;
 /// Most arguments in one request (as Redis: 1024*1024*1024 is its cap; ours is lower).
 pub const MAX_ARGS: usize = 1 << 20;
 
-/// Why a request stream cannot be decoded. The texts are Redis's own.
+/// Why a request stream cannot be decoded. The texts are Redis's own; the lines
+/// sent to the client are in [`crate::errors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// `*` header is not a valid count.
@@ -37,27 +38,6 @@ pub enum DecodeError {
     /// The request is larger than `limits.max_request_size`.
     #[error("Protocol error: request larger than the proxy's max_request_size")]
     TooLarge,
-}
-
-impl DecodeError {
-    /// The full error line sent to the client before the connection is closed.
-    pub fn wire(self) -> &'static [u8] {
-        match self {
-            DecodeError::MultibulkLength => b"-ERR Protocol error: invalid multibulk length\r\n",
-            DecodeError::BulkLength => b"-ERR Protocol error: invalid bulk length\r\n",
-            DecodeError::ExpectedBulk => b"-ERR Protocol error: expected '$'\r\n",
-            DecodeError::BulkTerminator => {
-                b"-ERR Protocol error: bulk string not terminated by CRLF\r\n"
-            }
-            DecodeError::InlineTooBig => b"-ERR Protocol error: too big inline request\r\n",
-            DecodeError::UnbalancedQuotes => {
-                b"-ERR Protocol error: unbalanced quotes in request\r\n"
-            }
-            DecodeError::TooLarge => {
-                b"-ERR Protocol error: request larger than the proxy's max_request_size\r\n"
-            }
-        }
-    }
 }
 
 /// One decoded request: its raw bytes (forwarded as they are) and argument offsets.

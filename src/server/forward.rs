@@ -10,7 +10,7 @@ use crate::command::split::split;
 use crate::command::{CommandSpec, MergeKind, SplitKind};
 use crate::errors::{self, BackendError};
 use crate::resp::Request;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Most keys examined on the stack before routing falls back to the heap.
 const INLINE_KEYS: usize = 16;
@@ -56,11 +56,9 @@ pub fn key_nodes(
     spec: &CommandSpec,
     out: &mut Vec<(usize, usize)>,
 ) -> Result<(), Bytes> {
-    let keys = spec.keys(req).map_err(|e| {
-        let mut b = BytesMut::new();
-        errors::key_error(&mut b, &e.to_string());
-        b.freeze()
-    })?;
+    let keys = spec
+        .keys(req)
+        .map_err(|e| Bytes::from_static(errors::key_error(e)))?;
     for k in keys {
         let Some(key) = req.get(k) else { continue };
         match cx.topo.node_for_key(key) {
