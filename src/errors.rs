@@ -54,6 +54,23 @@ pub const EXEC_WITHOUT_MULTI: &[u8] = b"-ERR EXEC without MULTI\r\n";
 pub const DISCARD_WITHOUT_MULTI: &[u8] = b"-ERR DISCARD without MULTI\r\n";
 /// EXEC after a command of the transaction was rejected.
 pub const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+/// HELLO with a version that is not an integer.
+pub const HELLO_PROTO_NOT_INTEGER: &[u8] =
+    b"-ERR Protocol version is not an integer or out of range\r\n";
+/// HELLO from a client that is not authenticated, without AUTH.
+pub const HELLO_NOAUTH: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
+
+/// Redis's line for an unknown HELLO option: `Syntax error in HELLO option 'x'`
+/// (the option's CR/LF become spaces, as Redis does for error texts).
+pub fn hello_syntax(buf: &mut BytesMut, opt: &[u8]) {
+    buf.extend_from_slice(b"-ERR Syntax error in HELLO option '");
+    buf.extend(
+        opt.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
+    buf.extend_from_slice(b"'\r\n");
+}
+
 /// CLIENT SETNAME with a name Redis refuses.
 pub const CLIENT_NAME: &[u8] =
     b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";

@@ -192,16 +192,7 @@ fn range_span(first: usize, argc: usize, last: i32, step: usize, limit: usize) -
 /// Parses `numkeys` strictly, as Redis does (no plus sign, spaces or leading zeros;
 /// fits an i64).
 fn parse_numkeys(arg: &[u8]) -> Result<usize, KeyError> {
-    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
-    let canonical = match digits {
-        [b'0'] => digits.len() == arg.len(),
-        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
-        [] => false,
-    };
-    let text = std::str::from_utf8(arg).ok().filter(|_| canonical);
-    let n: i64 = text
-        .and_then(|t| t.parse().ok())
-        .ok_or(KeyError::NotInteger)?;
+    let n = crate::resp::number::parse_i64(arg).ok_or(KeyError::NotInteger)?;
     if n < 0 {
         return Err(KeyError::Negative);
     }

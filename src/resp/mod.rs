@@ -7,6 +7,7 @@
 //! their content matters (merging) and is the reference the scanners are tested against.
 
 pub mod encode;
+pub mod number;
 pub mod reference;
 pub mod reply;
 pub mod request;

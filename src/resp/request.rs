@@ -130,16 +130,9 @@ pub fn decode(buf: &mut BytesMut, max_size: usize) -> Result<Option<Request>, De
                 let frame = buf.split_to(len).freeze();
                 return Ok(Some(Request { frame, args }));
             }
-            Scan::Inline(len, args) => {
-                let line = buf.split_to(len);
-                let owned: SmallVec<[&[u8]; 6]> = args
-                    .iter()
-                    .map(|&(s, e)| &line[s as usize..e as usize])
-                    .collect();
-                if owned.is_empty() {
-                    continue;
-                }
-                return Ok(Some(Request::from_args(&owned)));
+            Scan::Inline(len, req) => {
+                let _ = buf.split_to(len);
+                return Ok(Some(req));
             }
         }
     }
@@ -149,7 +142,7 @@ enum Scan {
     Incomplete,
     Skip(usize),
     Multibulk(usize, SmallVec<[(u32, u32); 6]>),
-    Inline(usize, SmallVec<[(u32, u32); 6]>),
+    Inline(usize, Request),
 }
 
 /// Finds CRLF at or after `from`; returns the index of '\r'.
@@ -248,44 +241,118 @@ fn scan_inline(buf: &[u8]) -> Result<Scan, DecodeError> {
     } else {
         nl
     };
-    let args = split_inline(&buf[..line_end])?;
-    if args.is_empty() {
+    let (args, ends) = split_inline(&buf[..line_end])?;
+    if ends.is_empty() {
         return Ok(Scan::Skip(nl + 1));
     }
-    Ok(Scan::Inline(nl + 1, args))
+    let mut start = 0;
+    let owned: SmallVec<[&[u8]; 6]> = ends
+        .iter()
+        .map(|&end| {
+            let a = &args[start..end];
+            start = end;
+            a
+        })
+        .collect();
+    Ok(Scan::Inline(nl + 1, Request::from_args(&owned)))
 }
 
-/// Splits an inline line on blanks; `"..."` and `'...'` group words (no escapes
-/// inside are rewritten; quotes are removed).
-fn split_inline(line: &[u8]) -> Result<SmallVec<[(u32, u32); 6]>, DecodeError> {
-    let mut args = SmallVec::new();
+/// Splits an inline line into arguments as Redis does (`sdssplitargs`): blanks
+/// separate; `"..."` takes the escapes `\xHH`, `\n`, `\r`, `\t`, `\b`, `\a` and
+/// `\<c>` (the character itself); `'...'` takes `\'` only; a closing quote must be
+/// followed by a blank or the end; a NUL byte ends the line. Returns the unescaped
+/// arguments, back to back, and where each ends.
+fn split_inline(line: &[u8]) -> Result<(Vec<u8>, SmallVec<[usize; 6]>), DecodeError> {
+    let line = line.split(|&b| b == 0).next().unwrap_or_default();
+    let mut out = Vec::with_capacity(line.len());
+    let mut ends = SmallVec::new();
     let mut i = 0;
-    while i < line.len() {
-        if line[i].is_ascii_whitespace() {
+    loop {
+        while i < line.len() && is_blank(line[i]) {
             i += 1;
-            continue;
         }
-        if line[i] == b'"' || line[i] == b'\'' {
-            let q = line[i];
-            let close = line[i + 1..]
-                .iter()
-                .position(|&b| b == q)
-                .ok_or(DecodeError::UnbalancedQuotes)?;
-            args.push(((i + 1) as u32, (i + 1 + close) as u32));
-            i += close + 2;
-            if i < line.len() && !line[i].is_ascii_whitespace() {
-                return Err(DecodeError::UnbalancedQuotes);
-            }
-        } else {
-            let end = line[i..]
-                .iter()
-                .position(|b| b.is_ascii_whitespace())
-                .map_or(line.len(), |p| p + i);
-            args.push((i as u32, end as u32));
-            i = end;
+        if i == line.len() {
+            return Ok((out, ends));
         }
+        i = split_arg(line, i, &mut out)?;
+        ends.push(out.len());
     }
-    Ok(args)
+}
+
+/// Redis's `isspace`.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// Appends the argument starting at `i` to `out`; returns where the next starts.
+fn split_arg(line: &[u8], mut i: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
+    #[derive(PartialEq)]
+    enum Q {
+        None,
+        Double,
+        Single,
+    }
+    let mut q = Q::None;
+    loop {
+        let Some(&c) = line.get(i) else {
+            return match q {
+                Q::None => Ok(i),
+                _ => Err(DecodeError::UnbalancedQuotes),
+            };
+        };
+        let next = line.get(i + 1).copied();
+        match q {
+            Q::None if is_blank(c) => return Ok(i),
+            Q::None if c == b'"' => q = Q::Double,
+            Q::None if c == b'\'' => q = Q::Single,
+            Q::None => out.push(c),
+            Q::Double if c == b'\\' && next == Some(b'x') && hex_pair(line, i + 2).is_some() => {
+                out.extend(hex_pair(line, i + 2));
+                i += 3;
+            }
+            Q::Double if c == b'\\' && next.is_some() => {
+                out.push(unescape(next.unwrap_or_default()));
+                i += 1;
+            }
+            Q::Single if c == b'\\' && next == Some(b'\'') => {
+                out.push(b'\'');
+                i += 1;
+            }
+            Q::Double if c == b'"' => return closed(line, i),
+            Q::Single if c == b'\'' => return closed(line, i),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+}
+
+/// After the closing quote at `i`: a blank or the end must follow.
+fn closed(line: &[u8], i: usize) -> Result<usize, DecodeError> {
+    match line.get(i + 1) {
+        Some(&b) if !is_blank(b) => Err(DecodeError::UnbalancedQuotes),
+        _ => Ok(i + 1),
+    }
+}
+
+/// The byte written as two hex digits at `i`.
+fn hex_pair(line: &[u8], i: usize) -> Option<u8> {
+    let digits = std::str::from_utf8(line.get(i..i + 2)?).ok()?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u8::from_str_radix(digits, 16).ok()
+}
+
+/// The byte a backslash escape stands for inside double quotes.
+fn unescape(c: u8) -> u8 {
+    match c {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        c => c,
+    }
 }
 
 #[cfg(test)]
@@ -349,6 +416,30 @@ mod tests {
             dec(b"get \"k\r\n").unwrap_err(),
             DecodeError::UnbalancedQuotes
         );
+    }
+
+    #[test]
+    fn inline_quoting_follows_redis() {
+        let args = |line: &[u8]| {
+            let r = dec(line).unwrap().unwrap();
+            (0..r.argc()).map(|i| r.arg(i).to_vec()).collect::<Vec<_>>()
+        };
+        let v = |a: &[&[u8]]| a.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            args(b"SET \"a\\x41\" 'b c'\r\n"),
+            v(&[b"SET", b"aA", b"b c"])
+        );
+        assert_eq!(args(b"ECHO \"\\\"\"\r\n"), v(&[b"ECHO", b"\""]));
+        assert_eq!(args(b"ECHO 'it\\'s'\r\n"), v(&[b"ECHO", b"it's"]));
+        assert_eq!(args(b"ECHO \"\\n\\t\\q\"\n"), v(&[b"ECHO", b"\n\tq"]));
+        assert_eq!(args(b"ECHO \"\\xZZ\"\n"), v(&[b"ECHO", b"xZZ"]));
+        assert_eq!(args(b"ECHO 'a\\nb'\n"), v(&[b"ECHO", b"a\\nb"]));
+        assert_eq!(args(b"ECHO a\"b c\"\n"), v(&[b"ECHO", b"ab c"]));
+        assert_eq!(args(b"ECHO x\0y z\n"), v(&[b"ECHO", b"x"]));
+        assert_eq!(args(b"ECHO \"\"\n"), v(&[b"ECHO", b""]));
+        for bad in [&b"ECHO \"a\"b\n"[..], b"ECHO 'a'b\n", b"ECHO \"a\\\"\n"] {
+            assert_eq!(dec(bad).unwrap_err(), DecodeError::UnbalancedQuotes);
+        }
     }
 
     #[test]

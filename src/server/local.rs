@@ -92,40 +92,51 @@ fn auth(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
     }
 }
 
+/// HELLO [protover [AUTH user pass] [SETNAME name]], checked in Redis's order:
+/// version, options, credentials, authenticated, name; nothing changes on error.
 fn hello(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
-    let mut proto = s.proto;
-    if let Some(v) = req.get(1) {
-        proto = match v {
-            b"2" => Proto::Resp2,
-            b"3" => Proto::Resp3,
-            _ => return b.extend_from_slice(errors::NOPROTO),
-        };
-    }
-    let mut i = 2;
-    let mut name = None;
+    let proto = match req.get(1).map(crate::resp::number::parse_i64) {
+        None => s.proto,
+        Some(Some(2)) => Proto::Resp2,
+        Some(Some(3)) => Proto::Resp3,
+        Some(Some(_)) => return b.extend_from_slice(errors::NOPROTO),
+        Some(None) => return b.extend_from_slice(errors::HELLO_PROTO_NOT_INTEGER),
+    };
+    let (mut i, mut auth, mut name) = (2, None, None);
     while i < req.argc() {
-        let opt = req.arg(i);
-        if opt.eq_ignore_ascii_case(b"AUTH") && i + 2 < req.argc() {
-            if !password_ok(topo, Some(req.arg(i + 1)), req.arg(i + 2)) {
-                return b.extend_from_slice(errors::WRONGPASS);
-            }
-            s.authed = true;
+        let (opt, more) = (req.arg(i), req.argc() - 1 - i);
+        if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+            auth = Some((req.arg(i + 1), req.arg(i + 2)));
             i += 3;
-        } else if opt.eq_ignore_ascii_case(b"SETNAME") && i + 1 < req.argc() {
-            name = Some(req.arg_bytes(i + 1));
+        } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+            name = Some(i + 1);
             i += 2;
         } else {
-            return b.extend_from_slice(errors::SYNTAX);
+            return errors::hello_syntax(b, opt);
         }
     }
+    if let Some((user, pass)) = auth {
+        if !password_ok(topo, Some(user), pass) {
+            return b.extend_from_slice(errors::WRONGPASS);
+        }
+        s.authed = true;
+    }
     if !s.authed {
-        return b.extend_from_slice(errors::NOAUTH);
+        return b.extend_from_slice(errors::HELLO_NOAUTH);
+    }
+    if let Some(i) = name {
+        if !valid_name(req.arg(i)) {
+            return b.extend_from_slice(errors::CLIENT_NAME);
+        }
+        s.name = (!req.arg(i).is_empty()).then(|| req.arg_bytes(i));
     }
     s.proto = proto;
-    if name.is_some() {
-        s.name = name;
-    }
     hello_reply(b, proto, s.id);
+}
+
+/// Whether Redis accepts `name` as a client name (no blanks or special characters).
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|c| (b'!'..=b'~').contains(c))
 }
 
 fn hello_reply(b: &mut BytesMut, proto: Proto, id: u64) {
@@ -147,10 +158,7 @@ fn hello_reply(b: &mut BytesMut, proto: Proto, id: u64) {
 }
 
 fn select(req: &Request, b: &mut BytesMut) {
-    match std::str::from_utf8(req.arg(1))
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-    {
+    match crate::resp::number::parse_i64(req.arg(1)) {
         Some(0) => encode::simple(b, "OK"),
         Some(_) => b.extend_from_slice(errors::SELECT_NONZERO),
         None => b.extend_from_slice(errors::NOT_INTEGER),
@@ -161,11 +169,10 @@ fn client(s: &mut ClientState, req: &Request, b: &mut BytesMut) {
     let sub = req.get(1).unwrap_or_default().to_ascii_lowercase();
     match sub.as_slice() {
         b"setname" if req.argc() == 3 => {
-            let name = req.arg(2);
-            if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+            if !valid_name(req.arg(2)) {
                 return b.extend_from_slice(errors::CLIENT_NAME);
             }
-            s.name = (!name.is_empty()).then(|| req.arg_bytes(2));
+            s.name = (!req.arg(2).is_empty()).then(|| req.arg_bytes(2));
             encode::simple(b, "OK");
         }
         b"getname" => match &s.name {
@@ -175,7 +182,10 @@ fn client(s: &mut ClientState, req: &Request, b: &mut BytesMut) {
         b"id" => encode::integer(b, s.id as i64),
         b"setinfo" if req.argc() == 4 => encode::simple(b, "OK"),
         // The proxy never evicts clients.
-        b"no-evict" if req.argc() == 3 => encode::simple(b, "OK"),
+        b"no-evict" if req.argc() == 3 => match req.arg(2).to_ascii_lowercase().as_slice() {
+            b"on" | b"off" => encode::simple(b, "OK"),
+            _ => b.extend_from_slice(errors::SYNTAX),
+        },
         b"info" => {
             let name = s.name.clone().unwrap_or_default();
             let mut line = format!("id={} name=", s.id).into_bytes();
