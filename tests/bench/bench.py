@@ -2,7 +2,8 @@
 """ringproxy load benchmark: ringproxy vs nutcracker vs one redis-server, same load.
 
     python3 tests/bench/bench.py [--quick|--smoke] [--binary PATH] [--out DIR]
-                                 [--targets ringproxy,nutcracker,direct]
+                                 [--targets ringproxy,baseline,nutcracker,direct]
+                                 [--baseline PATH [--baseline-label TEXT]]
 
 See tests/bench/README.md for what it measures and how to read the results.
 """
@@ -21,7 +22,12 @@ from ringbench import load, procs, report, targets as tg  # noqa: E402
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(BENCH_DIR))
-ALL_TARGETS = ("ringproxy", "nutcracker", "direct")
+ALL_TARGETS = ("ringproxy", "baseline", "nutcracker", "direct")
+# Run when --targets is not given (baseline joins them when --baseline is).
+DEFAULT_TARGETS = ("ringproxy", "nutcracker", "direct")
+# Proxy pairs whose key placement is compared, when both are among the targets.
+PLACEMENT_PAIRS = (("ringproxy", "nutcracker"), ("baseline", "nutcracker"),
+                   ("ringproxy", "baseline"))
 FD_MARGIN = 2000
 
 
@@ -36,8 +42,14 @@ def parse_args(argv):
                    help="ringproxy binary (built with cargo build --release when missing)")
     p.add_argument("--out", default=None,
                    help="results folder (default tests/bench/results; a temp folder for --smoke)")
-    p.add_argument("--targets", default=",".join(ALL_TARGETS),
-                   help="comma-separated subset of ringproxy,nutcracker,direct")
+    p.add_argument("--baseline", default=None, metavar="PATH",
+                   help="a second ringproxy binary (e.g. built from an older commit), run as "
+                        "target 'baseline' exactly like ringproxy; adds ringproxy/baseline ratios")
+    p.add_argument("--baseline-label", default=None, metavar="TEXT",
+                   help="names the baseline in the report, e.g. its commit (default: its path)")
+    p.add_argument("--targets", default=None,
+                   help="comma-separated subset of " + ",".join(ALL_TARGETS) + " (default "
+                        + ",".join(DEFAULT_TARGETS) + ", and baseline with --baseline)")
     p.add_argument("--rounds", type=int, default=0, help="override the profile's round count")
     p.add_argument("--scenarios", default="",
                    help="comma-separated scenario keys to run (default: all)")
@@ -53,12 +65,38 @@ def profile_of(args):
 
 
 def chosen_targets(args):
-    """The targets asked for, in canonical order; exits on unknown names."""
-    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    """The targets asked for, in canonical order; exits on unknown names and on
+    'baseline' without --baseline."""
+    names = requested_targets(args)
     unknown = [t for t in names if t not in ALL_TARGETS]
     if unknown or not names:
         sys.exit(f"unknown --targets {unknown}; choose from {','.join(ALL_TARGETS)}")
+    if "baseline" in names:
+        check_baseline(args)
+    elif args.baseline:
+        print("note: --baseline given but 'baseline' is not in --targets: it is not run")
     return [t for t in ALL_TARGETS if t in names]
+
+
+def requested_targets(args):
+    """The names given with --targets, or the default set (plus baseline with --baseline)."""
+    if args.targets is None:
+        return list(DEFAULT_TARGETS) + (["baseline"] if args.baseline else [])
+    return [t.strip() for t in args.targets.split(",") if t.strip()]
+
+
+def check_baseline(args):
+    """Exits unless --baseline names an executable file (it is never built here)."""
+    if not args.baseline:
+        sys.exit("--targets includes baseline but no --baseline PATH was given")
+    if not (os.path.isfile(args.baseline) and os.access(args.baseline, os.X_OK)):
+        sys.exit(f"--baseline {args.baseline}: no executable file there "
+                 "(see tests/bench/README.md for how to build one)")
+
+
+def baseline_label(args):
+    """The name the report gives the baseline: --baseline-label, else its path."""
+    return args.baseline_label or args.baseline
 
 
 def chosen_scenarios(args, profile):
@@ -104,6 +142,9 @@ def start_targets(group, workdir, nodes, names, args):
         if name == "ringproxy":
             tg.ensure_binary(args.binary, REPO_ROOT)
             started[name] = tg.start_ringproxy(group, workdir, nodes, args.binary, args.workers)
+        elif name == "baseline":
+            started[name] = tg.start_ringproxy(group, workdir, nodes, args.baseline,
+                                               args.workers, name="baseline")
         elif name == "nutcracker":
             started[name] = tg.start_nutcracker(group, workdir, nodes)
         else:
@@ -119,15 +160,20 @@ def check_placement(started, nodes):
     for name, placed in where.items():
         counts = ", ".join(f"{n.name}: {placed.count(n.name)}" for n in nodes)
         lines.append(f"- {name}: {len(placed)} keys → {counts}")
-    if "ringproxy" in where and "nutcracker" in where:
-        same = sum(a == b for a, b in zip(where["ringproxy"], where["nutcracker"]))
-        verdict = "identical" if same == len(where["ringproxy"]) else "**DIFFERENT**"
-        if same != len(where["ringproxy"]):
-            print(f"WARNING: ringproxy and nutcracker placed {len(where['ringproxy']) - same} "
-                  "keys on different nodes (see Placement in the results)", file=sys.stderr)
-        lines.append(f"- ringproxy vs nutcracker: {same}/{len(where['ringproxy'])} keys on the "
-                     f"same node ({verdict})")
+    for a, b in PLACEMENT_PAIRS:
+        if a in where and b in where:
+            lines.append(compare_placement(a, where[a], b, where[b]))
     return "\n".join(lines) or "(no proxy among the targets)"
+
+
+def compare_placement(a, placed_a, b, placed_b):
+    """One markdown line: on how many keys proxies a and b agree (warns when not all)."""
+    same = sum(x == y for x, y in zip(placed_a, placed_b))
+    verdict = "identical" if same == len(placed_a) else "**DIFFERENT**"
+    if same != len(placed_a):
+        print(f"WARNING: {a} and {b} placed {len(placed_a) - same} "
+              "keys on different nodes (see Placement in the results)", file=sys.stderr)
+    return f"- {a} vs {b}: {same}/{len(placed_a)} keys on the same node ({verdict})"
 
 
 def rotated(items, k):
@@ -168,7 +214,22 @@ def versions(started, args):
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary)))
         rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev}), "
                                   f"workers: {args.workers}"))
+    if "baseline" in started:
+        rows.append(("baseline", baseline_description(args)))
     return rows
+
+
+def baseline_description(args):
+    """The baseline's row in the machine section: label, path, mtime, git commit, version."""
+    path = os.path.abspath(args.baseline)
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+    rev = tg.binary_commit(path)
+    commit = (f"work tree at git {rev}" if rev else
+              "git commit unknown (not in a cargo target folder of a git work tree)")
+    label = baseline_label(args)
+    named = "" if label == args.baseline else f"**{label}**: "
+    return (f"{named}{path}, built {built}, {commit}, "
+            f"`--version`: {tg.tool_version([path, '--version'])}, workers: {args.workers}")
 
 
 def out_dir(args, profile, workdir):
@@ -209,7 +270,8 @@ def benchmark(args, group, workdir):
     results = run_rounds(group, scenarios, started, rounds)
     ctx = {"profile": profile, "rounds": rounds, "placement": placement,
            "command": " ".join(["python3 tests/bench/bench.py"] + sys.argv[1:]),
-           "versions": versions(started, args), "elapsed": time.monotonic() - t0}
+           "versions": versions(started, args), "elapsed": time.monotonic() - t0,
+           "baseline": baseline_label(args) if "baseline" in started else None}
     md = write_report(args, profile, ctx, scenarios, names, results, workdir)
     print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
     return [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]

@@ -5,7 +5,7 @@ import platform
 import statistics
 import shutil
 
-TARGET_ORDER = ("ringproxy", "nutcracker", "direct")
+TARGET_ORDER = ("ringproxy", "baseline", "nutcracker", "direct")
 # (metric attribute, column title, format); lower is better except where noted.
 METRICS = (
     ("rps", "req/s (higher is better)", "{:,.0f}"),
@@ -20,6 +20,12 @@ IDLE_METRICS = (
     ("idle_ratio", "req/s with idle ÷ without (higher is better)", "{:.2f}"),
 )
 RATIOS = (("ringproxy", "nutcracker"), ("ringproxy", "direct"), ("nutcracker", "direct"))
+# The ringproxy ÷ baseline table: the before/after numbers of a data-path change.
+BASELINE_METRICS = (
+    ("rps", "req/s (higher is better)"),
+    ("p99", "p99 (lower is better)"),
+    ("cpu_per_m", "CPU per request (lower is better)"),
+)
 
 
 def machine_info(versions):
@@ -79,6 +85,8 @@ def ratio_table(scenarios, targets, results):
     """Markdown: one table per target pair (A / B), a row per scenario, a column per metric."""
     pairs = [(a, b) for a, b in RATIOS if a in targets and b in targets]
     if not pairs:
+        if len(targets) >= 2:  # e.g. ringproxy and baseline: their table is above
+            return "(no two of ringproxy, nutcracker, direct among the targets: no ratios here)"
         return "(fewer than two targets: no ratios)"
     cols = METRICS + IDLE_METRICS
     tables = []
@@ -93,6 +101,26 @@ def ratio_table(scenarios, targets, results):
             lines.append(f"| {sc.label} | " + " | ".join(cells) + " |")
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
+
+
+def baseline_section(scenarios, targets, results, label):
+    """Markdown section ringproxy ÷ baseline (req/s, p99, CPU per request), or '' when
+    no baseline ran. Each cell is the median of the per-round ratios, like every ratio."""
+    if "baseline" not in targets:
+        return ""
+    head = ["## ringproxy ÷ baseline", "",
+            f"Baseline: {label}. Both binaries ran with the same config and workers, "
+            "alternated with the other targets in every round; below 1.00 CPU per request "
+            "means ringproxy does the same work with less CPU than the baseline.", ""]
+    if "ringproxy" not in targets:
+        return "\n".join(head + ["(ringproxy was not among the targets: no ratios)", ""])
+    lines = ["| scenario | " + " | ".join(t for _, t in BASELINE_METRICS) + " |",
+             "|---|" + "---:|" * len(BASELINE_METRICS)]
+    for sc in scenarios:
+        a, b = results[sc.key]["ringproxy"], results[sc.key]["baseline"]
+        cells = [ratio(a, b, attr) for attr, _ in BASELINE_METRICS]
+        lines.append(f"| {sc.label} | " + " | ".join(cells) + " |")
+    return "\n".join(head + lines + [""])
 
 
 def ratio(a, b, attr):
@@ -147,6 +175,7 @@ def markdown(ctx, scenarios, targets, results, chart_name):
         f"![throughput and CPU per request]({chart_name})" if chart_name else
         "(no chart: matplotlib was not installed)",
         "",
+        *optional(baseline_section(scenarios, targets, results, ctx.get("baseline"))),
         "## Ratios",
         "",
         ratio_table(scenarios, targets, results),
@@ -162,6 +191,11 @@ def markdown(ctx, scenarios, targets, results, chart_name):
         NOTES,
     ]
     return "\n".join(parts) + "\n"
+
+
+def optional(part):
+    """[part] when it has text, else []: a missing section leaves no blank line."""
+    return [part] if part else []
 
 
 NOTES = """## What the columns mean

@@ -94,17 +94,21 @@ def start_nutcracker(group, workdir, nodes):
     return Target("nutcracker", port, proc.pid)
 
 
-def start_ringproxy(group, workdir, nodes, binary, workers):
-    """Starts `ringproxy -c FILE` over nodes with `workers` threads; returns its Target."""
+def start_ringproxy(group, workdir, nodes, binary, workers, name="ringproxy"):
+    """Starts `BINARY -c FILE` over nodes with `workers` threads; returns its Target.
+
+    name is the target's name ("ringproxy", or "baseline" for an older build of it):
+    it names the config and log files, and every target of that kind gets the same
+    config from ringproxy_config."""
     port = group.free_port()
-    conf = write_file(os.path.join(workdir, "ringproxy.yml"), ringproxy_config(port, nodes, workers))
-    log = os.path.join(workdir, "ringproxy.log")
+    conf = write_file(os.path.join(workdir, f"{name}.yml"), ringproxy_config(port, nodes, workers))
+    log = os.path.join(workdir, f"{name}.log")
     proc = group.start([binary, "-c", conf], log)
     try:
         procs.wait_ready(proc, port, log, timeout=10)
     except RuntimeError as e:
-        raise RuntimeError(f"ringproxy did not start: {e}") from None
-    return Target("ringproxy", port, proc.pid)
+        raise RuntimeError(f"{name} ({binary}) did not start: {e}") from None
+    return Target(name, port, proc.pid)
 
 
 def direct_target(nodes):
@@ -121,6 +125,28 @@ def ensure_binary(binary, repo_root):
     rc = subprocess.call(["cargo", "build", "--release"], cwd=repo_root)
     if rc != 0 or not os.path.exists(binary):
         raise RuntimeError(f"cargo build --release failed (exit {rc}) or gave no {binary}")
+
+
+def binary_commit(binary):
+    """The git commit of the work tree a binary was built in, or None when unknown.
+
+    Only a binary still at <repo>/target/<profile>/<name> of a git work tree is
+    traced back (and then only to the work tree's HEAD now, which may have moved on
+    since the build); a copied binary has no such trace."""
+    profile_dir = os.path.dirname(os.path.abspath(binary))
+    target_dir = os.path.dirname(profile_dir)
+    root = os.path.dirname(target_dir)
+    if os.path.basename(target_dir) != "target" or not os.path.exists(
+            os.path.join(root, "Cargo.toml")):
+        return None
+    try:
+        out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    return out.stdout.strip()
 
 
 def tool_version(argv):
