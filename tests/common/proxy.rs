@@ -53,14 +53,26 @@ impl Proxy {
 
     /// Like [`Proxy::start`], returning the failure (with the log tail) instead of panicking.
     pub fn try_start(yaml: &str) -> Result<Proxy, String> {
+        Proxy::try_start_with(yaml, &[])
+    }
+
+    /// Like [`Proxy::try_start`], with extra command-line arguments, e.g.
+    /// `["--admin", "127.0.0.1:<port>"]` (then that is the admin port, not the file's).
+    pub fn try_start_with(yaml: &str, args: &[&str]) -> Result<Proxy, String> {
         let port = port_of(yaml, "listen").ok_or("config has no `listen: host:port` line")?;
-        let admin_port = port_of(yaml, "admin");
+        let admin_port = match args.iter().position(|a| *a == "--admin") {
+            Some(i) => args.get(i + 1).and_then(|a| a.rsplit(':').next()?.parse().ok()),
+            None => port_of(yaml, "admin"),
+        };
         let dir = TempDir::new("proxy");
         let config = dir.join("ringproxy.yaml");
         std::fs::write(&config, yaml).map_err(|e| format!("write config: {e}"))?;
         let log = dir.join("ringproxy.log");
         let child = spawn_logged(
-            Command::new(ringproxy_bin()).arg("--config").arg(&config),
+            Command::new(ringproxy_bin())
+                .arg("--config")
+                .arg(&config)
+                .args(args),
             &log,
         )?;
         let mut p = Proxy {
