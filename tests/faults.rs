@@ -72,7 +72,6 @@ const HOLD: Duration = Duration::from_millis(700);
 /// Hard cap for any wait on the topology (measured past the bound, then asserted).
 const WAIT_CAP: Duration = Duration::from_secs(8);
 
-
 /// Longest time from a fault to `/topology` showing the node down:
 /// `interval * failures` (plus the PING timeouts of a frozen node) plus slack.
 fn detect_bound() -> Duration {
@@ -487,7 +486,9 @@ fn kill9_with_ejection_moves_its_keys_and_brings_them_back() {
 
     let t_kill = Instant::now();
     rig.nodes[v].kill();
-    let t_ejected = rig.wait_topo("node1 down and off the ring", |t| !t[v].up() && !t[v].on_ring);
+    let t_ejected = rig.wait_topo("node1 down and off the ring", |t| {
+        !t[v].up() && !t[v].on_ring
+    });
     let detect = t_ejected - t_kill;
     let t = rig.topo();
     assert!(

@@ -10,7 +10,7 @@ mod common;
 use common::admin::{Scrape, http, scrape, scrape_until, topology, wait_topology};
 use common::*;
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest wait for anything asynchronous (health flips, gauges settling).
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -60,9 +60,12 @@ fn bytes_sent_reaches(proxy: &Proxy, before: &Scrape, n: u64) -> Scrape {
 /// Waits until no client connection is open (the harness's readiness PINGs and
 /// earlier test connections have been closed), so the gauge starts from zero.
 fn settle_clients(proxy: &Proxy) -> Scrape {
-    scrape_until(proxy.admin_port(), DEADLINE, "ringproxy_client_connections == 0", |s| {
-        s.one("ringproxy_client_connections", &[("pool", POOL)]) == 0.0
-    })
+    scrape_until(
+        proxy.admin_port(),
+        DEADLINE,
+        "ringproxy_client_connections == 0",
+        |s| s.one("ringproxy_client_connections", &[("pool", POOL)]) == 0.0,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -123,22 +126,15 @@ fn wait_health(proxy: &Proxy, name: &str, want: &str) {
 }
 
 fn wait_ready(proxy: &Proxy, want: u16) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    let what = format!("/ready {want}");
+    poll(&what, DEADLINE, Duration::from_millis(20), || {
         let r = http(proxy.admin_port(), "GET", "/ready");
         if r.status == want {
-            return;
+            return Ok(());
         }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {DEADLINE:?}: /ready is {} {:?}, want {want}\n{}",
-                r.status,
-                r.body,
-                topology(proxy.admin_port())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let t = topology(proxy.admin_port());
+        Err(format!("/ready is {} {:?}\n{t}", r.status, r.body))
+    })
 }
 
 /// Parses INFO text into field → value (section headers kept as `# Name` entries).
@@ -526,9 +522,12 @@ fn client_connection_gauge_follows_open_clients_and_info_agrees() {
         "INFO connected_clients after closing two: {info}"
     );
     drop(conns);
-    let closed = scrape_until(s.proxy.admin_port(), DEADLINE, "client gauge back to 0", |m| {
-        m.one("ringproxy_client_connections", &p) == 0.0
-    });
+    let closed = scrape_until(
+        s.proxy.admin_port(),
+        DEADLINE,
+        "client gauge back to 0",
+        |m| m.one("ringproxy_client_connections", &p) == 0.0,
+    );
     assert_eq!(
         delta(&three, &closed, "ringproxy_client_connections_total", &p),
         0.0,

@@ -604,7 +604,10 @@ fn remove_node_drains_in_flight() {
         Duration::from_secs(5),
         || {
             let t = topology(s.admin);
-            t.json["pools"][0]["nodes"][3]["inflight"].as_i64().unwrap_or(0) >= want
+            t.json["pools"][0]["nodes"][3]["inflight"]
+                .as_i64()
+                .unwrap_or(0)
+                >= want
         },
     );
 

@@ -81,7 +81,11 @@ fn start_nutcracker(template: &str, listeners: usize) -> (Nutcracker, Vec<u16>, 
 
 /// ringproxy on the same template (fresh ports) with extra arguments `args`; waits
 /// until every listener answers PING. Retries (3 attempts) if a port was taken meanwhile.
-fn start_ringproxy_with(template: &str, listeners: usize, args: &[&str]) -> (Proxy, Vec<u16>, String) {
+fn start_ringproxy_with(
+    template: &str,
+    listeners: usize,
+    args: &[&str],
+) -> (Proxy, Vec<u16>, String) {
     let mut last = String::new();
     for _ in 0..3 {
         let ports: Vec<u16> = (0..listeners).map(|_| free_port()).collect();
@@ -539,7 +543,11 @@ fn nutcracker_file_binds_an_admin_port_only_with_the_admin_flag() {
         "--admin {flag} adds the admin listener"
     );
     let t = common::admin::topology(admin);
-    assert_eq!((t.pool.as_str(), t.names()), ("alpha", vec!["node0"]), "{t}");
+    assert_eq!(
+        (t.pool.as_str(), t.names()),
+        ("alpha", vec!["node0"]),
+        "{t}"
+    );
 }
 
 // ---------------------------------------------------------------------------

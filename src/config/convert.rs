@@ -67,8 +67,9 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
 /// Every pool of a nutcracker file as ringproxy YAML: the notes first (as comments),
 /// then one document per pool.
 pub fn nutcracker_to_ringproxy(nc: &Nutcracker) -> String {
-    let mut out =
-        String::from("# Converted from a nutcracker file; placement is twemproxy-exact.\n# admin: null, as serving the nutcracker file binds no admin port; write a host:port to enable it.\n");
+    let mut out = String::from(
+        "# Converted from a nutcracker file; placement is twemproxy-exact.\n# admin: null, as serving the nutcracker file binds no admin port; write a host:port to enable it.\n",
+    );
     for n in &nc.notes {
         let _ = writeln!(out, "# note: {n}");
     }

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::util::IO_TIMEOUT;
+use super::util::{IO_TIMEOUT, poll};
 
 // ---------------------------------------------------------------------------
 // HTTP
@@ -212,18 +212,14 @@ pub fn wait_topology(
     timeout: Duration,
     mut pred: impl FnMut(&Topology) -> bool,
 ) -> (Topology, Instant) {
-    let start = Instant::now();
-    loop {
+    poll(what, timeout, Duration::from_millis(5), || {
         let t = topology(port);
         if pred(&t) {
-            return (t, Instant::now());
+            Ok((t, Instant::now()))
+        } else {
+            Err(format!("last /topology:\n{t}"))
         }
-        assert!(
-            start.elapsed() < timeout,
-            "/topology did not show {what} within {timeout:?}:\n{t}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -385,18 +381,12 @@ pub fn scrape_until(
     what: &str,
     mut check: impl FnMut(&Scrape) -> bool,
 ) -> Scrape {
-    let deadline = Instant::now() + timeout;
-    loop {
+    poll(what, timeout, Duration::from_millis(20), || {
         let s = scrape(port);
         if check(&s) {
-            return s;
+            Ok(s)
+        } else {
+            Err(format!("--- last scrape ---\n{}", s.text))
         }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for: {what}\n--- last scrape ---\n{}",
-                s.text
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }

@@ -2,9 +2,9 @@
 
 #![allow(dead_code)]
 
-use super::proxy::Proxy;
-use super::redis::RedisServer;
 use super::conn::Conn;
+use super::proxy::Proxy;
+use super::redis_server::RedisServer;
 use super::resp::{Reply, escape};
 
 /// Three backends and a proxy over them (default config plus `extra_yaml`).

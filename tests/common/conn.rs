@@ -162,6 +162,15 @@ impl Conn {
         }
     }
 
+    /// Asserts the connection still answers PING with PONG; `context` says after what.
+    pub fn assert_alive(&mut self, context: &str) {
+        assert_eq!(
+            self.cmd(&["PING"]),
+            Reply::Status("PONG".into()),
+            "{context}"
+        );
+    }
+
     /// Half-closes the write side (the peer sees EOF).
     pub fn shutdown_write(&self) {
         let _ = self.stream().shutdown(Shutdown::Write);

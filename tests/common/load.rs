@@ -418,7 +418,8 @@ fn run_client(
             if outcome != Outcome::Ok && log.notes.len() < 10 {
                 let op = if req.set.is_some() { "SET" } else { "GET" };
                 let what = format!("{op} {} -> {reply} ({})", req.key, outcome.label());
-                log.notes.push(format!("{} round {round}: {what}", log.name));
+                log.notes
+                    .push(format!("{} round {round}: {what}", log.name));
             }
             *log.counts.entry(outcome.label().to_string()).or_default() += 1;
             if opts.keep_samples {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use super::proxy::port_of;
-use super::redis::RedisServer;
 use super::conn::Conn;
+use super::proxy::port_of;
+use super::redis_server::RedisServer;
 use super::util::*;
 
 /// A running `nutcracker` (twemproxy 0.5.0), for side-by-side placement tests.

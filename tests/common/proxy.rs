@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use super::redis::RedisServer;
 use super::conn::Conn;
+use super::redis_server::RedisServer;
 use super::util::*;
 
 /// The `ringproxy` binary: the one cargo built for this test run, or the path in the
@@ -61,7 +61,9 @@ impl Proxy {
     pub fn try_start_with(yaml: &str, args: &[&str]) -> Result<Proxy, String> {
         let port = port_of(yaml, "listen").ok_or("config has no `listen: host:port` line")?;
         let admin_port = match args.iter().position(|a| *a == "--admin") {
-            Some(i) => args.get(i + 1).and_then(|a| a.rsplit(':').next()?.parse().ok()),
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|a| a.rsplit(':').next()?.parse().ok()),
             None => port_of(yaml, "admin"),
         };
         let dir = TempDir::new("proxy");

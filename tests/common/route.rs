@@ -59,7 +59,12 @@ pub fn node_index(name: &str) -> usize {
 
 /// `per_node` keys `<prefix>:<i>` for each of the `nodes` nodes (named `node0`, ...),
 /// as `ringproxy route` places them with `config`: `out[i]` are keys of node `i`.
-pub fn keys_per_node(config: &Path, prefix: &str, nodes: usize, per_node: usize) -> Vec<Vec<String>> {
+pub fn keys_per_node(
+    config: &Path,
+    prefix: &str,
+    nodes: usize,
+    per_node: usize,
+) -> Vec<Vec<String>> {
     let mut out = vec![Vec::new(); nodes];
     let mut next = 0;
     while out.iter().any(|v| v.len() < per_node) {

@@ -16,7 +16,6 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default read/write timeout of a [`Conn`]: a test never hangs forever on a socket.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-
 /// A free TCP port on 127.0.0.1: binds port 0, reads the port the OS chose, releases it.
 /// Another process may take it before we use it; starters retry on collision.
 pub fn free_port() -> u16 {
@@ -26,15 +25,29 @@ pub fn free_port() -> u16 {
 
 /// Polls `check` every 10 ms until it returns true; panics with `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    poll(what, timeout, Duration::from_millis(10), || {
+        check().then_some(()).ok_or_else(String::new)
+    })
+}
+
+/// Calls `probe` every `every` until it returns `Ok`; panics after `timeout` with
+/// `what` and the last `Err` (a description of the state last seen).
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        if check() {
-            return;
-        }
+        let last = match probe() {
+            Ok(v) => return v,
+            Err(last) => last,
+        };
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
+            panic!("timed out after {timeout:?} waiting for: {what}\n{last}");
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
 }
 
@@ -189,7 +202,6 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, String> {
         .map_err(|e| format!("spawn {:?}: {e}", cmd.get_program()))
 }
 
-
 pub fn tail_str(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -244,7 +256,10 @@ pub fn listening_ports(pid: u32) -> std::collections::BTreeSet<u16> {
             // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
-                let port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+                let port = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
                 ports.extend(port);
             }
         }
