@@ -51,12 +51,17 @@ fn main() -> std::process::ExitCode {
         eprintln!("ringproxy: --config FILE is required");
         return std::process::ExitCode::from(2);
     };
-    let (config, hash) = match load(&path) {
-        Ok((c, notes, hash)) => {
+    let (config, hash, nutcracker) = match load(&path) {
+        Ok(Loaded {
+            config,
+            notes,
+            hash,
+            nutcracker,
+        }) => {
             for n in &notes {
                 eprintln!("{}: note: {n}", path.display());
             }
-            (c, hash)
+            (config, hash, nutcracker)
         }
         Err(config::ConfigError::Invalid { path, problems }) => {
             for p in &problems {
@@ -73,6 +78,7 @@ fn main() -> std::process::ExitCode {
     let admin_override = cli.admin.as_ref().map(|a| (a != "none").then(|| a.clone()));
     if cli.check {
         println!("{}: ok ({} pool(s))", path.display(), config.pools.len());
+        print!("{}", binds(&config, &admin_override, nutcracker));
         return std::process::ExitCode::SUCCESS;
     }
     let result = match cli.cmd {
@@ -96,8 +102,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// A checked config, the notes on settings not used, and the hash of its text.
-type Loaded = (Config, Vec<config::Problem>, u64);
+/// A checked config file.
+struct Loaded {
+    config: Config,
+    /// Settings accepted but not used or used differently.
+    notes: Vec<config::Problem>,
+    /// Hash of the file's text.
+    hash: u64,
+    /// The file is a nutcracker pool file (it has no `admin` field).
+    nutcracker: bool,
+}
 
 /// Reads and checks a config file.
 fn load(path: &std::path::Path) -> Result<Loaded, config::ConfigError> {
@@ -106,12 +120,45 @@ fn load(path: &std::path::Path) -> Result<Loaded, config::ConfigError> {
         source,
     })?;
     let hash = ringproxy::reload::text_hash(&text);
+    let nutcracker = config::nutcracker::looks_like_nutcracker(&text);
     config::check(&text)
-        .map(|(c, notes)| (c, notes, hash))
+        .map(|(config, notes)| Loaded {
+            config,
+            notes,
+            hash,
+            nutcracker,
+        })
         .map_err(|problems| config::ConfigError::Invalid {
             path: path.display().to_string(),
             problems,
         })
+}
+
+/// What serving `config` binds, for `--check`: a `listen:` line per pool, then the
+/// admin address (after `--admin`) or why there is none.
+fn binds(config: &Config, admin_override: &Option<Option<String>>, nutcracker: bool) -> String {
+    let mut out = String::new();
+    for p in &config.pools {
+        out.push_str(&format!(
+            "listen: {} (pool {})\n",
+            config::checks::listen_text(&p.listen),
+            p.name
+        ));
+    }
+    let admin = match admin_override {
+        Some(a) => a.as_ref(),
+        None => config.admin.as_ref(),
+    };
+    let why = match (admin_override, nutcracker) {
+        (Some(_), _) => "--admin none",
+        (None, true) => "a nutcracker file has no admin field; --admin HOST:PORT enables it",
+        (None, false) => "the file says admin: null",
+    };
+    match admin {
+        Some(a) => out.push_str(&format!("admin: {a}\n")),
+        None => out.push_str(&format!("admin: none ({why})\n")),
+    }
+    out
 }
 
 fn convert(file: &std::path::Path) -> std::process::ExitCode {

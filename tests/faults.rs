@@ -18,13 +18,11 @@
 
 mod common;
 
+use common::admin::{NodeView, topology, wait_topology};
+use common::load::{Client, ERR_DOWN, KeyList, Load, Options, Outcome, Report, Sample};
 use common::*;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -49,8 +47,18 @@ const SLACK: Duration = Duration::from_millis(1000);
 const REPLY_DEADLINE: Duration = Duration::from_secs(3);
 /// Requests per pipelined batch of one load client.
 const BATCH: usize = 16;
-/// Pause between two batches of one load client (keeps the machine from saturating).
-const BATCH_PAUSE: Duration = Duration::from_millis(2);
+
+/// The load: pipelined batches of [`BATCH`] requests, SET and GET in turn, 2 ms apart
+/// (keeps the machine from saturating), every sample kept.
+fn load_options() -> Options {
+    Options {
+        keys_per_round: BATCH,
+        pause: Duration::from_millis(2),
+        reply_timeout: REPLY_DEADLINE,
+        keep_samples: true,
+        ..Options::default()
+    }
+}
 /// Load clients that use keys of every node.
 const MIXED_CLIENTS: usize = 3;
 /// Keys per node used by the load.
@@ -63,10 +71,6 @@ const WARMUP: Duration = Duration::from_millis(500);
 const HOLD: Duration = Duration::from_millis(700);
 /// Hard cap for any wait on the topology (measured past the bound, then asserted).
 const WAIT_CAP: Duration = Duration::from_secs(8);
-
-const ERR_DOWN: &str = "ERR ringproxy: backend node is down";
-const ERR_TIMEOUT: &str = "TIMEOUT ringproxy: backend did not reply in time";
-const ERR_LOST: &str = "ERR ringproxy: backend connection lost";
 
 /// Longest time from a fault to `/topology` showing the node down:
 /// `interval * failures` (plus the PING timeouts of a frozen node) plus slack.
@@ -105,279 +109,15 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-// ---------------------------------------------------------------------------
-// Admin /topology
-// ---------------------------------------------------------------------------
-
-/// One node as `/topology` shows it.
-#[derive(Debug, Clone, PartialEq)]
-struct NodeView {
-    name: String,
-    up: bool,
-    on_ring: bool,
-}
-
-/// `GET path` on the admin port; returns the body of a 200 response.
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the admin port");
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write admin request");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or_else(|| panic!("no Content-Length in admin response: {head}"));
-            if got.len() >= end + 4 + len {
-                assert!(
-                    head.starts_with("HTTP/1.1 200"),
-                    "GET {path} on the admin port: {head}"
-                );
-                return String::from_utf8_lossy(&got[end + 4..end + 4 + len]).into_owned();
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) => panic!(
-                "admin port closed before a full response to GET {path}: {}",
-                String::from_utf8_lossy(&got)
-            ),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("read admin response to GET {path}: {e}"),
-        }
-    }
-}
-
-/// The nodes of the (only) pool, in config order.
-fn topology(admin: u16) -> Vec<NodeView> {
-    let body = http_get(admin, "/topology");
-    let v: serde_json::Value = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("/topology is not JSON ({e}): {body}"));
-    let nodes = v["pools"][0]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("/topology has no pools[0].nodes: {body}"));
-    nodes
-        .iter()
-        .map(|n| NodeView {
-            name: n["name"].as_str().unwrap_or_default().to_string(),
-            up: match n["health"].as_str() {
-                Some("up") => true,
-                Some("down") => false,
-                other => panic!("/topology health is {other:?}: {body}"),
-            },
-            on_ring: n["on_ring"]
-                .as_bool()
-                .unwrap_or_else(|| panic!("/topology on_ring missing: {body}")),
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------
-// Load
-// ---------------------------------------------------------------------------
-
-/// What one request got.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Outcome {
-    Ok,
-    Down,
-    Timeout,
-    Lost,
-    Busy,
-    /// Any other reply: an unexpected error, or a reply that does not fit the request.
-    Other(String),
-}
-
-impl Outcome {
-    fn label(&self) -> &str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Down => "node-down",
-            Outcome::Timeout => "timeout",
-            Outcome::Lost => "connection-lost",
-            Outcome::Busy => "busy",
-            Outcome::Other(_) => "other",
-        }
-    }
-}
-
-/// One request of the load and its reply.
-#[derive(Debug, Clone)]
-struct Sample {
-    /// The key.
-    key: Arc<str>,
-    /// Node the key belongs to (by the full ring).
-    node: usize,
-    /// When its batch was written.
-    sent: Instant,
-    /// When its reply was read.
-    done: Instant,
-    outcome: Outcome,
-}
-
-impl Sample {
-    fn latency(&self) -> Duration {
-        self.done - self.sent
-    }
-}
-
-/// The value the load writes for `key` (so a GET can tell a misrouted reply).
-fn value_of(key: &str) -> String {
-    format!("v:{key}")
-}
-
-fn classify(is_set: bool, key: &str, reply: &Reply) -> Outcome {
-    match reply {
-        Reply::Error(e) if e == ERR_DOWN => Outcome::Down,
-        Reply::Error(e) if e == ERR_TIMEOUT => Outcome::Timeout,
-        Reply::Error(e) if e == ERR_LOST => Outcome::Lost,
-        Reply::Error(e) if e.starts_with("BUSY ") => Outcome::Busy,
-        Reply::Status(s) if is_set && s == "OK" => Outcome::Ok,
-        Reply::Nil if !is_set => Outcome::Ok,
-        Reply::Bulk(b) if !is_set && *b == value_of(key).as_bytes() => Outcome::Ok,
-        other => Outcome::Other(format!(
-            "{} {key} -> {other}",
-            if is_set { "SET" } else { "GET" }
-        )),
-    }
-}
-
-/// What one load client did.
-struct ClientLog {
-    name: String,
-    sent: usize,
-    received: usize,
-    /// An IO error (a reply missing past [`REPLY_DEADLINE`], a closed connection).
-    error: Option<String>,
-    samples: Vec<Sample>,
-}
-
-/// Keys with the node each belongs to.
-type KeyList = Vec<(Arc<str>, usize)>;
-/// A load client: its name and its keys.
-type ClientSpec = (String, KeyList);
-
-/// A few client threads sending pipelined SET/GET batches until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<ClientLog>>,
-}
-
-impl Load {
-    /// One thread per entry of `clients`: (name, keys with their node).
-    fn start(port: u16, clients: Vec<ClientSpec>) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = clients
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, keys))| {
-                let stop = stop.clone();
-                std::thread::spawn(move || client(port, name, keys, i * 7, &stop))
-            })
-            .collect();
-        Load { stop, threads }
-    }
-
-    /// Stops the clients and returns their logs (each finishes its current batch).
-    fn finish(self) -> Vec<ClientLog> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.threads
-            .into_iter()
-            .map(|t| t.join().expect("load client panicked"))
-            .collect()
-    }
-}
-
-fn client(
-    port: u16,
-    name: String,
-    keys: Vec<(Arc<str>, usize)>,
-    offset: usize,
-    stop: &AtomicBool,
-) -> ClientLog {
-    let mut log = ClientLog {
-        name,
-        sent: 0,
-        received: 0,
-        error: None,
-        samples: Vec::new(),
-    };
-    let mut conn = match Conn::try_connect(port, REPLY_DEADLINE) {
-        Ok(c) => c,
-        Err(e) => {
-            log.error = Some(format!("connect: {e}"));
-            return log;
-        }
-    };
-    let mut i = offset;
-    while !stop.load(Ordering::Relaxed) {
-        let mut buf = Vec::new();
-        let mut batch = Vec::with_capacity(BATCH);
-        for _ in 0..BATCH {
-            let (key, node) = &keys[i % keys.len()];
-            let is_set = (i + i / keys.len()).is_multiple_of(2);
-            i += 1;
-            if is_set {
-                buf.extend_from_slice(&encode(&["SET", &**key, value_of(key).as_str()]));
-            } else {
-                buf.extend_from_slice(&encode(&["GET", &**key]));
-            }
-            batch.push((key.clone(), *node, is_set));
-        }
-        if let Err(e) = conn.send_raw(&buf) {
-            log.error = Some(format!("write: {e}"));
-            return log;
-        }
-        let sent = Instant::now();
-        log.sent += batch.len();
-        for (key, node, is_set) in batch {
-            match conn.read() {
-                Ok(reply) => {
-                    log.received += 1;
-                    let outcome = classify(is_set, &key, &reply);
-                    log.samples.push(Sample {
-                        key,
-                        node,
-                        sent,
-                        done: Instant::now(),
-                        outcome,
-                    });
-                }
-                Err(e) => {
-                    log.error = Some(format!(
-                        "reply {} of {}: {e} (no reply within {REPLY_DEADLINE:?}?)",
-                        log.received + 1,
-                        log.sent
-                    ));
-                    return log;
-                }
-            }
-        }
-        std::thread::sleep(BATCH_PAUSE);
-    }
-    log
-}
-
 /// The logs of a load run, with the checks every test makes.
 struct Run {
-    logs: Vec<ClientLog>,
+    report: Report,
     t0: Instant,
 }
 
 impl Run {
     fn samples(&self) -> impl Iterator<Item = &Sample> {
-        self.logs.iter().flat_map(|l| l.samples.iter())
+        self.report.samples()
     }
 
     /// Time since the load started, for messages.
@@ -395,20 +135,6 @@ impl Run {
             ms(s.latency()),
             s.outcome
         )
-    }
-
-    /// Every client read as many replies as it sent, none past the deadline.
-    fn assert_complete(&self) {
-        for l in &self.logs {
-            assert!(
-                l.error.is_none() && l.received == l.sent,
-                "load client {}: sent {} requests, got {} replies; error: {:?}",
-                l.name,
-                l.sent,
-                l.received,
-                l.error
-            );
-        }
     }
 
     /// Samples matching `pred` that are not OK must be empty; panics with examples.
@@ -494,9 +220,7 @@ struct Rig {
 
 impl Rig {
     fn start(extra_yaml: &str) -> Rig {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
-        let refs: Vec<&RedisServer> = nodes.iter().collect();
-        let proxy = Proxy::with_nodes(&refs, extra_yaml);
+        let Cluster { proxy, nodes } = Cluster::start(3, extra_yaml);
         let admin = proxy.admin_port();
         let keys = keys_per_node(proxy.config_path(), "fault", nodes.len(), KEYS_PER_NODE);
         let probes = keys_per_node(proxy.config_path(), "probe", nodes.len(), PROBES_PER_NODE);
@@ -508,34 +232,20 @@ impl Rig {
             admin,
             t0: Instant::now(),
         };
-        let t = rig.topo();
-        assert_eq!(
-            t.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
-            ["node0", "node1", "node2"]
-        );
-        assert!(t.iter().all(|n| n.up && n.on_ring), "at start: {t:?}");
+        let t = topology(rig.admin);
+        assert_eq!(t.names(), ["node0", "node1", "node2"]);
+        assert!(t.nodes.iter().all(|n| n.up() && n.on_ring), "at start: {t}");
         rig
     }
 
     fn topo(&self) -> Vec<NodeView> {
-        topology(self.admin)
+        topology(self.admin).nodes
     }
 
     /// Polls `/topology` until `pred` holds; returns when it was seen. Panics after
     /// [`WAIT_CAP`] (callers assert the tighter bound on the returned instant).
     fn wait_topo(&self, what: &str, pred: impl Fn(&[NodeView]) -> bool) -> Instant {
-        let start = Instant::now();
-        loop {
-            let t = self.topo();
-            if pred(&t) {
-                return Instant::now();
-            }
-            assert!(
-                start.elapsed() < WAIT_CAP,
-                "/topology did not show {what} within {WAIT_CAP:?}: {t:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_topology(self.admin, what, WAIT_CAP, |t| pred(&t.nodes)).1
     }
 
     /// Starts the load: [`MIXED_CLIENTS`] clients over the keys of every node, and one
@@ -547,20 +257,29 @@ impl Rig {
             .filter(|(_, n)| !faulty.contains(n))
             .cloned()
             .collect();
-        let mut clients: Vec<ClientSpec> = (0..MIXED_CLIENTS)
+        let mut specs: Vec<(String, KeyList)> = (0..MIXED_CLIENTS)
             .map(|i| (format!("mixed{i}"), all.clone()))
             .collect();
-        clients.push(("healthy-only".to_string(), healthy));
+        specs.push(("healthy-only".to_string(), healthy));
+        let clients = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, keys))| Client {
+                name,
+                keys,
+                offset: i * 7,
+            })
+            .collect();
         self.t0 = Instant::now();
-        Load::start(self.proxy.port(), clients)
+        Load::start(self.proxy.port(), clients, &load_options())
     }
 
     fn finish(&self, load: Load) -> Run {
         let run = Run {
-            logs: load.finish(),
+            report: load.finish(),
             t0: self.t0,
         };
-        run.assert_complete();
+        run.report.assert_complete();
         run
     }
 
@@ -592,11 +311,7 @@ impl Rig {
         std::fs::write(&path, y).expect("write ring config");
         route(&path, keys)
             .into_iter()
-            .map(|(_, n)| {
-                n.strip_prefix("node")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("route printed node {n:?}"))
-            })
+            .map(|(_, n)| node_index(&n))
             .collect()
     }
 
@@ -634,35 +349,6 @@ fn interleave(keys: &[Vec<String>]) -> Vec<(Arc<str>, usize)> {
         .collect()
 }
 
-/// `per_node` keys `<prefix>:<i>` for each of the `nodes` nodes, as `ringproxy route`
-/// places them with `config`.
-fn keys_per_node(
-    config: &std::path::Path,
-    prefix: &str,
-    nodes: usize,
-    per_node: usize,
-) -> Vec<Vec<String>> {
-    let mut out = vec![Vec::new(); nodes];
-    let mut next = 0;
-    while out.iter().any(|v| v.len() < per_node) {
-        assert!(next < 100_000, "could not find {per_node} keys per node");
-        let batch: Vec<String> = (next..next + 200)
-            .map(|i| format!("{prefix}:{i}"))
-            .collect();
-        next += 200;
-        for (k, node) in route(config, &batch) {
-            let i: usize = node
-                .strip_prefix("node")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("route printed node {node:?}"));
-            if out[i].len() < per_node {
-                out[i].push(k);
-            }
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------
 // 1. kill -9, eject: false
 // ---------------------------------------------------------------------------
@@ -679,14 +365,14 @@ fn kill9_without_ejection_fails_fast_for_its_keys_only_and_recovers() {
 
     let t_kill = Instant::now();
     rig.nodes[v].kill();
-    let t_detect = rig.wait_topo("node1 down", |t| !t[v].up);
+    let t_detect = rig.wait_topo("node1 down", |t| !t[v].up());
     let detect = t_detect - t_kill;
     let t = rig.topo();
     assert!(
         t[v].on_ring,
         "eject: false must keep node1 on the ring: {t:?}"
     );
-    assert!(t[0].up && t[2].up, "only node1 may be down: {t:?}");
+    assert!(t[0].up() && t[2].up(), "only node1 may be down: {t:?}");
     std::thread::sleep(HOLD);
 
     // Its keys get the fast node-down error, and are not moved to another node.
@@ -711,7 +397,7 @@ fn kill9_without_ejection_fails_fast_for_its_keys_only_and_recovers() {
     let t_restart = Instant::now();
     rig.nodes[v].restart();
     let t_listening = Instant::now();
-    let t_up = rig.wait_topo("node1 up", |t| t[v].up);
+    let t_up = rig.wait_topo("node1 up", |t| t[v].up());
     let recover = t_up - t_listening;
     // Its keys answer again, on node1.
     for key in &rig.probes[v] {
@@ -800,11 +486,13 @@ fn kill9_with_ejection_moves_its_keys_and_brings_them_back() {
 
     let t_kill = Instant::now();
     rig.nodes[v].kill();
-    let t_ejected = rig.wait_topo("node1 down and off the ring", |t| !t[v].up && !t[v].on_ring);
+    let t_ejected = rig.wait_topo("node1 down and off the ring", |t| {
+        !t[v].up() && !t[v].on_ring
+    });
     let detect = t_ejected - t_kill;
     let t = rig.topo();
     assert!(
-        t[0].up && t[0].on_ring && t[2].up && t[2].on_ring,
+        t[0].up() && t[0].on_ring && t[2].up() && t[2].on_ring,
         "only node1 may be ejected: {t:?}"
     );
     std::thread::sleep(HOLD);
@@ -838,7 +526,7 @@ fn kill9_with_ejection_moves_its_keys_and_brings_them_back() {
 
     rig.nodes[v].restart();
     let t_listening = Instant::now();
-    let t_back = rig.wait_topo("node1 up and on the ring", |t| t[v].up && t[v].on_ring);
+    let t_back = rig.wait_topo("node1 up and on the ring", |t| t[v].up() && t[v].on_ring);
     let recover = t_back - t_listening;
     // Its keys route back to it.
     for key in &rig.probes[v] {
@@ -901,7 +589,7 @@ fn sigstop_gives_timeouts_then_node_down_and_sigcont_recovers() {
 
     let t_stop = Instant::now();
     rig.nodes[v].pause();
-    let t_detect = rig.wait_topo("node1 down", |t| !t[v].up);
+    let t_detect = rig.wait_topo("node1 down", |t| !t[v].up());
     let detect = t_detect - t_stop;
     std::thread::sleep(HOLD);
     let (probe, probe_latency) = rig.timed_set(&rig.probes[v][0], "probe");
@@ -913,7 +601,7 @@ fn sigstop_gives_timeouts_then_node_down_and_sigcont_recovers() {
 
     let t_cont = Instant::now();
     rig.nodes[v].resume();
-    let t_up = rig.wait_topo("node1 up", |t| t[v].up);
+    let t_up = rig.wait_topo("node1 up", |t| t[v].up());
     let recover = t_up - t_cont;
     std::thread::sleep(HOLD);
     let run = rig.finish(load);
@@ -936,6 +624,7 @@ fn sigstop_gives_timeouts_then_node_down_and_sigcont_recovers() {
         timeouts,
         ms(run.max_latency(|s| s.node == v)),
         ms(run
+            .report
             .logs
             .iter()
             .filter(|l| l.name == "healthy-only")
@@ -1016,11 +705,11 @@ fn busy_script_gives_busy_or_node_down_and_recovers() {
         let r = c.cmd(&["EVAL", &busy_script(1500), "0"]);
         (r, Instant::now())
     });
-    let t_detect = rig.wait_topo("node1 down", |t| !t[v].up);
+    let t_detect = rig.wait_topo("node1 down", |t| !t[v].up());
     let detect = t_detect - t_script;
     let (reply, t_script_end) = script.join().expect("script thread");
     assert_eq!(reply, Reply::Int(1), "the busy script");
-    let t_up = rig.wait_topo("node1 up", |t| t[v].up);
+    let t_up = rig.wait_topo("node1 up", |t| t[v].up());
     let recover = t_up - t_script_end;
     std::thread::sleep(HOLD);
     let run = rig.finish(load);
@@ -1090,7 +779,7 @@ fn dropped_backend_connections_fail_only_inflight_requests() {
         let until = Instant::now() + HOLD;
         while Instant::now() < until {
             let t = rig.topo();
-            if !t[v].up {
+            if !t[v].up() {
                 ever_down.push(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -1189,12 +878,12 @@ fn ejection_cap_keeps_the_second_dead_node_on_the_ring() {
     rig.nodes[1].kill();
     rig.nodes[2].kill();
     let t_detect = rig.wait_topo("node1 and node2 down, one ejected", |t| {
-        !t[1].up && !t[2].up && t.iter().filter(|n| !n.on_ring).count() == 1
+        !t[1].up() && !t[2].up() && t.iter().filter(|n| !n.on_ring).count() == 1
     });
     let detect = t_detect - t_kill;
     std::thread::sleep(HOLD);
     let t = rig.topo();
-    assert!(t[0].up && t[0].on_ring, "the survivor: {t:?}");
+    assert!(t[0].up() && t[0].on_ring, "the survivor: {t:?}");
     assert_eq!(
         t.iter().filter(|n| !n.on_ring).count(),
         1,
@@ -1264,7 +953,7 @@ fn ejection_cap_keeps_the_second_dead_node_on_the_ring() {
     rig.nodes[2].restart();
     let t_listening = Instant::now();
     let t_back = rig.wait_topo("all nodes up and on the ring", |t| {
-        t.iter().all(|n| n.up && n.on_ring)
+        t.iter().all(|n| n.up() && n.on_ring)
     });
     let recover = t_back - t_listening;
     for n in [1, 2] {

@@ -65,7 +65,7 @@ fn dashboard_references_only_exported_metrics() {
     let dash: Value = serde_json::from_str(&text).expect("dashboard is JSON");
     let metrics = Metrics::new();
     let _pool = metrics.pool("main");
-    let _node = metrics.node("main", "redis-1:6379");
+    let _node = metrics.node("main", "redis-1");
     metrics.set_config_hash("0123abcd");
     let names = exported(&metrics.render());
 

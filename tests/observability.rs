@@ -3,15 +3,14 @@
 //!
 //! Every metric check scrapes /metrics before and after a known load and compares
 //! the deltas with what the load must have caused. The admin client and the
-//! Prometheus text parser are deliberately tiny and live in this file.
+//! Prometheus text parser are the harness's (`common::admin`).
 
 mod common;
 
+use common::admin::{Scrape, http, scrape, scrape_until, topology, wait_topology};
 use common::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 /// Longest wait for anything asynchronous (health flips, gauges settling).
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -21,209 +20,8 @@ const POOL: &str = "default";
 const FAST_HEALTH: &str = "health:\n  interval: 100ms\n  timeout: 100ms\n  failures: 2\n";
 
 // ---------------------------------------------------------------------------
-// A tiny HTTP/1.1 client
+// Metrics
 // ---------------------------------------------------------------------------
-
-/// One HTTP response: status code, headers (lower-cased names) and body.
-#[derive(Debug)]
-struct HttpResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends one request (`Connection: close`) and reads the response to EOF.
-fn http(port: u16, method: &str, path: &str) -> HttpResponse {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect to admin port {port}: {e}"));
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).expect("write HTTP request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("read HTTP response to {method} {path}: {e}"));
-    let text = String::from_utf8(raw).expect("HTTP response is UTF-8");
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of head in response to {method} {path}: {text:?}"));
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    assert!(
-        parts.next().unwrap_or_default().starts_with("HTTP/1."),
-        "bad status line {status_line:?}"
-    );
-    let status = parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect::<Vec<_>>();
-    let resp = HttpResponse {
-        status,
-        headers,
-        body: body.to_string(),
-    };
-    if let Some(len) = resp.header("content-length") {
-        assert_eq!(
-            len.parse::<usize>().ok(),
-            Some(resp.body.len()),
-            "Content-Length of {method} {path} does not match the body"
-        );
-    }
-    resp
-}
-
-// ---------------------------------------------------------------------------
-// A tiny Prometheus text-format parser
-// ---------------------------------------------------------------------------
-
-/// One sample line: `name{label="value",...} value`.
-#[derive(Clone, Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// A parsed scrape.
-#[derive(Clone, Debug)]
-struct Scrape {
-    samples: Vec<Sample>,
-    text: String,
-}
-
-/// Parses the label block after `{`; returns the labels and the rest after `}`.
-fn parse_labels(mut s: &str, line: &str) -> (BTreeMap<String, String>, String) {
-    let mut labels = BTreeMap::new();
-    loop {
-        s = s.trim_start_matches([',', ' ']);
-        if let Some(rest) = s.strip_prefix('}') {
-            return (labels, rest.to_string());
-        }
-        let (name, rest) = s
-            .split_once("=\"")
-            .unwrap_or_else(|| panic!("bad label in metrics line {line:?}"));
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next() {
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, c)) => value.push(c),
-                    None => panic!("unterminated escape in {line:?}"),
-                },
-                Some((i, '"')) => break i,
-                Some((_, c)) => value.push(c),
-                None => panic!("unterminated label value in {line:?}"),
-            }
-        };
-        labels.insert(name.trim().to_string(), value);
-        s = &rest[end + 1..];
-    }
-}
-
-fn parse_metrics(text: &str) -> Scrape {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name, labels, rest) = match line.find(['{', ' ']) {
-            Some(i) if line.as_bytes()[i] == b'{' => {
-                let (labels, rest) = parse_labels(&line[i + 1..], line);
-                (line[..i].to_string(), labels, rest)
-            }
-            Some(i) => (
-                line[..i].to_string(),
-                BTreeMap::new(),
-                line[i..].to_string(),
-            ),
-            None => panic!("metrics line without a value: {line:?}"),
-        };
-        let value_text = rest.split_whitespace().next().unwrap_or_default();
-        let value = match value_text {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value {v:?} in metrics line {line:?}")),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    Scrape {
-        samples,
-        text: text.to_string(),
-    }
-}
-
-impl Scrape {
-    /// Sum of every sample named `name` whose labels include all of `want`.
-    fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                want.iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-            .sum()
-    }
-
-    /// The value of the one sample `name` with labels including `want`; panics when
-    /// there is not exactly one.
-    fn one(&self, name: &str, want: &[(&str, &str)]) -> f64 {
-        let hits: Vec<&Sample> = self
-            .samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                want.iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .collect();
-        assert_eq!(
-            hits.len(),
-            1,
-            "expected exactly one series {name}{want:?}, found {hits:?}\n--- scrape ---\n{}",
-            self.text
-        );
-        hits[0].value
-    }
-}
-
-fn scrape(proxy: &Proxy) -> Scrape {
-    let r = http(proxy.admin_port(), "GET", "/metrics");
-    assert_eq!(r.status, 200, "GET /metrics: {r:?}");
-    assert!(
-        r.header("content-type")
-            .is_some_and(|c| c.starts_with("text/plain")),
-        "content type of /metrics: {:?}",
-        r.header("content-type")
-    );
-    parse_metrics(&r.body)
-}
 
 /// `after - before` of one series (by [`Scrape::one`]).
 fn delta(before: &Scrape, after: &Scrape, name: &str, want: &[(&str, &str)]) -> f64 {
@@ -246,24 +44,6 @@ fn class_delta(before: &Scrape, after: &Scrape, metric: &str, c: &str) -> f64 {
     delta(before, after, metric, &want)
 }
 
-/// Polls /metrics until `check` holds; returns that scrape. Panics with the last one.
-fn scrape_until(proxy: &Proxy, what: &str, mut check: impl FnMut(&Scrape) -> bool) -> Scrape {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let s = scrape(proxy);
-        if check(&s) {
-            return s;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {DEADLINE:?} waiting for: {what}\n--- last scrape ---\n{}",
-                s.text
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The proxy counts written bytes right after each write returns, so a client can
 /// read its reply a moment before the counter moves. Polls until
 /// `ringproxy_bytes_sent_total` is at least `before + n` and returns that scrape
@@ -271,7 +51,8 @@ fn scrape_until(proxy: &Proxy, what: &str, mut check: impl FnMut(&Scrape) -> boo
 fn bytes_sent_reaches(proxy: &Proxy, before: &Scrape, n: u64) -> Scrape {
     let p = [("pool", POOL)];
     let want = before.one("ringproxy_bytes_sent_total", &p) + n as f64;
-    scrape_until(proxy, &format!("bytes_sent reaches +{n}"), |m| {
+    let what = format!("bytes_sent reaches +{n}");
+    scrape_until(proxy.admin_port(), DEADLINE, &what, |m| {
         m.one("ringproxy_bytes_sent_total", &p) >= want
     })
 }
@@ -279,9 +60,12 @@ fn bytes_sent_reaches(proxy: &Proxy, before: &Scrape, n: u64) -> Scrape {
 /// Waits until no client connection is open (the harness's readiness PINGs and
 /// earlier test connections have been closed), so the gauge starts from zero.
 fn settle_clients(proxy: &Proxy) -> Scrape {
-    scrape_until(proxy, "ringproxy_client_connections == 0", |s| {
-        s.one("ringproxy_client_connections", &[("pool", POOL)]) == 0.0
-    })
+    scrape_until(
+        proxy.admin_port(),
+        DEADLINE,
+        "ringproxy_client_connections == 0",
+        |s| s.one("ringproxy_client_connections", &[("pool", POOL)]) == 0.0,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -289,16 +73,8 @@ fn settle_clients(proxy: &Proxy) -> Scrape {
 // ---------------------------------------------------------------------------
 
 /// Three backends and a proxy with an admin port; the proxy is dropped first.
-struct Setup {
-    proxy: Proxy,
-    nodes: Vec<RedisServer>,
-}
-
-fn setup(extra_yaml: &str) -> Setup {
-    let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
-    let refs: Vec<&RedisServer> = nodes.iter().collect();
-    let proxy = Proxy::with_nodes(&refs, extra_yaml);
-    Setup { proxy, nodes }
+fn setup(extra_yaml: &str) -> Cluster {
+    Cluster::start(3, extra_yaml)
 }
 
 const NODE_NAMES: [&str; 3] = ["node0", "node1", "node2"];
@@ -332,85 +108,33 @@ fn assert_bounded_labels(s: &Scrape, keys: &BTreeSet<String>) {
     }
 }
 
-/// `count` keys that route to distinct nodes: one per node, in node order.
+/// Three keys that route to distinct nodes: one per node, in node order.
 fn one_key_per_node(proxy: &Proxy) -> Vec<String> {
-    let candidates: Vec<String> = (0..200).map(|i| format!("obs:spread:{i}")).collect();
-    let placed = route(proxy.config_path(), &candidates);
-    NODE_NAMES
-        .iter()
-        .map(|n| {
-            placed
-                .iter()
-                .find(|(_, node)| node == n)
-                .unwrap_or_else(|| panic!("none of 200 keys routes to {n}"))
-                .0
-                .clone()
-        })
-        .collect()
-}
-
-fn topology(proxy: &Proxy) -> serde_json::Value {
-    let r = http(proxy.admin_port(), "GET", "/topology");
-    assert_eq!(r.status, 200, "GET /topology: {r:?}");
-    assert!(
-        r.header("content-type")
-            .is_some_and(|c| c.starts_with("application/json")),
-        "content type of /topology: {:?}",
-        r.header("content-type")
-    );
-    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("/topology is not JSON ({e}): {r:?}"))
+    keys_per_node(proxy.config_path(), "obs:spread", NODE_NAMES.len(), 1).concat()
 }
 
 /// The `health` field of node `name` in /topology.
 fn topo_health(proxy: &Proxy, name: &str) -> String {
-    let t = topology(proxy);
-    let nodes = t["pools"][0]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no pools[0].nodes in /topology: {t}"));
-    let n = nodes
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("node {name} not in /topology: {t}"));
-    n["health"]
-        .as_str()
-        .unwrap_or_else(|| panic!("node {name} has no health string: {n}"))
-        .to_string()
+    topology(proxy.admin_port()).node(name).health.clone()
 }
 
 fn wait_health(proxy: &Proxy, name: &str, want: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let h = topo_health(proxy, name);
-        if h == want {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {DEADLINE:?}: /topology health of {name} is {h:?}, want {want:?}\n{}",
-                serde_json::to_string_pretty(&topology(proxy)).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("health of {name} {want:?}");
+    wait_topology(proxy.admin_port(), &what, DEADLINE, |t| {
+        t.node(name).health == want
+    });
 }
 
 fn wait_ready(proxy: &Proxy, want: u16) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    let what = format!("/ready {want}");
+    poll(&what, DEADLINE, Duration::from_millis(20), || {
         let r = http(proxy.admin_port(), "GET", "/ready");
         if r.status == want {
-            return;
+            return Ok(());
         }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {DEADLINE:?}: /ready is {} {:?}, want {want}\n{}",
-                r.status,
-                r.body,
-                serde_json::to_string_pretty(&topology(proxy)).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let t = topology(proxy.admin_port());
+        Err(format!("/ready is {} {:?}\n{t}", r.status, r.body))
+    })
 }
 
 /// Parses INFO text into field → value (section headers kept as `# Name` entries).
@@ -445,7 +169,7 @@ fn keyed_gets_move_class_node_latency_and_byte_counters() {
     // this baseline is exact; the new connection sends nothing before the load.
     settle_clients(&s.proxy);
     let mut c = s.proxy.conn();
-    let before = scrape(&s.proxy);
+    let before = scrape(s.proxy.admin_port());
 
     let mut sent_bytes = 0u64;
     for chunk in keys.chunks(100) {
@@ -455,7 +179,7 @@ fn keyed_gets_move_class_node_latency_and_byte_counters() {
             assert_eq!(r, Reply::Nil, "GET of a missing key");
         }
     }
-    let after = scrape(&s.proxy);
+    let after = scrape(s.proxy.admin_port());
 
     assert_eq!(
         class_delta(&before, &after, "ringproxy_requests_total", "keyed"),
@@ -565,11 +289,11 @@ fn mget_over_three_nodes_is_one_split_of_fanout_three() {
     for k in &keys {
         assert_eq!(c.cmd(&["SET", k.as_str(), "v"]), Reply::ok());
     }
-    let before = scrape(&s.proxy);
+    let before = scrape(s.proxy.admin_port());
     let mut args = vec!["MGET"];
     args.extend(keys.iter().map(String::as_str));
     assert_eq!(c.cmd(&args), Reply::bulks(&["v", "v", "v"]));
-    let after = scrape(&s.proxy);
+    let after = scrape(s.proxy.admin_port());
 
     assert_eq!(
         class_delta(&before, &after, "ringproxy_requests_total", "split"),
@@ -648,7 +372,7 @@ fn refused_and_local_commands_are_counted_without_node_traffic() {
     settle_clients(&s.proxy);
     let mut c = s.proxy.conn();
 
-    let before = scrape(&s.proxy);
+    let before = scrape(s.proxy.admin_port());
     let r = c.cmd(&["CONFIG", "GET", "maxmemory"]);
     assert!(r.is_error(), "CONFIG GET must be refused, got {r}");
     let err_len = format!("-{}\r\n", r.err_text()).len() as u64;
@@ -733,7 +457,7 @@ fn client_connection_gauge_follows_open_clients_and_info_agrees() {
     for c in &mut conns {
         assert_eq!(c.cmd(&["PING"]), Reply::Status("PONG".into()));
     }
-    let open = scrape_until(&s.proxy, "client gauge == N", |m| {
+    let open = scrape_until(s.proxy.admin_port(), DEADLINE, "client gauge == N", |m| {
         m.one("ringproxy_client_connections", &p) == N as f64
     });
     assert_eq!(
@@ -778,7 +502,7 @@ fn client_connection_gauge_follows_open_clients_and_info_agrees() {
         Some(version),
         "INFO topology_version vs ringproxy_topology_version: {info}"
     );
-    let t = topology(&s.proxy);
+    let t = topology(s.proxy.admin_port()).json;
     assert_eq!(
         t["pools"][0]["clients"].as_u64(),
         Some(N as u64),
@@ -787,7 +511,7 @@ fn client_connection_gauge_follows_open_clients_and_info_agrees() {
 
     // Close two, then the rest.
     conns.truncate(N - 2);
-    let three = scrape_until(&s.proxy, "client gauge == N-2", |m| {
+    let three = scrape_until(s.proxy.admin_port(), DEADLINE, "client gauge == N-2", |m| {
         m.one("ringproxy_client_connections", &p) == (N - 2) as f64
     });
     let info = conns[0].cmd(&["INFO", "clients"]);
@@ -798,9 +522,12 @@ fn client_connection_gauge_follows_open_clients_and_info_agrees() {
         "INFO connected_clients after closing two: {info}"
     );
     drop(conns);
-    let closed = scrape_until(&s.proxy, "client gauge back to 0", |m| {
-        m.one("ringproxy_client_connections", &p) == 0.0
-    });
+    let closed = scrape_until(
+        s.proxy.admin_port(),
+        DEADLINE,
+        "client gauge back to 0",
+        |m| m.one("ringproxy_client_connections", &p) == 0.0,
+    );
     assert_eq!(
         delta(&three, &closed, "ringproxy_client_connections_total", &p),
         0.0,
@@ -838,7 +565,7 @@ fn probes_routes_and_status_codes() {
         assert!(r.header("allow").is_some(), "405 without Allow: {r:?}");
     }
 
-    let t = topology(&s.proxy);
+    let t = topology(s.proxy.admin_port()).json;
     let pool = &t["pools"][0];
     assert_eq!(pool["name"], POOL, "{t}");
     let names: Vec<&str> = pool["nodes"]
@@ -852,7 +579,7 @@ fn probes_routes_and_status_codes() {
         assert_eq!(n["health"], "up", "{t}");
         assert_eq!(n["addr"], s.nodes[i].addr().as_str(), "{t}");
     }
-    let m = scrape(&s.proxy);
+    let m = scrape(s.proxy.admin_port());
     assert_eq!(
         pool["version"].as_f64(),
         Some(m.one("ringproxy_topology_version", &[("pool", POOL)])),
@@ -869,10 +596,10 @@ fn probes_routes_and_status_codes() {
 #[test]
 fn reload_of_an_unchanged_file_is_counted_as_unchanged() {
     let s = setup("");
-    let before = scrape(&s.proxy);
+    let before = scrape(s.proxy.admin_port());
     let r = http(s.proxy.admin_port(), "POST", "/reload");
     assert_eq!(r.status, 200, "POST /reload with an unchanged file: {r:?}");
-    let after = scrape(&s.proxy);
+    let after = scrape(s.proxy.admin_port());
     let result = |v| [("result", v)];
     assert_eq!(
         delta(
@@ -917,13 +644,13 @@ fn reload_of_an_unchanged_file_is_counted_as_unchanged() {
 fn health_shows_in_topology_metrics_and_readiness() {
     let mut s = setup(FAST_HEALTH);
     let p0 = [("pool", POOL), ("node", "node0")];
-    let before = scrape(&s.proxy);
+    let before = scrape(s.proxy.admin_port());
     wait_ready(&s.proxy, 200);
 
     // One node down: /topology and node_up say so; still ready.
     s.nodes[0].kill();
     wait_health(&s.proxy, "node0", "down");
-    let down = scrape_until(&s.proxy, "node_up{node0} == 0", |m| {
+    let down = scrape_until(s.proxy.admin_port(), DEADLINE, "node_up{node0} == 0", |m| {
         m.one("ringproxy_node_up", &p0) == 0.0
     });
     assert!(
@@ -936,7 +663,7 @@ fn health_shows_in_topology_metrics_and_readiness() {
 
     s.nodes[0].restart();
     wait_health(&s.proxy, "node0", "up");
-    scrape_until(&s.proxy, "node_up{node0} == 1", |m| {
+    scrape_until(s.proxy.admin_port(), DEADLINE, "node_up{node0} == 1", |m| {
         m.one("ringproxy_node_up", &p0) == 1.0
     });
 
@@ -959,7 +686,7 @@ fn health_shows_in_topology_metrics_and_readiness() {
     for n in NODE_NAMES {
         wait_health(&s.proxy, n, "up");
     }
-    scrape_until(&s.proxy, "every node_up == 1", |m| {
+    scrape_until(s.proxy.admin_port(), DEADLINE, "every node_up == 1", |m| {
         NODE_NAMES
             .iter()
             .all(|n| m.one("ringproxy_node_up", &[("pool", POOL), ("node", n)]) == 1.0)

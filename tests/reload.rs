@@ -15,15 +15,12 @@
 
 mod common;
 
+use common::admin::{HttpResponse, get, http, metric, scrape, topology, wait_topology};
+use common::load::{Client, ClientLog, Load, Ops, Options};
 use common::*;
-use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for a reload to show (watcher poll 250 ms + debounce 200 ms, with room
@@ -41,94 +38,28 @@ const MAX_LOAD_TIME: Duration = Duration::from_secs(22);
 // Admin HTTP
 // ---------------------------------------------------------------------------
 
-/// One HTTP/1.1 request to the admin port; returns (status, body).
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect admin {port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).expect("write admin request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("{method} {path}: read response: {e}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// `GET /topology` as JSON.
-fn topology(admin: u16) -> Value {
-    let (status, body) = http(admin, "GET", "/topology");
-    assert_eq!(status, 200, "GET /topology: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/topology is not JSON ({e}): {body}"))
-}
-
 /// The (only) pool's topology version.
 fn version(admin: u16) -> u64 {
-    let t = topology(admin);
-    t["pools"][0]["version"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no pools[0].version in {t}"))
-}
-
-/// `GET /metrics` text.
-fn metrics(admin: u16) -> String {
-    let (status, body) = http(admin, "GET", "/metrics");
-    assert_eq!(status, 200, "GET /metrics: {body}");
-    body
-}
-
-/// Value of the first series whose line starts with `series` (name plus labels, or a
-/// name followed by `{` to take any label set); 0 when absent.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.starts_with(series)
-                && (series.ends_with('{')
-                    || series.ends_with('}')
-                    || l[series.len()..].starts_with(' '))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    topology(admin).version
 }
 
 fn reloads(admin: u16, result: &str) -> f64 {
-    metric(
-        &metrics(admin),
-        &format!("ringproxy_reloads_total{{result=\"{result}\"}}"),
-    )
+    scrape(admin).series(&format!("ringproxy_reloads_total{{result=\"{result}\"}}"))
 }
 
-/// Polls `/topology` until the version is `want`; returns how long that took.
+/// Polls `/topology` until the version is `want` (never past it); returns how long
+/// that took.
 fn wait_version(admin: u16, want: u64) -> Duration {
     let t0 = Instant::now();
-    let mut last = 0;
-    while t0.elapsed() < RELOAD_TIMEOUT {
-        last = version(admin);
-        if last == want {
-            return t0.elapsed();
-        }
+    wait_topology(admin, &format!("version {want}"), RELOAD_TIMEOUT, |t| {
         assert!(
-            last < want,
-            "topology version jumped to {last}, expected {want}"
+            t.version <= want,
+            "topology version jumped to {}, expected {want}",
+            t.version
         );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("topology version still {last} after {RELOAD_TIMEOUT:?}, expected {want}");
+        t.version == want
+    });
+    t0.elapsed()
 }
 
 /// FNV-1a 64 of the config text: what the proxy reports as the config hash.
@@ -200,231 +131,66 @@ fn swap_symlink(link: &Path, target: &Path) {
 // Steady load
 // ---------------------------------------------------------------------------
 
-#[derive(Default)]
-struct Stats {
-    rounds: AtomicU64,
-    requests: AtomicU64,
-    /// Error replies, unexpected reply types, wrong values (another key's).
-    failed: AtomicU64,
-    /// IO errors or EOF: a client connection was dropped.
-    dropped: AtomicU64,
-    /// GET answered nil or an older round's value of the same key.
-    misses: AtomicU64,
-    /// Rounds with at least one miss, per thread.
-    miss_rounds: Vec<AtomicU64>,
-    samples: Mutex<Vec<String>>,
+/// [`LOAD_THREADS`] clients, each on one connection for its whole life, sending rounds
+/// of [`KEYS_PER_ROUND`] x (SET k v, GET k) as one pipeline, 1 ms apart. Keys are
+/// `{TAG}:t<thread>`, so they route as TAG does (hash tags). TAGs are
+/// `load:<case>:<round % 200>:<i>`, or taken in turn from `tags` when given. Returns
+/// once every thread has done a few rounds.
+fn start_load(port: u16, case: &str, tags: Option<Vec<String>>) -> Load {
+    let tags = tags.unwrap_or_else(|| {
+        (0..200)
+            .flat_map(|r| (0..KEYS_PER_ROUND).map(move |i| format!("load:{case}:{r}:{i}")))
+            .collect()
+    });
+    let clients = (0..LOAD_THREADS)
+        .map(|t| Client {
+            name: format!("thread {t}"),
+            keys: tags
+                .iter()
+                .map(|tag| (Arc::from(format!("{{{tag}}}:t{t}")), 0))
+                .collect(),
+            offset: 0,
+        })
+        .collect();
+    let opts = Options {
+        keys_per_round: KEYS_PER_ROUND,
+        ops: Ops::SetThenGet,
+        pause: Duration::from_millis(1),
+        max_rounds: MAX_ROUNDS,
+        max_time: MAX_LOAD_TIME,
+        reply_timeout: Duration::from_secs(5),
+        keep_samples: false,
+    };
+    let load = Load::start(port, clients, &opts);
+    load.wait_rounds(5 * LOAD_THREADS as u64);
+    load
 }
 
-impl Stats {
-    fn note(&self, what: String) {
-        let mut s = self.samples.lock().unwrap();
-        if s.len() < 10 {
-            s.push(what);
-        }
-    }
-}
-
-/// `LOAD_THREADS` clients, each on one connection for its whole life, sending rounds
-/// of `KEYS_PER_ROUND` x (SET k v, GET k) as one pipeline.
-struct Load {
-    stop: Arc<AtomicBool>,
-    stats: Arc<Stats>,
-    threads: Vec<JoinHandle<()>>,
-    started: Instant,
-}
-
-impl Load {
-    /// Keys are `{TAG}:t<thread>`, so they route as TAG does (hash tags). TAGs are
-    /// `load:<case>:<round % 200>:<i>`, or taken in turn from `tags` when given.
-    fn start(port: u16, tag: &str, tags: Option<Vec<String>>) -> Load {
-        let tags = tags.map(Arc::new);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Stats {
-            miss_rounds: (0..LOAD_THREADS).map(|_| AtomicU64::new(0)).collect(),
-            ..Stats::default()
-        });
-        let threads = (0..LOAD_THREADS)
-            .map(|t| {
-                let (stop, stats) = (stop.clone(), stats.clone());
-                let (tag, tags) = (tag.to_string(), tags.clone());
-                std::thread::spawn(move || {
-                    load_thread(port, t, &tag, tags.as_deref(), &stop, &stats)
-                })
-            })
-            .collect();
-        let load = Load {
-            stop,
-            stats,
-            threads,
-            started: Instant::now(),
-        };
-        load.wait_rounds(5 * LOAD_THREADS as u64);
-        load
-    }
-
-    fn rounds(&self) -> u64 {
-        self.stats.rounds.load(Ordering::Relaxed)
-    }
-
-    /// Waits until `more` further rounds completed (the load makes progress).
-    fn wait_rounds(&self, more: u64) {
-        let want = self.rounds() + more;
-        wait_until(
-            &format!("{more} more load rounds"),
-            Duration::from_secs(10),
-            || self.rounds() >= want,
+/// Stops the load and asserts it saw no failure, no dropped connection, and at most
+/// `swaps` rounds with misses per thread.
+fn finish_load(load: Load, case: &str, swaps: u64) {
+    let r = load.finish();
+    let miss_rounds: Vec<u64> = r.logs.iter().map(|l| l.miss_rounds).collect();
+    println!(
+        "[{case}] load: {} rounds, {} requests in {:?}; failed {}, misses {} (rounds with misses per thread {miss_rounds:?})",
+        r.total(|l| l.rounds as usize),
+        r.total(|l| l.received),
+        r.elapsed,
+        r.total(ClientLog::failed),
+        r.total(|l| l.count("miss")),
+    );
+    let notes = r.notes();
+    assert_eq!(
+        r.total(ClientLog::failed),
+        0,
+        "[{case}] failed requests:\n  {notes}"
+    );
+    r.assert_complete();
+    for (t, m) in miss_rounds.iter().enumerate() {
+        assert!(
+            *m <= swaps,
+            "[{case}] thread {t} missed its own fresh SET in {m} rounds; at most {swaps} (one per key-moving swap) allowed:\n  {notes}"
         );
-    }
-
-    /// Stops the load and asserts it saw no failure, no dropped connection, and at most
-    /// `swaps` rounds with misses per thread.
-    fn finish(mut self, case: &str, swaps: u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            t.join().expect("load thread panicked");
-        }
-        let s = &self.stats;
-        let miss_rounds: Vec<u64> = s
-            .miss_rounds
-            .iter()
-            .map(|m| m.load(Ordering::Relaxed))
-            .collect();
-        println!(
-            "[{case}] load: {} rounds, {} requests in {:?}; failed {}, dropped {}, misses {} (rounds with misses per thread {miss_rounds:?})",
-            s.rounds.load(Ordering::Relaxed),
-            s.requests.load(Ordering::Relaxed),
-            self.started.elapsed(),
-            s.failed.load(Ordering::Relaxed),
-            s.dropped.load(Ordering::Relaxed),
-            s.misses.load(Ordering::Relaxed),
-        );
-        let samples = s.samples.lock().unwrap().join("\n  ");
-        assert_eq!(
-            s.failed.load(Ordering::Relaxed),
-            0,
-            "[{case}] failed requests:\n  {samples}"
-        );
-        assert_eq!(
-            s.dropped.load(Ordering::Relaxed),
-            0,
-            "[{case}] dropped client connections:\n  {samples}"
-        );
-        for (t, m) in miss_rounds.iter().enumerate() {
-            assert!(
-                *m <= swaps,
-                "[{case}] thread {t} missed its own fresh SET in {m} rounds; at most {swaps} (one per key-moving swap) allowed:\n  {samples}"
-            );
-        }
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-fn load_thread(
-    port: u16,
-    t: usize,
-    tag: &str,
-    tags: Option<&Vec<String>>,
-    stop: &AtomicBool,
-    stats: &Stats,
-) {
-    let started = Instant::now();
-    let mut conn: Option<Conn> = None;
-    let mut round: u64 = 0;
-    while !stop.load(Ordering::Relaxed) && round < MAX_ROUNDS && started.elapsed() < MAX_LOAD_TIME {
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match Conn::try_connect(port, Duration::from_secs(5)) {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    stats.note(format!("thread {t}: connect: {e}"));
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            },
-        };
-        // Keys cycle over 200 rounds so the key space stays bounded; the value names
-        // the round, so an older value of the same key is told apart from a wrong one.
-        let keys: Vec<String> = (0..KEYS_PER_ROUND)
-            .map(|i| match tags {
-                Some(tags) => {
-                    let j = (round as usize * KEYS_PER_ROUND + i) % tags.len();
-                    format!("{{{}}}:t{t}", tags[j])
-                }
-                None => format!("{{load:{tag}:{}:{i}}}:t{t}", round % 200),
-            })
-            .collect();
-        let mut buf = Vec::new();
-        for k in &keys {
-            buf.extend_from_slice(&encode(&["SET", k, &format!("{k}@{round}")]));
-            buf.extend_from_slice(&encode(&["GET", k]));
-        }
-        let mut replies = Vec::with_capacity(2 * KEYS_PER_ROUND);
-        let io = c.send_raw(&buf).and_then(|()| {
-            for _ in 0..2 * KEYS_PER_ROUND {
-                replies.push(c.read()?);
-            }
-            Ok(())
-        });
-        if let Err(e) = io {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            stats.note(format!(
-                "thread {t} round {round}: connection lost after {} replies: {e}",
-                replies.len()
-            ));
-            conn = None;
-            round += 1;
-            continue;
-        }
-        let mut missed = false;
-        for (i, k) in keys.iter().enumerate() {
-            let want = format!("{k}@{round}");
-            match &replies[2 * i] {
-                Reply::Status(s) if s == "OK" => {}
-                other => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    stats.note(format!("thread {t} round {round}: SET {k} -> {other}"));
-                }
-            }
-            match &replies[2 * i + 1] {
-                Reply::Bulk(v) if v == want.as_bytes() => {}
-                Reply::Nil => {
-                    missed = true;
-                    stats.misses.fetch_add(1, Ordering::Relaxed);
-                    stats.note(format!("thread {t} round {round}: GET {k} -> nil (miss)"));
-                }
-                Reply::Bulk(v) if v.starts_with(format!("{k}@").as_bytes()) => {
-                    missed = true;
-                    stats.misses.fetch_add(1, Ordering::Relaxed);
-                    stats.note(format!(
-                        "thread {t} round {round}: GET {k} -> older {} (miss)",
-                        escape(v)
-                    ));
-                }
-                other => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    stats.note(format!("thread {t} round {round}: GET {k} -> {other}"));
-                }
-            }
-        }
-        if missed {
-            stats.miss_rounds[t].fetch_add(1, Ordering::Relaxed);
-        }
-        stats
-            .requests
-            .fetch_add(2 * KEYS_PER_ROUND as u64, Ordering::Relaxed);
-        stats.rounds.fetch_add(1, Ordering::Relaxed);
-        round += 1;
-        // A steady load, not a flood: the test machine may have two cores.
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -550,35 +316,26 @@ fn check_fresh_keys(
 /// its config hash, like `ringproxy_config_info{hash}`, is the hash of `text`.
 fn assert_topology(case: &str, admin: u16, nodes: &[N], text: &str) {
     let t = topology(admin);
-    let got: Vec<(String, String, u64)> = t["pools"][0]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("[{case}] no pools[0].nodes in {t}"))
+    for n in &t.nodes {
+        assert!(n.on_ring, "[{case}] node off ring: {n:?}");
+    }
+    let got: Vec<(&str, &str, u64)> = t
+        .nodes
         .iter()
-        .map(|n| {
-            assert_eq!(
-                n["on_ring"],
-                Value::Bool(true),
-                "[{case}] node off ring: {n}"
-            );
-            (
-                n["name"].as_str().unwrap_or_default().to_string(),
-                n["addr"].as_str().unwrap_or_default().to_string(),
-                n["weight"].as_u64().unwrap_or_default(),
-            )
-        })
+        .map(|n| (n.name.as_str(), n.addr.as_str(), n.weight))
         .collect();
-    let want: Vec<(String, String, u64)> = nodes
+    let want: Vec<(&str, &str, u64)> = nodes
         .iter()
-        .map(|n| (n.name.clone(), n.addr.clone(), u64::from(n.weight)))
+        .map(|n| (n.name.as_str(), n.addr.as_str(), u64::from(n.weight)))
         .collect();
     assert_eq!(got, want, "[{case}] /topology nodes");
     let hash = fnv1a64(text);
     assert_eq!(
-        t["config_hash"].as_str(),
+        t.config_hash.as_deref(),
         Some(hash.as_str()),
         "[{case}] /topology config_hash"
     );
-    let m = metrics(admin);
+    let m = get(admin, "/metrics");
     assert_eq!(
         metric(&m, &format!("ringproxy_config_info{{hash=\"{hash}\"}}")),
         1.0,
@@ -588,10 +345,9 @@ fn assert_topology(case: &str, admin: u16, nodes: &[N], text: &str) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let v = t["pools"][0]["version"].as_u64().unwrap();
     assert_eq!(
         metric(&m, "ringproxy_topology_version{") as u64,
-        v,
+        t.version,
         "[{case}] ringproxy_topology_version vs /topology"
     );
 }
@@ -675,9 +431,10 @@ impl Setup {
 
     /// Like `start`; with `avoid`, the load only uses keys that node does not own.
     fn start_avoiding(count: usize, case: &str, avoid: Option<&str>) -> Setup {
-        let servers: Vec<RedisServer> = (0..count).map(|_| RedisServer::start()).collect();
-        let refs: Vec<&RedisServer> = servers.iter().collect();
-        let proxy = Proxy::with_nodes(&refs, "");
+        let Cluster {
+            proxy,
+            nodes: servers,
+        } = Cluster::start(count, "");
         let (listen, admin) = (proxy.port(), proxy.admin_port());
         let nodes: Vec<N> = servers
             .iter()
@@ -689,7 +446,7 @@ impl Setup {
         let text = yaml(listen, admin, &nodes);
         proxy.write_config(&text);
         let v0 = version(admin);
-        let (status, body) = http(admin, "POST", "/reload");
+        let HttpResponse { status, body, .. } = http(admin, "POST", "/reload");
         assert_eq!(status, 200, "initial POST /reload: {body}");
         wait_version(admin, v0 + 1);
         assert_topology(case, admin, &nodes, &text);
@@ -701,7 +458,7 @@ impl Setup {
                 .map(|(k, _)| k)
                 .collect()
         });
-        let load = Load::start(listen, case, tags);
+        let load = start_load(listen, case, tags);
         Setup {
             load: Some(load),
             proxy,
@@ -720,7 +477,7 @@ impl Setup {
         let load = self.load.take().unwrap();
         // The load keeps going well after the last change.
         load.wait_rounds(20 * LOAD_THREADS as u64);
-        load.finish(case, swaps);
+        finish_load(load, case, swaps);
         assert!(self.proxy.is_running(), "[{case}] proxy exited");
     }
 }
@@ -847,7 +604,10 @@ fn remove_node_drains_in_flight() {
         Duration::from_secs(5),
         || {
             let t = topology(s.admin);
-            t["pools"][0]["nodes"][3]["inflight"].as_i64().unwrap_or(0) >= want
+            t.json["pools"][0]["nodes"][3]["inflight"]
+                .as_i64()
+                .unwrap_or(0)
+                >= want
         },
     );
 
@@ -855,7 +615,7 @@ fn remove_node_drains_in_flight() {
     let nodes = s.nodes[..3].to_vec();
     let text = yaml(s.listen, s.admin, &nodes);
     s.proxy.write_config(&text);
-    let (status, body) = http(s.admin, "POST", "/reload");
+    let HttpResponse { status, body, .. } = http(s.admin, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
     wait_version(s.admin, v + 1);
     // New requests for node3's keys go to their new owners at once (nil there).
@@ -999,13 +759,16 @@ fn invalid_file_changes_nothing_then_valid_file_applies() {
     let before = conn_ids(&refs(&s.servers));
     let v = version(s.admin);
     let good_text = yaml(s.listen, s.admin, &s.nodes);
-    let hash0 = topology(s.admin)["config_hash"].clone();
+    let hash0 = topology(s.admin).config_hash.clone();
     let failed0 = reloads(s.admin, "failed");
 
     // Unknown field, then broken YAML, then a node with a bad weight.
     let bad_files = [
         format!("{good_text}no_such_setting: 1\n"),
-        format!("{good_text}  - {{name: nodeX, addr: \"127.0.0.1:1\"\n"),
+        format!(
+            "{good_text}  - {{name: nodeX, addr: \"127.0.0.1:{}\"\n",
+            free_port()
+        ),
         good_text.replace("weight: 1}", "weight: 0}"),
     ];
     let mut failed = failed0;
@@ -1022,11 +785,11 @@ fn invalid_file_changes_nothing_then_valid_file_applies() {
             "[{case}] bad file {i} changed the version"
         );
         assert_eq!(
-            topology(s.admin)["config_hash"],
+            topology(s.admin).config_hash,
             hash0,
             "[{case}] bad file {i} changed the config hash"
         );
-        let (status, body) = http(s.admin, "POST", "/reload");
+        let HttpResponse { status, body, .. } = http(s.admin, "POST", "/reload");
         assert_eq!(
             status, 422,
             "[{case}] POST /reload with bad file {i}: {body}"
@@ -1196,7 +959,7 @@ fn sighup_storm() {
     });
     assert!(s.proxy.is_running(), "[{case}] proxy died under SIGHUP");
     assert_eq!(s.proxy.conn().cmd(&["PING"]), Reply::Status("PONG".into()));
-    let m = metrics(s.admin);
+    let m = get(s.admin, "/metrics");
     let (ok, unchanged, failed) = (
         metric(&m, r#"ringproxy_reloads_total{result="ok"}"#),
         metric(&m, r#"ringproxy_reloads_total{result="unchanged"}"#),
@@ -1246,7 +1009,7 @@ fn post_reload_200_and_422() {
     let v = version(s.admin);
 
     // Unchanged file: 200.
-    let (status, body) = http(s.admin, "POST", "/reload");
+    let HttpResponse { status, body, .. } = http(s.admin, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("unchanged"), "{body}");
     assert_eq!(version(s.admin), v);
@@ -1254,18 +1017,18 @@ fn post_reload_200_and_422() {
     // A bad file: 422 with the reason, nothing changes.
     let good = yaml(s.listen, s.admin, &s.nodes);
     s.proxy.write_config(&format!("{good}nodes: oops\n"));
-    let (status, body) = http(s.admin, "POST", "/reload");
+    let HttpResponse { status, body, .. } = http(s.admin, "POST", "/reload");
     assert_eq!(status, 422, "{body}");
     println!("[{case}] 422: {}", body.trim());
     assert_eq!(version(s.admin), v);
     // GET is not allowed on /reload.
-    assert_eq!(http(s.admin, "GET", "/reload").0, 405);
+    assert_eq!(http(s.admin, "GET", "/reload").status, 405);
 
     // A good file: 200 (applied, or unchanged if the file watcher got there first).
     let nodes = vec![s.nodes[0].clone(), s.nodes[2].clone()];
     let text = yaml(s.listen, s.admin, &nodes);
     s.proxy.write_config(&text);
-    let (status, body) = http(s.admin, "POST", "/reload");
+    let HttpResponse { status, body, .. } = http(s.admin, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
     println!("[{case}] 200: {}", body.trim());
     assert!(
@@ -1299,7 +1062,7 @@ fn listen_change_needs_restart_node_change_applies() {
     nodes.push(n("node3", &extra, 1));
     let text = yaml(new_listen, s.admin, &nodes);
     s.proxy.write_config(&text);
-    let (status, body) = http(s.admin, "POST", "/reload");
+    let HttpResponse { status, body, .. } = http(s.admin, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
     println!("[{case}] POST /reload: {}", body.trim());
     if body.contains("unchanged") {

@@ -9,24 +9,15 @@
 //! Also covered: a file with two pools (one listener per pool), `--check` and
 //! `convert` on nutcracker files, and placement after an ejection (auto_eject_hosts).
 //!
-//! A nutcracker file cannot name an admin address, so ringproxy binds its default
-//! admin port 127.0.0.1:9121 for it: tests here that serve a nutcracker file take the
-//! [`SERIAL`] lock, and the starter retries while another process holds that port.
+//! A nutcracker file cannot name an admin address, so ringproxy binds no admin port
+//! for it unless `--admin HOST:PORT` is given: every port here is a free one.
 
 mod common;
 
 use common::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// ringproxy serving a nutcracker file always binds 127.0.0.1:9121 for admin.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 // ---------------------------------------------------------------------------
 // Config files
@@ -88,14 +79,18 @@ fn start_nutcracker(template: &str, listeners: usize) -> (Nutcracker, Vec<u16>, 
     (nc, ports, yaml)
 }
 
-/// ringproxy on the same template (fresh ports); waits until every listener answers
-/// PING. Retries while the fixed admin port 9121 is held by another process.
-fn start_ringproxy(template: &str, listeners: usize) -> (Proxy, Vec<u16>, String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+/// ringproxy on the same template (fresh ports) with extra arguments `args`; waits
+/// until every listener answers PING. Retries (3 attempts) if a port was taken meanwhile.
+fn start_ringproxy_with(
+    template: &str,
+    listeners: usize,
+    args: &[&str],
+) -> (Proxy, Vec<u16>, String) {
+    let mut last = String::new();
+    for _ in 0..3 {
         let ports: Vec<u16> = (0..listeners).map(|_| free_port()).collect();
         let yaml = fill(template, &ports);
-        match Proxy::try_start(&yaml) {
+        match Proxy::try_start_with(&yaml, args) {
             Ok(p) => {
                 for &port in &ports {
                     wait_until(
@@ -106,13 +101,15 @@ fn start_ringproxy(template: &str, listeners: usize) -> (Proxy, Vec<u16>, String
                 }
                 return (p, ports, yaml);
             }
-            Err(e) if Instant::now() < deadline && (e.contains("9121") || e.contains("in use")) => {
-                eprintln!("ringproxy start collided on a port, retrying");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => panic!("ringproxy did not start on a nutcracker file:\n{e}"),
+            Err(e) => last = e,
         }
     }
+    panic!("ringproxy did not start on a nutcracker file (3 attempts):\n{last}");
+}
+
+/// [`start_ringproxy_with`] without extra arguments (so without an admin port).
+fn start_ringproxy(template: &str, listeners: usize) -> (Proxy, Vec<u16>, String) {
+    start_ringproxy_with(template, listeners, &[])
 }
 
 // ---------------------------------------------------------------------------
@@ -292,7 +289,6 @@ const CASE_SETTINGS: [&str; 2] = ["redis: true", "timeout: 2000"];
 fn placement_case(label: &str, entries: &[(u32, Option<&str>)], settings: &[&str], n: usize) {
     let settings: Vec<&str> = settings.iter().chain(&CASE_SETTINGS).copied().collect();
     let settings = settings.as_slice();
-    let _serial = serial();
     let started = Instant::now();
     let backends: Vec<RedisServer> = entries.iter().map(|_| RedisServer::start()).collect();
     let refs: Vec<&RedisServer> = backends.iter().collect();
@@ -420,7 +416,6 @@ fn named_servers_fnv1a_64_modula_sorted_by_name() {
 
 #[test]
 fn two_pools_each_on_its_own_listener() {
-    let _serial = serial();
     let a: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let b: Vec<RedisServer> = (0..2).map(|_| RedisServer::start()).collect();
     let a_refs: Vec<&RedisServer> = a.iter().collect();
@@ -454,8 +449,13 @@ fn two_pools_each_on_its_own_listener() {
         &b_servers,
     );
     let (_nc, ncp, nc_yaml) = start_nutcracker(&template, 2);
-    let (_rp, rpp, rp_yaml) = start_ringproxy(&template, 2);
+    let (rp, rpp, rp_yaml) = start_ringproxy(&template, 2);
     assert_only_listen_differs(&nc_yaml, &rp_yaml);
+    assert_eq!(
+        listening_ports(rp.pid()),
+        rpp.iter().copied().collect::<BTreeSet<u16>>(),
+        "ringproxy on a nutcracker file binds one listener per pool and no admin port"
+    );
     for &p in &rpp {
         assert_eq!(
             Conn::connect(p).cmd(&["PING"]),
@@ -516,6 +516,40 @@ fn two_pools_each_on_its_own_listener() {
     }
 }
 
+#[test]
+fn nutcracker_file_binds_an_admin_port_only_with_the_admin_flag() {
+    let backend = RedisServer::start();
+    let template = pool(
+        "alpha",
+        "{LISTEN0}",
+        &["redis: true"],
+        &[server(&backend, 1, Some("node0"))],
+    );
+    let (rp, ports, _) = start_ringproxy(&template, 1);
+    assert_eq!(
+        listening_ports(rp.pid()),
+        BTreeSet::from([ports[0]]),
+        "without --admin only the pool listener is bound"
+    );
+    drop(rp);
+
+    let admin = free_port();
+    let flag = format!("127.0.0.1:{admin}");
+    let (rp, ports, _) = start_ringproxy_with(&template, 1, &["--admin", &flag]);
+    assert_eq!(rp.admin_port(), admin);
+    assert_eq!(
+        listening_ports(rp.pid()),
+        BTreeSet::from([ports[0], admin]),
+        "--admin {flag} adds the admin listener"
+    );
+    let t = common::admin::topology(admin);
+    assert_eq!(
+        (t.pool.as_str(), t.names()),
+        ("alpha", vec!["node0"]),
+        "{t}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 3. --check and convert on nutcracker files
 // ---------------------------------------------------------------------------
@@ -536,7 +570,18 @@ fn check(path: &std::path::Path) -> (bool, String, String) {
     run(&["--check".as_ref(), "--config".as_ref(), path.as_os_str()])
 }
 
-/// A nutcracker file over fixed, unused addresses (nothing connects in these tests).
+/// `host:<a free port>:weight [name]` servers: addresses nothing connects to.
+fn offline_servers(entries: &[(&str, u32, Option<&str>)]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|(host, w, name)| {
+            let s = format!("{host}:{}:{w}", free_port());
+            name.map_or(s.clone(), |n| format!("{s} {n}"))
+        })
+        .collect()
+}
+
+/// A nutcracker file over unused addresses (nothing connects in these tests).
 fn offline_file(extra: &[&str]) -> String {
     let mut settings = vec![
         "hash: murmur",
@@ -548,15 +593,15 @@ fn offline_file(extra: &[&str]) -> String {
     settings.extend_from_slice(extra);
     pool(
         "alpha",
-        "22199",
+        &free_port().to_string(),
         &settings,
-        &[
-            "127.0.0.1:7001:1 cache-a".into(),
-            "127.0.0.1:7002:3".into(),
-            "127.0.0.1:7003:2 b".into(),
-            "10.0.0.4:6379:5".into(),
-            "127.0.0.1:7005:1".into(),
-        ],
+        &offline_servers(&[
+            ("127.0.0.1", 1, Some("cache-a")),
+            ("127.0.0.1", 3, None),
+            ("127.0.0.1", 2, Some("b")),
+            ("10.0.0.4", 5, None),
+            ("127.0.0.1", 1, None),
+        ]),
     )
 }
 
@@ -597,6 +642,68 @@ fn check_refuses_a_memcached_pool_and_names_the_line() {
     assert!(!ok && err2.contains(&format!("line {line}")), "{err2}");
 }
 
+/// The `listen:` and `admin:` lines `--check` prints (what serving would bind).
+fn bind_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with("listen: ") || l.starts_with("admin: "))
+        .collect()
+}
+
+#[test]
+fn check_prints_what_it_binds_for_both_formats() {
+    let dir = TempDir::new("twem-check-binds");
+    let nc_text = offline_file(&[]);
+    let listen = port_of(&nc_text, "listen").expect("listen port");
+    let nc = dir.join("nutcracker.yml");
+    std::fs::write(&nc, &nc_text).unwrap();
+    let (ok, out, err) = check(&nc);
+    assert!(ok, "--check failed:\n{out}{err}");
+    assert_eq!(
+        bind_lines(&out),
+        [
+            format!("listen: 127.0.0.1:{listen} (pool alpha)").as_str(),
+            "admin: none (a nutcracker file has no admin field; --admin HOST:PORT enables it)",
+        ],
+        "{out}"
+    );
+    let admin = format!("127.0.0.1:{}", free_port());
+    let (ok, out, err) = run(&[
+        "--check".as_ref(),
+        "--config".as_ref(),
+        nc.as_os_str(),
+        "--admin".as_ref(),
+        admin.as_ref(),
+    ]);
+    assert!(ok, "--check --admin failed:\n{out}{err}");
+    assert_eq!(bind_lines(&out)[1], format!("admin: {admin}"), "{out}");
+
+    let (port, admin_port, node) = (free_port(), free_port(), free_port());
+    let yaml = format!(
+        "listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin_port}\nnodes:\n  - {{name: n0, addr: \"127.0.0.1:{node}\"}}\n"
+    );
+    let rp = dir.join("ringproxy.yaml");
+    std::fs::write(&rp, &yaml).unwrap();
+    let (ok, out, err) = check(&rp);
+    assert!(ok, "--check failed:\n{out}{err}");
+    assert_eq!(
+        bind_lines(&out),
+        [
+            format!("listen: 127.0.0.1:{port} (pool default)"),
+            format!("admin: 127.0.0.1:{admin_port}"),
+        ],
+        "{out}"
+    );
+    let no_admin = yaml.replace(&format!("admin: 127.0.0.1:{admin_port}"), "admin: null");
+    std::fs::write(&rp, &no_admin).unwrap();
+    let (ok, out, err) = check(&rp);
+    assert!(ok, "--check failed:\n{out}{err}");
+    assert_eq!(
+        bind_lines(&out)[1],
+        "admin: none (the file says admin: null)",
+        "{out}"
+    );
+}
+
 /// `ringproxy route` output for `keys` with `config`, one line per key.
 fn route_lines(config: &std::path::Path, keys: &[Vec<u8>]) -> Vec<String> {
     use std::os::unix::ffi::OsStrExt;
@@ -623,7 +730,7 @@ fn convert_prints_an_accepted_file_that_places_keys_identically() {
     assert_eq!(ks.len(), 1000);
     let modula = pool(
         "mod",
-        "22198",
+        &free_port().to_string(),
         &[
             "hash: fnv1a_64",
             "hash_tag: \"[]\"",
@@ -633,12 +740,12 @@ fn convert_prints_an_accepted_file_that_places_keys_identically() {
             "server_failure_limit: 3",
             "server_retry_timeout: 5000",
         ],
-        &[
-            "127.0.0.1:7001:1 node-10".into(),
-            "127.0.0.1:7002:2 z".into(),
-            "127.0.0.1:7003:1 node-9".into(),
-            "127.0.0.1:7004:1".into(),
-        ],
+        &offline_servers(&[
+            ("127.0.0.1", 1, Some("node-10")),
+            ("127.0.0.1", 2, Some("z")),
+            ("127.0.0.1", 1, Some("node-9")),
+            ("127.0.0.1", 1, None),
+        ]),
     );
     for (label, text) in [
         ("murmur ketama", offline_file(&["backlog: 512"])),
@@ -681,9 +788,9 @@ fn convert_splits_two_pools_into_accepted_documents() {
     let text = offline_file(&[])
         + &pool(
             "beta",
-            "22197",
+            &free_port().to_string(),
             &["redis: true", "hash: md5", "distribution: modula"],
-            &["127.0.0.1:7101:1".into(), "127.0.0.1:7102:1".into()],
+            &offline_servers(&[("127.0.0.1", 1, None), ("127.0.0.1", 1, None)]),
         );
     let nc = dir.join("two.yml");
     std::fs::write(&nc, &text).unwrap();
@@ -723,7 +830,6 @@ fn set_until_ok(port: u16, key: &[u8], deadline: Instant) -> Result<Duration, St
 
 #[test]
 fn placement_after_ejection_matches() {
-    let _serial = serial();
     let mut backends: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let servers: Vec<String> = backends.iter().map(|b| server(b, 1, None)).collect();
     let template = pool(

@@ -3,8 +3,9 @@
 //!
 //! A ringproxy file describes one pool. For a nutcracker file with several pools,
 //! [`nutcracker_to_ringproxy`] prints one YAML document per pool, separated by `---`
-//! with a comment naming the pool: save each document as its own file (and give each
-//! its own admin address if they run side by side).
+//! with a comment naming the pool: save each document as its own file. A nutcracker
+//! file binds no admin port, so neither does its conversion (`admin: null`): give each
+//! document its own admin address to enable it.
 
 use super::checks::{self as ck};
 use super::nutcracker::Nutcracker;
@@ -66,8 +67,9 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
 /// Every pool of a nutcracker file as ringproxy YAML: the notes first (as comments),
 /// then one document per pool.
 pub fn nutcracker_to_ringproxy(nc: &Nutcracker) -> String {
-    let mut out =
-        String::from("# Converted from a nutcracker file; placement is twemproxy-exact.\n");
+    let mut out = String::from(
+        "# Converted from a nutcracker file; placement is twemproxy-exact.\n# admin: null, as serving the nutcracker file binds no admin port; write a host:port to enable it.\n",
+    );
     for n in &nc.notes {
         let _ = writeln!(out, "# note: {n}");
     }

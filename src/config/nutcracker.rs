@@ -13,8 +13,10 @@
 //! (`host:port:weight [name]` or `/path:weight [name]`; ring identity by nutcracker's
 //! rule).
 //! Noted, not used: `backlog`, `tcpkeepalive`. Refused: `redis: false` or no `redis`
-//! (a memcached pool), unknown keys. Process-wide settings (admin, workers, log) take
-//! ringproxy's defaults.
+//! (a memcached pool), unknown keys. Process-wide settings (workers, log) take
+//! ringproxy's defaults, except admin: a nutcracker file has no admin field and another
+//! proxy on the host may hold the default admin port, so none is bound (`--admin
+//! HOST:PORT` turns it on).
 
 use super::checks::{self as ck, Report};
 use super::locate::Seg::{self, Item, Key};
@@ -100,7 +102,7 @@ pub fn parse(text: &str) -> Result<Nutcracker, Vec<Problem>> {
     }
     let config = Config {
         pools: configs,
-        admin: Some(DEFAULT_ADMIN.into()),
+        admin: None,
         workers: 0,
         log_json: false,
         log_level: "info".into(),

@@ -79,7 +79,10 @@ fn the_example_parses_with_every_mapped_setting() {
     assert_eq!((h.eject, h.failures, h.max_ejected_percent), (true, 1, 100));
     assert_eq!(h.retry_timeout, Some(Duration::from_secs(2)));
     assert_eq!((s.health.eject, s.health.retry_timeout), (false, None));
-    assert_eq!(n.config.admin.as_deref(), Some(DEFAULT_ADMIN));
+    assert_eq!(
+        n.config.admin, None,
+        "a nutcracker file binds no admin port"
+    );
     assert_eq!(n.notes.len(), 1);
     assert_eq!(
         n.notes[0].message,
