@@ -11,7 +11,8 @@ pub enum HashMode {
     /// nodes are added), key hash = 64-bit FNV-1a folded to 32 bits.
     #[default]
     Ringproxy,
-    /// nutcracker 0.5.0 byte-for-byte (see twemproxy-ketama.md).
+    /// nutcracker 0.5.0 byte-for-byte (checked against nutcracker itself by
+    /// `tests/twemproxy_placement.rs`).
     Twemproxy,
 }
 
