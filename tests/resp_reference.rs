@@ -14,7 +14,7 @@
 //! complete frame the scanner must agree on its length, except in the cases the
 //! proxy refuses on purpose. Those are listed in `reference`'s module docs:
 //! RESP3 streamed strings and aggregates (`$?`, `;`, `.`), the `HELLO` pseudo-frame,
-//! `+`-signed or over-18-digit length headers, and lines with a bare LF. They are
+//! `+`-signed or over-19-digit length headers, and lines with a bare LF. They are
 //! pinned by `deliberate_differences` below.
 
 #[path = "resp_reference/reference.rs"]
