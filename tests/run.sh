@@ -68,5 +68,5 @@ if ! python3 -c 'import redis, sys; sys.exit(int(redis.__version__.split(".")[0]
 fi
 
 # --- tests -------------------------------------------------------------------
-say "cargo test --locked $*"
+say "cargo test --locked${*:+ $*}"
 exec cargo test --locked "$@"
