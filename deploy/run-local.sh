@@ -5,8 +5,9 @@
 #   deploy/run-local.sh              # from any directory
 #   deploy/run-local.sh --nodes 5    # 5 backends (7001..7005), with a generated config
 #
-# Needs: cargo (https://rustup.rs), redis-server and redis-cli
-#   (Debian/Ubuntu: sudo apt-get install redis-server redis-tools).
+# Needs: cargo (https://rustup.rs), redis-server and redis-cli. When those two are
+#   missing, as root it installs them (apt-get: redis-server redis-tools); otherwise
+#   it prints the sudo apt-get command to run and exits 1.
 # Environment:
 #   RINGPROXY_CONFIG  config file to run with (default: conf/ringproxy.yaml in the
 #                     repository). Its nodes must be 127.0.0.1:7001..7003. Not used
@@ -26,7 +27,8 @@ NODES=3
 NODES_GIVEN=0
 
 usage() {
-  sed -n '2,16p' "$SCRIPT" | sed 's/^# \{0,1\}//'
+  # The comment block at the top of this file.
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$SCRIPT"
 }
 
 die() {
@@ -56,10 +58,23 @@ if [ "$NODES" -lt 1 ] || [ "$NODES" -gt 26 ]; then
 fi
 
 # --- prerequisites -----------------------------------------------------------
-for tool in redis-server redis-cli; do
-  command -v "$tool" >/dev/null 2>&1 \
-    || die "$tool not found; on Debian/Ubuntu: sudo apt-get install redis-server redis-tools"
-done
+have_redis() {
+  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1
+}
+if ! have_redis; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "run-local: redis-server or redis-cli not found; install them with:" >&2
+    echo "  sudo apt-get install -y redis-server redis-tools" >&2
+    exit 1
+  fi
+  # Debian's redis-server package may start its own service on port 6379: that is
+  # left alone (this script uses 7001 and up).
+  echo "run-local: installing redis-server redis-tools (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server redis-tools >/dev/null
+  have_redis || die "redis-server or redis-cli still not found after apt-get install"
+fi
 
 BIN="$ROOT/target/release/ringproxy"
 if command -v cargo >/dev/null 2>&1; then

@@ -857,7 +857,7 @@ fn a_client_hanging_up_mid_pipeline_does_not_confuse_others() {
     }
 }
 
-/// DBSIZE and INFO keyspace aggregate over all nodes (DESIGN: "INFO (proxy + aggregated)").
+/// DBSIZE and INFO keyspace aggregate over all nodes (key counts summed).
 #[test]
 fn dbsize_and_info_keyspace_are_aggregated() {
     let cl = Cluster::start(3, "");

@@ -1,6 +1,7 @@
 //! The hand-written RESP scanners (`resp::reply`, `resp::request`) checked against
-//! `redis-protocol` (wrapped in `resp::reference`), property style with a fixed-seed
-//! PRNG so every run tests the same cases and a failure names its seed.
+//! `redis-protocol` (wrapped in the `reference` module, `resp_reference/reference.rs`),
+//! property style with a fixed-seed PRNG so every run tests the same cases and a
+//! failure names its seed.
 //!
 //! Valid input is made by ENCODING random frames with `redis-protocol`'s encoders
 //! (RESP2 and RESP3: nested arrays, maps, sets, pushes, attributes, nulls, big
@@ -11,10 +12,13 @@
 //! Invalid input (random garbage, byte flips, insertions and deletions of valid
 //! encodings) must never panic the scanners, and wherever the reference accepts a
 //! complete frame the scanner must agree on its length, except in the cases the
-//! proxy refuses on purpose. Those are listed in `resp::reference`'s module docs:
+//! proxy refuses on purpose. Those are listed in `reference`'s module docs:
 //! RESP3 streamed strings and aggregates (`$?`, `;`, `.`), the `HELLO` pseudo-frame,
-//! `+`-signed or over-18-digit length headers, and lines with a bare LF. They are
+//! `+`-signed or over-19-digit length headers, and lines with a bare LF. They are
 //! pinned by `deliberate_differences` below.
+
+#[path = "resp_reference/reference.rs"]
+mod reference;
 
 use bytes::BytesMut;
 use redis_protocol::resp2::encode as enc2;
@@ -23,9 +27,9 @@ use redis_protocol::resp3::encode::complete as enc3;
 use redis_protocol::resp3::types::{
     FrameMap, FrameSet, OwnedFrame as F3, Resp3Frame, VerbatimStringFormat,
 };
-use ringproxy::resp::reference::{
-    check_reply, check_request, proxy_may_reject, reference_elements, reference_integer,
-    reference_reply_len, reference_request_args,
+use reference::{
+    check_reply, check_request, proxy_may_reject, reference_elements, reference_inline_args,
+    reference_integer, reference_reply_len, reference_request_args,
 };
 use ringproxy::resp::reply::{array_elements, integer, reply_len};
 use ringproxy::resp::request::{DecodeError, decode};
@@ -487,7 +491,7 @@ fn inline_requests_match_their_words() {
             words.push(word);
         }
         assert_eq!(
-            ringproxy::resp::reference::reference_inline_args(&line).as_ref(),
+            reference_inline_args(&line).as_ref(),
             Some(&words),
             "case {case}: model"
         );

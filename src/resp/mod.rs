@@ -3,12 +3,14 @@
 //!
 //! The hot path never builds frame trees: [`request::decode`] records argument
 //! offsets into the raw bytes, and [`reply::reply_len`] only finds where one reply
-//! ends so it can be forwarded byte for byte. `redis-protocol` decodes replies where
-//! their content matters (merging) and is the reference the scanners are tested against.
+//! ends so it can be forwarded byte for byte; where a reply's content matters
+//! (merging), [`reply::array_elements`], [`reply::integer`] and their kin read just
+//! that. The scanners are checked against `redis-protocol` as a reference decoder
+//! by `tests/resp_reference.rs` and the fuzz targets in `tests/fuzz/` (test code
+//! only).
 
 pub mod encode;
 pub mod number;
-pub mod reference;
 pub mod reply;
 pub mod request;
 

@@ -2,8 +2,9 @@
 //!
 //! nutcracker's functions take `const char *`, and on x86-64 `char` is signed: a
 //! byte >= 0x80 widened to an integer is sign-extended (0xff becomes 0xffffffff).
-//! Where nutcracker widens a plain `char`, so do we ([`sx32`]); where it reads
-//! bytes as unsigned, so do we. The longer functions live in [`super::hashkit`].
+//! Where nutcracker widens a plain `char`, so do we (`sx32`); where it reads
+//! bytes as unsigned, so do we. The longer functions live in the private `hashkit`
+//! module.
 
 use std::hash::Hasher;
 

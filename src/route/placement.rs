@@ -7,11 +7,13 @@ use super::tag::hashable_part;
 /// How points and key hashes are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HashMode {
-    /// ringproxy's own rule: 160 points per unit of weight (no renormalisation when
-    /// nodes are added), key hash = 64-bit FNV-1a folded to 32 bits.
+    /// ringproxy's own rule: 640 points per unit of weight (160 digests of 4 points;
+    /// no renormalisation when nodes are added), key hash = 64-bit FNV-1a with a
+    /// finaliser, folded to 32 bits.
     #[default]
     Ringproxy,
-    /// nutcracker 0.5.0 byte-for-byte.
+    /// nutcracker 0.5.0 byte-for-byte (checked against nutcracker itself by
+    /// `tests/twemproxy_placement.rs`).
     Twemproxy,
 }
 

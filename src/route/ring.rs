@@ -5,7 +5,8 @@
 //!   are, so adding a node only takes keys from the old nodes, never moves them
 //!   between two old ones;
 //! - twemproxy: nutcracker 0.5.0's count, `4 * floor(w / W * 40 * n)` in 32-bit float
-//!   over live nodes, byte-for-byte.
+//!   over live nodes, byte-for-byte (checked against nutcracker itself by
+//!   `tests/twemproxy_placement.rs`).
 //!
 //! Nodes are taken in nutcracker's order (shorter identity first, then bytewise);
 //! that order decides modula slots and ties between equal points.

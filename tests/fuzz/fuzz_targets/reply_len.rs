@@ -1,14 +1,20 @@
-//! Backend reply framing against redis-protocol: see `ringproxy::resp::reference::check_reply`.
+//! Backend reply framing against redis-protocol: see `reference::check_reply`
+//! (`tests/resp_reference/reference.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+// Shared with tests/resp_reference.rs; each target uses only part of it.
+#[allow(dead_code)]
+#[path = "../../resp_reference/reference.rs"]
+mod reference;
 
 fuzz_target!(|data: &[u8]| {
     // The reference decoder recurses once per nesting level: keep inputs small.
     if data.len() > 4096 {
         return;
     }
-    if let Err(e) = ringproxy::resp::reference::check_reply(data) {
+    if let Err(e) = reference::check_reply(data) {
         panic!("{e}: {data:?}");
     }
 });

@@ -1,11 +1,12 @@
 //! The trusted, slow path: `redis-protocol`'s decoders, wrapped to answer the same
-//! questions as the hand-written hot-path scanners ([`super::reply::reply_len`],
-//! [`super::reply::array_elements`], [`super::reply::integer`], [`super::request::decode`]).
+//! questions as the hand-written hot-path scanners ([`reply::reply_len`],
+//! [`reply::array_elements`], [`reply::integer`], [`request::decode`]).
 //!
-//! Nothing on the proxy's hot path calls this module. It is the reference the
-//! scanners are checked against by `tests/resp_reference.rs` (generated frames,
-//! truncations, garbage) and by the fuzz targets under `tests/fuzz/`, which call
-//! [`check_reply`] and [`check_request`] on arbitrary bytes.
+//! Test code only, not part of the ringproxy crate (`redis-protocol` is a
+//! dev-dependency). It is the reference the scanners are checked against by
+//! `tests/resp_reference.rs`, whose module this is (generated frames, truncations,
+//! garbage), and by the fuzz targets under `tests/fuzz/`, which include this file by
+//! path and call [`check_reply`] and [`check_request`] on arbitrary bytes.
 //!
 //! # Where the proxy is allowed to differ
 //!
@@ -31,8 +32,8 @@ use redis_protocol::resp2::types::{OwnedFrame as Resp2Frame, RangeFrame as Range
 use redis_protocol::resp3::decode::complete as resp3;
 use redis_protocol::resp3::types::RangeFrame as Range3;
 
-use super::reply::{self, FrameError};
-use super::request;
+use ringproxy::resp::reply::{self, FrameError};
+use ringproxy::resp::request;
 
 /// The reference refused the bytes: they are not a valid frame (of the kind asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
