@@ -119,12 +119,41 @@ impl ClientStream {
         }
     }
 
-    /// Shuts the socket for reading: the session sees end of input (used at shutdown).
-    pub fn shutdown_read(&self) {
+    /// Shuts the socket down in `how` (shutdown: reading, so the session sees end
+    /// of input; CLIENT KILL: both).
+    pub fn shutdown(&self, how: std::net::Shutdown) {
         let _ = match self {
-            ClientStream::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Read),
-            ClientStream::Unix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Read),
+            ClientStream::Tcp(s) => socket2::SockRef::from(s).shutdown(how),
+            ClientStream::Unix(s) => socket2::SockRef::from(s).shutdown(how),
         };
+    }
+
+    /// The peer's and the local address as CLIENT LIST shows them (`ip:port`;
+    /// `path:0` on a unix socket).
+    pub fn addrs(&self) -> (String, String) {
+        match self {
+            ClientStream::Tcp(s) => (
+                s.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+                s.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            ),
+            ClientStream::Unix(s) => {
+                let path = s
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                    .unwrap_or_default();
+                (format!("{path}:0"), format!("{path}:0"))
+            }
+        }
+    }
+
+    /// The socket's descriptor number (shown by CLIENT LIST).
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        match self {
+            ClientStream::Tcp(s) => s.as_raw_fd(),
+            ClientStream::Unix(s) => s.as_raw_fd(),
+        }
     }
 
     /// Whether backend connection tasks may write replies to this stream directly

@@ -71,6 +71,33 @@ pub fn hello_syntax(buf: &mut BytesMut, opt: &[u8]) {
     buf.extend_from_slice(b"'\r\n");
 }
 
+/// CLIENT KILL of an address no client has.
+pub const NO_SUCH_CLIENT: &[u8] = b"-ERR No such client\r\n";
+/// CLIENT LIST ID with an id that is not a positive integer.
+pub const INVALID_CLIENT_ID: &[u8] = b"-ERR Invalid client ID\r\n";
+/// CLIENT KILL ID with an id that is not a positive integer.
+pub const CLIENT_ID_NOT_POSITIVE: &[u8] = b"-ERR client-id should be greater than 0\r\n";
+
+/// `Unknown client type 'x'` (CLIENT LIST / KILL TYPE).
+pub fn unknown_client_type(buf: &mut BytesMut, t: &[u8]) {
+    quoted_error(buf, b"-ERR Unknown client type '", t);
+}
+
+/// `No such user 'x'` (CLIENT KILL USER).
+pub fn no_such_user(buf: &mut BytesMut, user: &[u8]) {
+    quoted_error(buf, b"-ERR No such user '", user);
+}
+
+/// `prefix` + `arg` (CR/LF made spaces, as Redis does in error texts) + `'`.
+fn quoted_error(buf: &mut BytesMut, prefix: &[u8], arg: &[u8]) {
+    buf.extend_from_slice(prefix);
+    buf.extend(
+        arg.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
+    buf.extend_from_slice(b"'\r\n");
+}
+
 /// CLIENT SETNAME with a name Redis refuses.
 pub const CLIENT_NAME: &[u8] =
     b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";

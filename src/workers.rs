@@ -13,6 +13,11 @@ use std::sync::Arc;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio_util::sync::CancellationToken;
 
+/// How long a stopping worker waits for tasks still running (blocking file reads)
+/// once the proxy is done: its tasks are dropped, so the process exits by the drain
+/// deadline plus this.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 thread_local! {
     static WORKER: Cell<usize> = const { Cell::new(0) };
 }
@@ -78,6 +83,7 @@ impl Workers {
                     .spawn(move || {
                         WORKER.with(|w| w.set(i + 1));
                         rt.block_on(stop.cancelled());
+                        rt.shutdown_timeout(STOP_GRACE);
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -87,6 +93,7 @@ impl Workers {
         for t in threads {
             let _ = t.join();
         }
+        first.shutdown_timeout(STOP_GRACE);
         Ok(out)
     }
 }

@@ -459,7 +459,8 @@ fn multibulk_requests_agree_with_the_reference() {
 fn inline_requests_match_their_words() {
     let mut r = rng(0x5eed_0005);
     for case in 0..2000 {
-        // Words of printable bytes (no blank, no quote); some quoted, with blanks inside.
+        // Words of printable bytes (no blank, no quote; no backslash inside quotes,
+        // where it escapes); some quoted, with blanks inside.
         let n = r.below(6) + 1;
         let mut words = vec![];
         let mut line = vec![];
@@ -471,7 +472,8 @@ fn inline_requests_match_their_words() {
                 .map(|j| {
                     loop {
                         let b = b'!' + r.below(94) as u8;
-                        if b != b'"' && b != b'\'' && (i, j, b) != (0, 0, b'*') {
+                        let escape = quoted && b == b'\\';
+                        if b != b'"' && b != b'\'' && !escape && (i, j, b) != (0, 0, b'*') {
                             break if quoted && r.chance(20) { b' ' } else { b };
                         }
                     }
@@ -644,9 +646,39 @@ fn deliberate_differences() {
         assert_eq!(reply_len(wire), Ok(Some(wire.len())), "{wire:?}");
         assert!(reference_reply_len(wire).is_err(), "{wire:?}");
     }
-    // Inline commands: no escape sequences inside quotes (Redis rewrites `\n`).
+    // Inline commands: escapes inside double quotes are rewritten, as Redis does.
     let req = decode(&mut BytesMut::from(&b"set k \"a\\nb\"\r\n"[..]), 1 << 20)
         .unwrap()
         .unwrap();
-    assert_eq!(req.arg(2), b"a\\nb");
+    assert_eq!(req.arg(2), b"a\nb");
+}
+
+#[test]
+fn inline_quotes_and_escapes_split_as_redis_does() {
+    let mut r = rng(0x5eed_0007);
+    const ALPHABET: &[u8] = b"ab\\\\\"\"''  \txX0f9\x0b\x0c\0n";
+    let mut agreed = 0;
+    for case in 0..50_000 {
+        let len = r.below(16) + 1;
+        let line: Vec<u8> = (0..len)
+            .map(|_| ALPHABET[r.below(ALPHABET.len())])
+            .collect();
+        if line.first() == Some(&b'*') {
+            continue;
+        }
+        let mut wire = line.clone();
+        wire.extend_from_slice(b"\r\n");
+        let ours = decode(&mut BytesMut::from(&wire[..]), 1 << 20);
+        let model = reference_inline_args(&line);
+        match (ours, model) {
+            (Ok(Some(req)), Some(words)) => {
+                assert_eq!(args_of(&req), words, "case {case}: {line:?}")
+            }
+            (Ok(None), Some(words)) => assert!(words.is_empty(), "case {case}: {line:?}"),
+            (Err(DecodeError::UnbalancedQuotes), None) => {}
+            (ours, model) => panic!("case {case}: {line:?}: proxy {ours:?}, model {model:?}"),
+        }
+        agreed += 1;
+    }
+    assert!(agreed > 40_000);
 }

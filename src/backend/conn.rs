@@ -2,7 +2,7 @@
 //!
 //! Requests of many sessions arrive on one queue ([`super::queue`]); the task drains whatever is
 //! queued into a single write, remembers who waits for each reply in FIFO order,
-//! frames replies with [`reply_len`] and hands each one back, as raw bytes, to the
+//! frames replies with [`crate::resp::reply::reply_len`] and hands each one back, as raw bytes, to the
 //! session that asked. A request that is not answered within the request timeout
 //! fails with `-TIMEOUT`, and the connection is closed and replaced, since later
 //! replies could no longer be matched: only its own in-flight requests fail.

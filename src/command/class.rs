@@ -81,8 +81,8 @@ pub enum LocalKind {
     Auth,
     /// SELECT db (only 0)
     Select,
-    /// CLIENT SETNAME/GETNAME/ID/SETINFO/INFO/NO-EVICT (NO-EVICT: +OK, as the proxy
-    /// never evicts clients; other CLIENT subcommands are refused or go to a node).
+    /// CLIENT SETNAME/GETNAME/ID/SETINFO/INFO/LIST/KILL/REPLY/NO-EVICT/NO-TOUCH (about
+    /// the proxy's own clients; other CLIENT subcommands are refused or go to a node).
     Client,
     /// COMMAND COUNT (others go to a node)
     Command,
@@ -114,6 +114,7 @@ const DB: &str = "the proxy serves database 0 only";
 const CONN_STATE: &str = "it changes connection state the proxy cannot keep on shared connections";
 const WHICH_NODE: &str = "the proxy cannot tell which node runs it";
 const MOVES_KEYS: &str = "it moves keys behind the proxy's back";
+const PAUSE: &str = "pausing clients would stall every client of the proxy; pause writes on the nodes, or stop the proxy's clients";
 const NO_KEY: &str = "the proxy cannot route a command without a key";
 
 /// Classes by table name, sorted. An entry for a container (`client`) also applies to
@@ -129,14 +130,16 @@ pub const OVERRIDES: &[(&str, Class)] = &[
     ("client|help", AnyNode),
     ("client|id", L(LocalKind::Client)),
     ("client|info", L(LocalKind::Client)),
-    ("client|kill", R(ADMIN)),
-    ("client|list", R(PER_NODE)),
+    ("client|kill", L(LocalKind::Client)),
+    ("client|list", L(LocalKind::Client)),
     ("client|no-evict", L(LocalKind::Client)),
-    ("client|pause", R(ADMIN)),
+    ("client|no-touch", L(LocalKind::Client)),
+    ("client|pause", R(PAUSE)),
+    ("client|reply", L(LocalKind::Client)),
     ("client|setinfo", L(LocalKind::Client)),
     ("client|setname", L(LocalKind::Client)),
     ("client|unblock", R(ADMIN)),
-    ("client|unpause", R(ADMIN)),
+    ("client|unpause", R(PAUSE)),
     ("cluster", R(CLUSTER)),
     ("command", AnyNode),
     ("command|count", L(LocalKind::Command)),
@@ -386,7 +389,7 @@ mod tests {
                 D(Blocking),
             ),
             ("CONFIG GET x", R(ADMIN)),
-            ("CLIENT LIST", R(PER_NODE)),
+            ("CLIENT LIST", L(LocalKind::Client)),
             ("CLIENT TRACKING on", R(CONN_STATE)),
             ("ACL WHOAMI", R(ADMIN)),
             ("CLUSTER INFO", R(CLUSTER)),

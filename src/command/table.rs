@@ -13,7 +13,8 @@ const TSV: &str = include_str!("commands.tsv");
 
 /// Commands newer than the server that generated `commands.tsv` which clients send
 /// on connect (same format); added only when the table lacks them.
-const LATER: &str = "client|setinfo\t4\tnoscript,loading,stale\t0\t0\t0\t-\n";
+const LATER: &str = "client|setinfo\t4\tnoscript,loading,stale\t0\t0\t0\t-\n\
+                     client|no-touch\t3\tnoscript,loading,stale\t0\t0\t0\t-\n";
 
 /// Longest command name the table holds, in bytes (`container|sub` included).
 pub const MAX_NAME: usize = 64;
@@ -111,6 +112,8 @@ pub struct CommandSpec {
     pub flags: CommandFlags,
     /// What the proxy does with it.
     pub class: Class,
+    /// Its place in the table (stable for the built-in commands).
+    pub id: u32,
     specs: Vec<KeySpec>,
     proc: KeyProc,
     container: bool,
@@ -132,6 +135,7 @@ impl CommandSpec {
             arity,
             flags,
             class,
+            id: 0,
             specs,
             proc,
             container: false,
@@ -230,7 +234,7 @@ impl CommandTable {
         t
     }
 
-    fn insert(&mut self, spec: CommandSpec) {
+    fn insert(&mut self, mut spec: CommandSpec) {
         let key: Box<[u8]> = spec.name.as_bytes().into();
         let top = !spec.name.contains('|');
         if top {
@@ -238,10 +242,12 @@ impl CommandTable {
         }
         let i = match self.by_name.get(&key) {
             Some(&i) => {
+                spec.id = i as u32;
                 self.specs[i] = spec;
                 i
             }
             None => {
+                spec.id = self.specs.len() as u32;
                 self.by_name.insert(key.clone(), self.specs.len());
                 self.specs.push(spec);
                 self.specs.len() - 1
@@ -262,6 +268,11 @@ impl CommandTable {
                 self.specs[p].container = true;
             }
         }
+    }
+
+    /// The spec with [`CommandSpec::id`] `id`.
+    pub fn by_id(&self, id: u32) -> Option<&CommandSpec> {
+        self.specs.get(id as usize)
     }
 
     /// The spec for a lower-case table name (`get`, `client|setname`).

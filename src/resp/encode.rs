@@ -65,6 +65,18 @@ pub fn bulk(buf: &mut BytesMut, data: &[u8]) {
     buf.extend_from_slice(b"\r\n");
 }
 
+/// Text as Redis sends CLIENT LIST, CLIENT INFO and INFO: a verbatim string
+/// (`=len\r\ntxt:...`) to a RESP3 client, a bulk string to a RESP2 one.
+pub fn verbatim(buf: &mut BytesMut, proto: Proto, text: &[u8]) {
+    if proto == Proto::Resp2 {
+        return bulk(buf, text);
+    }
+    header(buf, b'=', text.len() as i64 + 4);
+    buf.extend_from_slice(b"txt:");
+    buf.extend_from_slice(text);
+    buf.extend_from_slice(b"\r\n");
+}
+
 /// `:n\r\n`
 pub fn integer(buf: &mut BytesMut, n: i64) {
     header(buf, b':', n);

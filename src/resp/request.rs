@@ -258,7 +258,8 @@ fn scan_inline(buf: &[u8]) -> Result<Scan, DecodeError> {
 }
 
 /// Splits an inline line into arguments as Redis does (`sdssplitargs`): blanks
-/// separate; `"..."` takes the escapes `\xHH`, `\n`, `\r`, `\t`, `\b`, `\a` and
+/// separate (space, tab, CR, LF; vertical tab and form feed only between
+/// arguments); `"..."` takes the escapes `\xHH`, `\n`, `\r`, `\t`, `\b`, `\a` and
 /// `\<c>` (the character itself); `'...'` takes `\'` only; a closing quote must be
 /// followed by a blank or the end; a NUL byte ends the line. Returns the unescaped
 /// arguments, back to back, and where each ends.
@@ -302,7 +303,7 @@ fn split_arg(line: &[u8], mut i: usize, out: &mut Vec<u8>) -> Result<usize, Deco
         };
         let next = line.get(i + 1).copied();
         match q {
-            Q::None if is_blank(c) => return Ok(i),
+            Q::None if matches!(c, b' ' | b'\n' | b'\r' | b'\t') => return Ok(i),
             Q::None if c == b'"' => q = Q::Double,
             Q::None if c == b'\'' => q = Q::Single,
             Q::None => out.push(c),

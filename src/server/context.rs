@@ -39,6 +39,17 @@ pub enum Lane {
     Pinned,
 }
 
+/// CLIENT REPLY: whether replies are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply (the default).
+    On,
+    /// None until CLIENT REPLY ON.
+    Off,
+    /// None for the next command, then on again.
+    SkipNext,
+}
+
 /// Per-client state the client can change (never shared with other clients).
 #[derive(Debug)]
 pub struct ClientState {
@@ -52,6 +63,8 @@ pub struct ClientState {
     pub authed: bool,
     /// Lane of the requests in flight.
     pub lane: Lane,
+    /// CLIENT REPLY.
+    pub reply: ReplyMode,
 }
 
 impl ClientState {
@@ -63,6 +76,7 @@ impl ClientState {
             name: None,
             authed,
             lane: Lane::Shared(Proto::Resp2),
+            reply: ReplyMode::On,
         }
     }
 }
@@ -81,12 +95,15 @@ pub struct Ctx<'a> {
     pub io: &'a Arc<ClientIo>,
     /// Class of the request (recorded in the slots queued for it).
     pub class: RequestClass,
+    /// Its replies are not written (CLIENT REPLY OFF or SKIP).
+    pub quiet: bool,
 }
 
 impl Ctx<'_> {
     /// Queues a reply known now.
     pub fn ready(&mut self, reply: Bytes) -> Outcome {
-        self.queue.push_ready(reply, After::Continue, self.class);
+        self.queue
+            .push_ready(reply, After::Continue, self.class, self.quiet);
         Outcome::Queued
     }
 
@@ -97,20 +114,25 @@ impl Ctx<'_> {
 
     /// Queues a reply, then closes the connection once it is written.
     pub fn ready_then_close(&mut self, reply: &'static [u8]) -> Outcome {
+        self.ready_then_close_bytes(Bytes::from_static(reply))
+    }
+
+    /// [`Ctx::ready_then_close`] of a reply built now.
+    pub fn ready_then_close_bytes(&mut self, reply: Bytes) -> Outcome {
         self.queue
-            .push_ready(Bytes::from_static(reply), After::Close, self.class);
+            .push_ready(reply, After::Close, self.class, self.quiet);
         Outcome::Close
     }
 
     /// A queue slot for one backend reply; its sequence number.
     pub fn waiting(&mut self) -> u64 {
-        self.queue.push_waiting(self.class)
+        self.queue.push_waiting(self.class, self.quiet)
     }
 
     /// A queue slot for `parts` replies merged per `plan`; its sequence number.
     pub fn merging(&mut self, plan: Plan, parts: usize) -> u64 {
         self.queue
-            .push_merging(plan, parts, self.class, self.client.proto)
+            .push_merging(plan, parts, self.class, self.client.proto, self.quiet)
     }
 
     /// Moves to `lane`; false when earlier requests must be answered first.

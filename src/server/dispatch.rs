@@ -93,6 +93,12 @@ fn queued_in_multi(class: Class) -> bool {
     )
 }
 
+/// Whether a command of `class` may change what CLIENT LIST shows of its client
+/// (name, protocol, subscriptions, transaction).
+pub fn changes_client_state(class: Class) -> bool {
+    matches!(class, Class::Local(_) | Class::Dedicated(_))
+}
+
 /// Whether the command goes to the nodes' shared connections.
 fn on_shared_lane(class: Class) -> bool {
     matches!(

@@ -1,6 +1,7 @@
 //! Accepting clients on TCP or a unix socket.
 
 use super::PoolContext;
+use super::clients::ClientEntry;
 use super::session::Session;
 use crate::client_io::{ClientIo, ClientStream};
 use crate::errors;
@@ -68,7 +69,7 @@ pub struct ClientSlot(Arc<PoolContext>, u64);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.0.forget_client(self.1);
+        self.0.registry.remove(self.1);
         self.0.clients.fetch_sub(1, Ordering::Relaxed);
         self.0.metrics.client_connections.dec();
     }
@@ -121,10 +122,11 @@ fn admit(ctx: &Arc<PoolContext>, io: &Arc<ClientIo>) -> Option<Session> {
     ctx.metrics.client_connections_total.inc();
     ctx.metrics.client_connections.inc();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
-    ctx.remember_client(id, io);
+    let entry = Arc::new(ClientEntry::new(id, io));
+    ctx.registry.add(entry.clone());
     Some(Session::new(
         ctx.clone(),
-        id,
+        entry,
         ClientSlot(ctx.clone(), id),
         io.clone(),
     ))

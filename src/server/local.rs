@@ -33,7 +33,7 @@ pub fn answer(cx: &mut Ctx, req: &Request, kind: LocalKind, subscribed: bool) ->
         LocalKind::Hello => hello(cx.client, req, cx.topo, &mut b),
         LocalKind::Auth => auth(cx.client, req, cx.topo, &mut b),
         LocalKind::Select => select(req, &mut b),
-        LocalKind::Client => client(cx.client, req, &mut b),
+        LocalKind::Client => return super::client_cmd::answer(cx, req),
         LocalKind::Command => encode::integer(&mut b, cx.topo.commands.len() as i64),
         LocalKind::Reset => reset(cx.client, cx.topo, &mut b),
         LocalKind::Info => return super::info::answer(cx, req),
@@ -135,7 +135,7 @@ fn hello(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) 
 }
 
 /// Whether Redis accepts `name` as a client name (no blanks or special characters).
-fn valid_name(name: &[u8]) -> bool {
+pub(super) fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|c| (b'!'..=b'~').contains(c))
 }
 
@@ -162,37 +162,5 @@ fn select(req: &Request, b: &mut BytesMut) {
         Some(0) => encode::simple(b, "OK"),
         Some(_) => b.extend_from_slice(errors::SELECT_NONZERO),
         None => b.extend_from_slice(errors::NOT_INTEGER),
-    }
-}
-
-fn client(s: &mut ClientState, req: &Request, b: &mut BytesMut) {
-    let sub = req.get(1).unwrap_or_default().to_ascii_lowercase();
-    match sub.as_slice() {
-        b"setname" if req.argc() == 3 => {
-            if !valid_name(req.arg(2)) {
-                return b.extend_from_slice(errors::CLIENT_NAME);
-            }
-            s.name = (!req.arg(2).is_empty()).then(|| req.arg_bytes(2));
-            encode::simple(b, "OK");
-        }
-        b"getname" => match &s.name {
-            Some(n) => encode::bulk(b, n),
-            None => encode::null(b, s.proto),
-        },
-        b"id" => encode::integer(b, s.id as i64),
-        b"setinfo" if req.argc() == 4 => encode::simple(b, "OK"),
-        // The proxy never evicts clients.
-        b"no-evict" if req.argc() == 3 => match req.arg(2).to_ascii_lowercase().as_slice() {
-            b"on" | b"off" => encode::simple(b, "OK"),
-            _ => b.extend_from_slice(errors::SYNTAX),
-        },
-        b"info" => {
-            let name = s.name.clone().unwrap_or_default();
-            let mut line = format!("id={} name=", s.id).into_bytes();
-            line.extend_from_slice(&name);
-            line.extend_from_slice(format!(" db=0 resp={}\n", s.proto.index() + 2).as_bytes());
-            encode::bulk(b, &line);
-        }
-        _ => b.extend_from_slice(errors::SYNTAX),
     }
 }

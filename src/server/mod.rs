@@ -21,6 +21,8 @@
 //! - [`replies`]: the ordered reply queue; [`output`]: the write side and the one
 //!   place a delivered reply is accounted for.
 
+pub mod client_cmd;
+pub mod clients;
 pub mod context;
 pub mod dedicated;
 pub mod dispatch;
@@ -33,11 +35,10 @@ pub mod pubsub;
 pub mod replies;
 pub mod session;
 
-use crate::client_io::ClientIo;
 use crate::metrics::PoolMetrics;
 use crate::topology::Router;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 /// What every session of one listener shares.
@@ -64,8 +65,10 @@ pub struct PoolContext {
     pub metrics: PoolMetrics,
     /// Dedicated backend connections open now (transactions, blocking, pub/sub).
     pub dedicated: AtomicUsize,
-    /// Open client sockets by client id, to stop reading them all at shutdown.
-    open_clients: std::sync::Mutex<fnv::FnvHashMap<u64, Weak<ClientIo>>>,
+    /// Clients connected now, by id (CLIENT LIST / KILL, shutdown).
+    pub registry: clients::Registry,
+    /// Clients blocked in a blocking command now.
+    pub blocked: AtomicUsize,
 }
 
 impl PoolContext {
@@ -87,30 +90,17 @@ impl PoolContext {
             writer: tokio::sync::Mutex::new(()),
             metrics,
             dedicated: AtomicUsize::new(0),
-            open_clients: std::sync::Mutex::new(fnv::FnvHashMap::default()),
+            registry: clients::Registry::default(),
+            blocked: AtomicUsize::new(0),
         }
-    }
-
-    fn open_clients(&self) -> std::sync::MutexGuard<'_, fnv::FnvHashMap<u64, Weak<ClientIo>>> {
-        self.open_clients.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records client `id`'s socket (until [`PoolContext::forget_client`]).
-    pub fn remember_client(&self, id: u64, io: &Arc<ClientIo>) {
-        self.open_clients().insert(id, Arc::downgrade(io));
-    }
-
-    /// Forgets client `id`'s socket; called before the socket is closed.
-    pub fn forget_client(&self, id: u64) {
-        self.open_clients().remove(&id);
     }
 
     /// Shuts every open client socket for reading: each session sees end of input,
     /// answers what is in flight, then closes. (Costs nothing per request, unlike a
     /// shutdown future polled in every session loop.)
     pub fn stop_reading(&self) {
-        for io in self.open_clients().values().filter_map(Weak::upgrade) {
-            io.stream.shutdown_read();
+        for c in self.registry.all() {
+            c.stop_reading();
         }
     }
 }

@@ -47,7 +47,9 @@ impl Output {
         while !self.closing && self.has_room() {
             let Some(r) = queue.pop_ready() else { break };
             delivered(metrics, r.class, r.error, r.written);
-            self.buf.extend_from_slice(&r.bytes);
+            if !r.quiet {
+                self.buf.extend_from_slice(&r.bytes);
+            }
             self.closing = r.after == After::Close;
             moved += 1;
         }

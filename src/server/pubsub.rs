@@ -111,6 +111,13 @@ impl Subscriptions {
         self.0.as_ref().map_or(0, |p| p.count())
     }
 
+    /// Channels, patterns and shard channels subscribed.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.0.as_ref().map_or((0, 0, 0), |p| {
+            (p.channels[0].len(), p.patterns.len(), p.channels[1].len())
+        })
+    }
+
     /// Receives the next subscriber frame, or waits for ever without pub/sub.
     pub async fn next_frame(&mut self) -> Option<SubFrame> {
         match &mut self.0 {
@@ -184,7 +191,7 @@ impl Subscriptions {
         let frame = match f.frame {
             Ok(frame) => frame,
             Err(e) => {
-                queue.push_ready(Bytes::from_static(e.wire()), After::Close, CLASS);
+                queue.push_ready(Bytes::from_static(e.wire()), After::Close, CLASS, false);
                 return Outcome::Close;
             }
         };
@@ -197,7 +204,7 @@ impl Subscriptions {
                 queue.complete(seq, part, Ok(frame), None);
             }
         } else {
-            queue.push_ready(frame, After::Continue, CLASS);
+            queue.push_ready(frame, After::Continue, CLASS, false);
         }
         Outcome::Queued
     }

@@ -33,16 +33,20 @@ pub struct Ready {
     pub error: bool,
     /// Bytes of it a backend connection already wrote to the client.
     pub written: usize,
+    /// Not to be written (CLIENT REPLY OFF / SKIP): only accounted for.
+    pub quiet: bool,
 }
 
 enum Slot {
-    Waiting(RequestClass),
+    /// Waiting for one reply; `.1`: quiet.
+    Waiting(RequestClass, bool),
     Ready(Ready),
     Merging(Box<Merging>),
 }
 
 struct Merging {
     class: RequestClass,
+    quiet: bool,
     proto: Proto,
     plan: Plan,
     parts: SmallVec<[Option<PartReply>; 4]>,
@@ -83,11 +87,11 @@ impl ReplyQueue {
         let slot = seq
             .checked_sub(self.base)
             .and_then(|i| self.slots.get(i as usize));
-        matches!(slot, Some(Slot::Waiting(_) | Slot::Merging(_)))
+        matches!(slot, Some(Slot::Waiting(..) | Slot::Merging(_)))
     }
 
     /// A reply known now (local command, error).
-    pub fn push_ready(&mut self, bytes: Bytes, after: After, class: RequestClass) {
+    pub fn push_ready(&mut self, bytes: Bytes, after: After, class: RequestClass, quiet: bool) {
         let error = is_error(&bytes);
         self.slots.push_back(Slot::Ready(Ready {
             bytes,
@@ -95,12 +99,13 @@ impl ReplyQueue {
             class,
             error,
             written: 0,
+            quiet,
         }));
     }
 
     /// A request waiting for one backend reply; returns its sequence number.
-    pub fn push_waiting(&mut self, class: RequestClass) -> u64 {
-        self.slots.push_back(Slot::Waiting(class));
+    pub fn push_waiting(&mut self, class: RequestClass, quiet: bool) -> u64 {
+        self.slots.push_back(Slot::Waiting(class, quiet));
         self.waiting += 1;
         self.next_seq() - 1
     }
@@ -113,9 +118,11 @@ impl ReplyQueue {
         parts: usize,
         class: RequestClass,
         proto: Proto,
+        quiet: bool,
     ) -> u64 {
         let m = Merging {
             class,
+            quiet,
             proto,
             plan,
             parts: (0..parts).map(|_| None).collect(),
@@ -136,7 +143,7 @@ impl ReplyQueue {
             return;
         };
         match slot {
-            Slot::Waiting(class) => {
+            Slot::Waiting(class, quiet) => {
                 let bytes = reply.unwrap_or_else(|e| Bytes::from_static(e.wire()));
                 *slot = Slot::Ready(Ready {
                     error: head.map_or_else(|| is_error(&bytes), |h| h.error),
@@ -144,6 +151,7 @@ impl ReplyQueue {
                     bytes,
                     after: After::Continue,
                     class: *class,
+                    quiet: *quiet,
                 });
                 self.waiting -= 1;
             }
@@ -162,6 +170,7 @@ impl ReplyQueue {
                         after: After::Continue,
                         class: m.class,
                         written: 0,
+                        quiet: m.quiet,
                     });
                 }
             }
@@ -170,10 +179,11 @@ impl ReplyQueue {
     }
 
     /// The sequence number of the only request in the queue, if it waits for a
-    /// single backend reply (the case where a reply may be written directly).
+    /// single backend reply that is to be written (the case where a reply may be
+    /// written directly).
     pub fn lone_waiting(&self) -> Option<u64> {
         match (self.slots.len(), self.slots.front()) {
-            (1, Some(Slot::Waiting(_))) => Some(self.base),
+            (1, Some(Slot::Waiting(_, false))) => Some(self.base),
             _ => None,
         }
     }
@@ -181,7 +191,7 @@ impl ReplyQueue {
     /// Drops the front slot `seq` whose reply was written directly; returns its class.
     pub fn skip_front(&mut self, seq: u64) -> Option<RequestClass> {
         match self.slots.front() {
-            Some(Slot::Waiting(class)) if seq == self.base => {
+            Some(Slot::Waiting(class, _)) if seq == self.base => {
                 let class = *class;
                 self.slots.pop_front();
                 self.base += 1;
@@ -215,9 +225,15 @@ mod tests {
     #[test]
     fn replies_leave_in_order() {
         let mut q = ReplyQueue::default();
-        let a = q.push_waiting(C);
-        q.push_ready(Bytes::from_static(b"+L\r\n"), After::Continue, C);
-        let c = q.push_merging(Plan::Split(SplitKind::SumInt, vec![]), 2, C, Proto::Resp2);
+        let a = q.push_waiting(C, false);
+        q.push_ready(Bytes::from_static(b"+L\r\n"), After::Continue, C, false);
+        let c = q.push_merging(
+            Plan::Split(SplitKind::SumInt, vec![]),
+            2,
+            C,
+            Proto::Resp2,
+            false,
+        );
         q.complete(c, 1, Ok(Bytes::from_static(b":1\r\n")), None);
         assert!(q.pop_ready().is_none());
         q.complete(a, 0, Ok(Bytes::from_static(b"+A\r\n")), None);
@@ -234,7 +250,7 @@ mod tests {
     #[test]
     fn a_partly_written_reply_keeps_its_error_and_length() {
         let mut q = ReplyQueue::default();
-        let a = q.push_waiting(C);
+        let a = q.push_waiting(C, false);
         let head = Head {
             len: 4,
             error: true,
@@ -253,6 +269,7 @@ mod tests {
             1,
             C,
             Proto::Resp2,
+            false,
         );
         q.complete(s, 0, Ok(Bytes::from_static(b"_\r\n")), None);
         assert_eq!(&q.pop_ready().unwrap().bytes[..], b"$-1\r\n");

@@ -7,7 +7,8 @@
 //! [`super::dispatch`], which only gets a narrow [`Ctx`].
 
 use super::PoolContext;
-use super::context::{ClientState, Ctx, Outcome};
+use super::clients::{ClientEntry, Shown};
+use super::context::{ClientState, Ctx, Outcome, ReplyMode};
 use super::dispatch::{Held, classify, dispatch, metric_class};
 use super::listener::ClientSlot;
 use super::output::{Output, delivered};
@@ -50,6 +51,8 @@ enum Reading {
 pub struct Session {
     pool: Arc<PoolContext>,
     io: Arc<ClientIo>,
+    /// What CLIENT LIST shows of this client.
+    entry: Arc<ClientEntry>,
     client: ClientState,
     queue: ReplyQueue,
     held: Held,
@@ -67,7 +70,12 @@ pub struct Session {
 
 impl Session {
     /// A session for client `id`.
-    pub fn new(pool: Arc<PoolContext>, id: u64, slot: ClientSlot, io: Arc<ClientIo>) -> Session {
+    pub fn new(
+        pool: Arc<PoolContext>,
+        entry: Arc<ClientEntry>,
+        slot: ClientSlot,
+        io: Arc<ClientIo>,
+    ) -> Session {
         let (authed, max_pipeline) = {
             let t = pool.router.load();
             (t.limits.auth.is_none(), t.limits.max_pipeline)
@@ -75,7 +83,8 @@ impl Session {
         Session {
             pool,
             io,
-            client: ClientState::new(id, authed),
+            client: ClientState::new(entry.id, authed),
+            entry,
             queue: ReplyQueue::default(),
             held: Held::default(),
             rbuf: BytesMut::new(),
@@ -248,27 +257,53 @@ impl Session {
                     let class = RequestClass::Invalid;
                     self.pool.metrics.request(class);
                     self.queue
-                        .push_ready(Bytes::from_static(e.wire()), After::Close, class);
+                        .push_ready(Bytes::from_static(e.wire()), After::Close, class, false);
                     self.reading = Reading::Stopped;
                 }
             }
         }
+        self.entry.touch();
     }
 
     /// Hands one request to [`dispatch`] and acts on its outcome.
     fn handle(&mut self, req: Request, route: super::dispatch::Route, topo: &Topology) {
+        let stateful = route.is_some_and(|(spec, class)| {
+            self.entry.command(spec.id);
+            super::dispatch::changes_client_state(class)
+        });
         let mut cx = Ctx {
             class: metric_class(&route),
+            quiet: self.client.reply != ReplyMode::On,
             queue: &mut self.queue,
             client: &mut self.client,
             topo,
             pool: &self.pool,
             io: &self.io,
         };
+        let was = cx.client.reply;
         match dispatch(&mut cx, &mut self.held, req, route) {
             Outcome::Queued => {}
-            Outcome::Wait(req) => self.deferred = Some(req),
+            Outcome::Wait(req) => return self.deferred = Some(req),
             Outcome::Close => self.reading = Reading::Stopped,
+        }
+        if was == ReplyMode::SkipNext && self.client.reply == ReplyMode::SkipNext {
+            self.client.reply = ReplyMode::On;
+        }
+        if stateful {
+            self.entry.show(self.shown());
+        }
+    }
+
+    /// What CLIENT LIST shows of this client's state.
+    fn shown(&self) -> Shown {
+        let (sub, psub, ssub) = self.held.subs.counts();
+        Shown {
+            name: self.client.name.clone(),
+            resp: self.client.proto.index() as u8 + 2,
+            sub,
+            psub,
+            ssub,
+            multi: self.held.dedicated.in_multi(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Use it from a test file with `mod common;` and `use common::*;` (every module's items
 //! are re-exported here; `admin` and `load` are reached as `common::admin::...`).
 //!
-//! Rules it follows (see DESIGN.md, Testing):
+//! Rules it follows:
 //! - 127.0.0.1 only, ports picked by the OS ([`free_port`]), never fixed ports;
 //! - readiness is polled with a bounded deadline ([`wait_until`]), never "sleep and hope";
 //! - every process is killed and reaped on `Drop`, every temp dir removed;

@@ -169,44 +169,86 @@ pub fn reference_request_args(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)
     }
 }
 
-/// The arguments of one inline command line (without its line ending), split the
-/// simple way the proxy documents: blanks separate words, `"..."` and `'...'`
-/// group a word (quotes removed, no escapes). `None` for unbalanced quotes. A
-/// deliberately naive character-by-character model, written independently of the
-/// scanner.
+/// The arguments of one inline command line (without its line ending), as Redis's
+/// `sdssplitargs` splits them: a transcription of its C loop (pointer `p` walking a
+/// NUL-terminated string, flags `inq`/`insq`), written independently of the
+/// scanner. `None` where Redis reports unbalanced quotes.
 pub fn reference_inline_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // The C string ends at the first NUL.
+    let mut text: Vec<u8> = line.iter().copied().take_while(|&b| b != 0).collect();
+    text.push(0);
+    let at = |i: usize| text.get(i).copied().unwrap_or(0);
+    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let hex = |c: u8| (c as char).to_digit(16);
     let mut args = Vec::new();
-    let mut chars = line.iter().copied().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_ascii_whitespace() {
-            chars.next();
-            continue;
+    let mut p = 0;
+    loop {
+        while at(p) != 0 && space(at(p)) {
+            p += 1;
         }
-        let mut word = Vec::new();
-        if c == b'"' || c == b'\'' {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return None,
-                    Some(q) if q == c => break,
-                    Some(b) => word.push(b),
+        if at(p) == 0 {
+            return Some(args);
+        }
+        let (mut inq, mut insq, mut done) = (false, false, false);
+        let mut current = Vec::new();
+        while !done {
+            let c = at(p);
+            if inq {
+                if c == b'\\'
+                    && at(p + 1) == b'x'
+                    && hex(at(p + 2)).is_some()
+                    && hex(at(p + 3)).is_some()
+                {
+                    current.push((hex(at(p + 2))? * 16 + hex(at(p + 3))?) as u8);
+                    p += 3;
+                } else if c == b'\\' && at(p + 1) != 0 {
+                    p += 1;
+                    current.push(match at(p) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if at(p + 1) != 0 && !space(at(p + 1)) {
+                        return None;
+                    }
+                    done = true;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    current.push(c);
+                }
+            } else if insq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    p += 1;
+                    current.push(b'\'');
+                } else if c == b'\'' {
+                    if at(p + 1) != 0 && !space(at(p + 1)) {
+                        return None;
+                    }
+                    done = true;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    current.push(c);
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    _ => current.push(c),
                 }
             }
-            if chars.peek().is_some_and(|b| !b.is_ascii_whitespace()) {
-                return None;
-            }
-        } else {
-            while let Some(&b) = chars.peek() {
-                if b.is_ascii_whitespace() {
-                    break;
-                }
-                word.push(b);
-                chars.next();
+            if at(p) != 0 {
+                p += 1;
             }
         }
-        args.push(word);
+        args.push(current);
     }
-    Some(args)
 }
 
 /// True if `frame` holds one of the forms the scanners refuse on purpose although
@@ -371,7 +413,7 @@ fn skip_empty(buf: &[u8]) -> usize {
                 .filter(|s| !s.starts_with('+'))
                 .and_then(|s| s.parse::<i64>().ok())
                 .is_some_and(|n| n <= 0),
-            _ => line.iter().all(u8::is_ascii_whitespace),
+            _ => reference_inline_args(line).is_some_and(|a| a.is_empty()),
         };
         if !empty {
             break;

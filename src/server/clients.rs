@@ -1,0 +1,190 @@
+//! The proxy's own clients as `CLIENT LIST`, `CLIENT INFO` and `CLIENT KILL` see
+//! them, in Redis 7.0's line format. Each session registers an entry when it
+//! starts and keeps it current: the command it runs (a relaxed store per
+//! request), the time of its last batch (per batch), the rest (name, protocol,
+//! subscriptions, transaction) only when a command may have changed it.
+
+use crate::client_io::ClientIo;
+use crate::command::CommandTable;
+use bytes::Bytes;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+/// What a session shows of itself that changes only with its commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shown {
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// RESP version (2 or 3).
+    pub resp: u8,
+    /// Channels subscribed.
+    pub sub: usize,
+    /// Patterns subscribed.
+    pub psub: usize,
+    /// Shard channels subscribed.
+    pub ssub: usize,
+    /// Between MULTI and EXEC.
+    pub multi: bool,
+}
+
+/// One client of a pool.
+#[derive(Debug)]
+pub struct ClientEntry {
+    /// CLIENT ID.
+    pub id: u64,
+    /// The client's address (`ip:port`, or `path:0` on a unix socket).
+    pub addr: String,
+    /// The address it connected to.
+    pub laddr: String,
+    /// The socket's descriptor number (shown only).
+    pub fd: i32,
+    created: Instant,
+    io: Weak<ClientIo>,
+    /// Milliseconds from `created` to the last batch of requests.
+    last_ms: AtomicU64,
+    /// Command-table id + 1 of the last command (0: none yet).
+    last_cmd: AtomicU32,
+    shown: Mutex<Shown>,
+}
+
+impl ClientEntry {
+    /// An entry for a client just accepted.
+    pub fn new(id: u64, io: &Arc<ClientIo>) -> ClientEntry {
+        let (addr, laddr) = io.stream.addrs();
+        ClientEntry {
+            id,
+            addr,
+            laddr,
+            fd: io.stream.fd(),
+            created: Instant::now(),
+            io: Arc::downgrade(io),
+            last_ms: AtomicU64::new(0),
+            last_cmd: AtomicU32::new(0),
+            shown: Mutex::new(Shown {
+                resp: 2,
+                ..Shown::default()
+            }),
+        }
+    }
+
+    /// The session runs the command with table id `cmd` (one relaxed store).
+    pub fn command(&self, cmd: u32) {
+        self.last_cmd.store(cmd + 1, Ordering::Relaxed);
+    }
+
+    /// The session served a batch of requests now.
+    pub fn touch(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Replaces what the session shows, when it changed.
+    pub fn show(&self, now: Shown) {
+        let mut s = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        if *s != now {
+            *s = now;
+        }
+    }
+
+    fn shown(&self) -> Shown {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether it is a subscriber (CLIENT LIST / KILL `TYPE pubsub`).
+    pub fn is_pubsub(&self) -> bool {
+        let s = self.shown();
+        s.sub + s.psub + s.ssub > 0
+    }
+
+    /// Closes the client's connection at once (CLIENT KILL): its session sees the
+    /// socket fail and ends; replies still in flight are dropped, as in Redis.
+    pub fn kill(&self) {
+        if let Some(io) = self.io.upgrade() {
+            io.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Shuts the socket for reading (shutdown: the session answers what is in
+    /// flight, then closes).
+    pub fn stop_reading(&self) {
+        if let Some(io) = self.io.upgrade() {
+            io.stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    /// The entry as one CLIENT LIST line (with the final `\n`).
+    pub fn line(&self, commands: &CommandTable, out: &mut Vec<u8>) {
+        let s = self.shown();
+        let idle_ms = self
+            .created
+            .elapsed()
+            .as_millis()
+            .saturating_sub(u128::from(self.last_ms.load(Ordering::Relaxed)));
+        let cmd = match self.last_cmd.load(Ordering::Relaxed) {
+            0 => "NULL",
+            id => commands.by_id(id - 1).map_or("NULL", |c| c.name.as_str()),
+        };
+        let flags = match (s.multi, s.sub + s.psub + s.ssub > 0) {
+            (true, _) => "x",
+            (false, true) => "P",
+            _ => "N",
+        };
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "id={} addr={} laddr={} fd={} name=",
+            self.id, self.addr, self.laddr, self.fd
+        );
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(s.name.as_deref().unwrap_or_default());
+        text.clear();
+        let _ = writeln!(
+            text,
+            " age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi={} qbuf=0 \
+             qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
+             events=r cmd={cmd} user=default redir=-1 resp={}",
+            self.created.elapsed().as_secs(),
+            idle_ms / 1000,
+            s.sub,
+            s.psub,
+            s.ssub,
+            if s.multi { 0 } else { -1 },
+            s.resp
+        );
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// Every client of one pool, by id.
+#[derive(Debug, Default)]
+pub struct Registry(Mutex<fnv::FnvHashMap<u64, Arc<ClientEntry>>>);
+
+impl Registry {
+    fn map(&self) -> std::sync::MutexGuard<'_, fnv::FnvHashMap<u64, Arc<ClientEntry>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a client (until [`Registry::remove`]).
+    pub fn add(&self, entry: Arc<ClientEntry>) {
+        self.map().insert(entry.id, entry);
+    }
+
+    /// Forgets client `id`.
+    pub fn remove(&self, id: u64) {
+        self.map().remove(&id);
+    }
+
+    /// The clients, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientEntry>> {
+        let mut v: Vec<Arc<ClientEntry>> = self.map().values().cloned().collect();
+        v.sort_by_key(|e| e.id);
+        v
+    }
+
+    /// Client `id`.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientEntry>> {
+        self.map().get(&id).cloned()
+    }
+}
