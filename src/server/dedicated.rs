@@ -59,6 +59,23 @@ impl Drop for DedicatedSlot {
     }
 }
 
+/// Counts its client in the pool's blocked clients while it lives (INFO clients
+/// `blocked_clients`).
+struct BlockedMark(Arc<PoolContext>);
+
+impl BlockedMark {
+    fn new(ctx: &Arc<PoolContext>) -> BlockedMark {
+        ctx.blocked.fetch_add(1, Ordering::Relaxed);
+        BlockedMark(ctx.clone())
+    }
+}
+
+impl Drop for BlockedMark {
+    fn drop(&mut self) {
+        self.0.blocked.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// MULTI/WATCH state of a client.
 #[derive(Debug, Default)]
 struct TxState {
@@ -79,8 +96,9 @@ struct TxState {
 pub struct Dedicated {
     pinned: Option<Pinned>,
     tx: TxState,
-    /// Sequence number of the blocking command sent last.
-    blocking: Option<u64>,
+    /// The blocking command in flight: its sequence number, and its place in the
+    /// pool's count of blocked clients.
+    blocking: Option<(u64, BlockedMark)>,
 }
 
 impl Dedicated {
@@ -96,17 +114,22 @@ impl Dedicated {
 
     /// Whether a blocking command is in flight (it may wait for ever).
     pub fn blocked(&self, queue: &ReplyQueue) -> bool {
-        self.blocking.is_some_and(|seq| queue.is_waiting(seq))
+        self.blocking
+            .as_ref()
+            .is_some_and(|(seq, _)| queue.is_waiting(*seq))
     }
 
-    /// Closes the connection once nothing needs it: no request in flight on it,
-    /// no transaction and no WATCH. Its dedicated slot is free again.
-    pub fn release_if_idle(&mut self, queue: &ReplyQueue, lane: Lane) {
+    /// After replies arrived: forgets an answered blocking command, and closes the
+    /// connection once nothing needs it (no request in flight on it, no
+    /// transaction, no WATCH); its dedicated slot is free again.
+    pub fn settle(&mut self, queue: &ReplyQueue, lane: Lane) {
+        if !self.blocked(queue) {
+            self.blocking = None;
+        }
         let idle =
             lane == Lane::Pinned && queue.waiting() == 0 && !self.tx.in_multi && !self.tx.watching;
         if idle {
             self.pinned = None;
-            self.blocking = None;
         }
     }
 
@@ -200,7 +223,8 @@ impl Dedicated {
         if let Err(e) = self.pin(cx, idx) {
             return cx.ready_static(e);
         }
-        self.blocking = Some(self.send(cx, req.frame().clone(), false, false));
+        let seq = self.send(cx, req.frame().clone(), false, false);
+        self.blocking = Some((seq, BlockedMark::new(cx.pool)));
         Outcome::Queued
     }
 

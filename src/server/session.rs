@@ -215,9 +215,7 @@ impl Session {
         while let Some(c) = self.io.try_completion() {
             self.queue.complete(c.seq, c.part, c.reply, c.head);
         }
-        self.held
-            .dedicated
-            .release_if_idle(&self.queue, self.client.lane);
+        self.held.dedicated.settle(&self.queue, self.client.lane);
     }
 
     fn on_sub_frame(&mut self, f: SubFrame) {

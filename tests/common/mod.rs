@@ -25,6 +25,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod conn;
+pub mod diff;
 pub mod load;
 pub mod nutcracker;
 pub mod proxy;
