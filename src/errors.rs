@@ -7,7 +7,7 @@
 
 use crate::command::KeyError;
 use crate::resp::{DecodeError, Request};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 /// A backend failure as a client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +69,18 @@ pub fn hello_syntax(buf: &mut BytesMut, opt: &[u8]) {
             .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
     );
     buf.extend_from_slice(b"'\r\n");
+}
+
+/// Redis's reply to a rejected EXEC: `-EXECABORT Transaction discarded because
+/// of: <the error, without its code>`.
+pub fn exec_abort(err: &[u8]) -> Bytes {
+    let text = err.strip_prefix(b"-").unwrap_or(err);
+    let text = text.strip_prefix(b"ERR ").unwrap_or(text);
+    let text = text.strip_suffix(b"\r\n").unwrap_or(text);
+    let mut b = BytesMut::from(&b"-EXECABORT Transaction discarded because of: "[..]);
+    b.extend_from_slice(text);
+    b.extend_from_slice(b"\r\n");
+    b.freeze()
 }
 
 /// CLIENT KILL of an address no client has.
@@ -170,25 +182,34 @@ pub fn key_error(e: KeyError) -> &'static [u8] {
     }
 }
 
-impl DecodeError {
-    /// The full error line sent to the client before the connection is closed.
-    pub fn wire(self) -> &'static [u8] {
-        match self {
-            DecodeError::MultibulkLength => b"-ERR Protocol error: invalid multibulk length\r\n",
-            DecodeError::BulkLength => b"-ERR Protocol error: invalid bulk length\r\n",
-            DecodeError::ExpectedBulk => b"-ERR Protocol error: expected '$'\r\n",
-            DecodeError::BulkTerminator => {
-                b"-ERR Protocol error: bulk string not terminated by CRLF\r\n"
-            }
-            DecodeError::InlineTooBig => b"-ERR Protocol error: too big inline request\r\n",
-            DecodeError::UnbalancedQuotes => {
-                b"-ERR Protocol error: unbalanced quotes in request\r\n"
-            }
-            DecodeError::TooLarge => {
-                b"-ERR Protocol error: request larger than the proxy's max_request_size\r\n"
-            }
+/// The line sent for a protocol error before the connection is closed (Redis's
+/// texts; the request-size limit is the proxy's own).
+pub fn protocol_error(e: DecodeError) -> Bytes {
+    let text: &'static [u8] = match e {
+        DecodeError::MultibulkLength => b"-ERR Protocol error: invalid multibulk length\r\n",
+        DecodeError::BulkLength => b"-ERR Protocol error: invalid bulk length\r\n",
+        DecodeError::ExpectedBulk(got) => {
+            let mut b = BytesMut::from(&b"-ERR Protocol error: expected '$', got '"[..]);
+            let got = if got == b'\r' || got == b'\n' {
+                b' '
+            } else {
+                got
+            };
+            b.extend_from_slice(&[got, b'\'', b'\r', b'\n']);
+            return b.freeze();
         }
-    }
+        DecodeError::MultibulkCountTooBig => b"-ERR Protocol error: too big mbulk count string\r\n",
+        DecodeError::BulkCountTooBig => b"-ERR Protocol error: too big bulk count string\r\n",
+        DecodeError::BulkTerminator => {
+            b"-ERR Protocol error: bulk string not terminated by CRLF\r\n"
+        }
+        DecodeError::InlineTooBig => b"-ERR Protocol error: too big inline request\r\n",
+        DecodeError::UnbalancedQuotes => b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        DecodeError::TooLarge => {
+            b"-ERR Protocol error: request larger than the proxy's max_request_size\r\n"
+        }
+    };
+    Bytes::from_static(text)
 }
 
 /// Redis 7's unknown-command line: `-ERR unknown command 'foo', with args beginning

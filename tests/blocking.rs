@@ -11,7 +11,9 @@ use common::*;
 /// Each blocking command, on keys of one hash tag, with timeout `t` (seconds)
 /// where the pattern says `@` (in milliseconds where it says `#`).
 fn blocking_commands(t: &str) -> Vec<Vec<String>> {
-    let ms = ((t.parse::<f64>().unwrap_or(0.0)) * 1000.0).round().to_string();
+    let ms = ((t.parse::<f64>().unwrap_or(0.0)) * 1000.0)
+        .round()
+        .to_string();
     let w = |s: &str| {
         s.split(' ')
             .map(|x| x.replace('@', t).replace('#', &ms))
@@ -101,7 +103,13 @@ fn blocking_commands_on_keys_with_data_answer_at_once() {
             .map(|c| c.split(' ').map(String::from).collect())
             .collect();
         seq.push(cmd.clone());
-        seq.push(vec!["DEL".into(), "{b}l1".into(), "{b}l2".into(), "{b}z1".into(), "{b}s1".into()]);
+        seq.push(vec![
+            "DEL".into(),
+            "{b}l1".into(),
+            "{b}l2".into(),
+            "{b}z1".into(),
+            "{b}s1".into(),
+        ]);
         p.assert_same(&format!("{} on data", cmd.join(" ")), &owned(&seq));
     }
 }
@@ -131,7 +139,10 @@ fn a_blocked_client_that_leaves_takes_no_data_meant_for_others() {
         let info = n.cmd(&["INFO", "clients"]);
         String::from_utf8_lossy(info.bytes())
             .lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:").map(|v| v.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("blocked_clients:")
+                    .map(|v| v.trim().to_string())
+            })
             .unwrap_or_default()
     };
     for timeout in ["0", "30"] {
@@ -146,7 +157,11 @@ fn a_blocked_client_that_leaves_takes_no_data_meant_for_others() {
         });
         let mut other = p.proxy.conn();
         assert_eq!(other.cmd(&["RPUSH", "{b}gone", "v"]).int(), 1);
-        assert_eq!(other.cmd(&["LLEN", "{b}gone"]).int(), 1, "timeout {timeout}");
+        assert_eq!(
+            other.cmd(&["LLEN", "{b}gone"]).int(),
+            1,
+            "timeout {timeout}"
+        );
         assert_eq!(other.cmd(&["DEL", "{b}gone"]).int(), 1);
     }
 }

@@ -23,9 +23,15 @@ pub enum DecodeError {
     /// `$` header is not a valid length.
     #[error("Protocol error: invalid bulk length")]
     BulkLength,
-    /// An array element is not a bulk string.
-    #[error("Protocol error: expected '$'")]
-    ExpectedBulk,
+    /// An array element is not a bulk string: it starts with this byte.
+    #[error("Protocol error: expected '$', got '{}'", char::from(*.0))]
+    ExpectedBulk(u8),
+    /// A `*` header without its line end within [`MAX_INLINE`] bytes.
+    #[error("Protocol error: too big mbulk count string")]
+    MultibulkCountTooBig,
+    /// A `$` header without its line end within [`MAX_INLINE`] bytes.
+    #[error("Protocol error: too big bulk count string")]
+    BulkCountTooBig,
     /// A bulk string is not followed by CRLF.
     #[error("Protocol error: bulk string not terminated by CRLF")]
     BulkTerminator,
@@ -151,33 +157,19 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     Some(pos.saturating_sub(1).max(from))
 }
 
-/// Parses a decimal header number between `start` and the CRLF at `end`.
+/// Parses a decimal header number between `start` and the CRLF at `end`, as
+/// strictly as Redis (no `+`, no leading zero).
 fn parse_len(buf: &[u8], start: usize, end: usize) -> Option<i64> {
-    let digits = &buf[start..end];
-    if digits.is_empty() || digits.len() > 18 || buf.get(end) != Some(&b'\r') {
+    if buf.get(end) != Some(&b'\r') {
         return None;
     }
-    let (neg, digits) = match digits[0] {
-        b'-' => (true, &digits[1..]),
-        _ => (false, digits),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + i64::from(d - b'0');
-    }
-    Some(if neg { -n } else { n })
+    super::number::parse_i64(&buf[start..end])
 }
 
 fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
     let Some(eol) = find_crlf(buf, 1) else {
         return if buf.len() > MAX_INLINE {
-            Err(DecodeError::MultibulkLength)
+            Err(DecodeError::MultibulkCountTooBig)
         } else {
             Ok(Scan::Incomplete)
         };
@@ -195,11 +187,11 @@ fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
         match buf.get(pos) {
             None => return Ok(Scan::Incomplete),
             Some(b'$') => {}
-            Some(_) => return Err(DecodeError::ExpectedBulk),
+            Some(&b) => return Err(DecodeError::ExpectedBulk(b)),
         }
         let Some(eol) = find_crlf(buf, pos + 1) else {
-            return if buf.len() - pos > 32 {
-                Err(DecodeError::BulkLength)
+            return if buf.len() - pos > MAX_INLINE {
+                Err(DecodeError::BulkCountTooBig)
             } else {
                 Ok(Scan::Incomplete)
             };
@@ -390,12 +382,12 @@ mod tests {
 
     #[test]
     fn raw_args_carry_their_headers() {
-        let r = dec(b"*3\r\n$4\r\nMSET\r\n$4\r\n$\r\n$\r\n$010\r\n0123456789\r\n")
+        let r = dec(b"*3\r\n$4\r\nMSET\r\n$4\r\n$\r\n$\r\n$10\r\n0123456789\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(r.raw_arg(0), b"$4\r\nMSET\r\n");
         assert_eq!(r.raw_arg(1), b"$4\r\n$\r\n$\r\n");
-        assert_eq!(r.raw_arg(2), b"$010\r\n0123456789\r\n");
+        assert_eq!(r.raw_arg(2), b"$10\r\n0123456789\r\n");
         let inline = dec(b"mget a bb\r\n").unwrap().unwrap();
         assert_eq!(inline.raw_arg(2), b"$2\r\nbb\r\n");
         let empty = Request::from_args(&["DEL", ""]);
@@ -446,7 +438,18 @@ mod tests {
     #[test]
     fn errors_and_limits() {
         assert_eq!(dec(b"*x\r\n").unwrap_err(), DecodeError::MultibulkLength);
-        assert_eq!(dec(b"*1\r\n:1\r\n").unwrap_err(), DecodeError::ExpectedBulk);
+        assert_eq!(
+            dec(b"*1\r\n:1\r\n").unwrap_err(),
+            DecodeError::ExpectedBulk(b':')
+        );
+        assert_eq!(
+            dec(b"*01\r\n$1\r\na\r\n").unwrap_err(),
+            DecodeError::MultibulkLength
+        );
+        assert_eq!(
+            dec(b"*1\r\n$+1\r\na\r\n").unwrap_err(),
+            DecodeError::BulkLength
+        );
         assert_eq!(dec(b"*1\r\n$-5\r\n").unwrap_err(), DecodeError::BulkLength);
         assert_eq!(
             dec(b"*1\r\n$3\r\nfooXY").unwrap_err(),

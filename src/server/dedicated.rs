@@ -15,7 +15,7 @@
 
 use super::PoolContext;
 use super::context::{Ctx, Lane, Outcome};
-use super::forward::one_node;
+use super::forward::{NoRoute, one_node};
 use super::replies::ReplyQueue;
 use crate::backend::{BackendRequest, ConnHandle, Node};
 use crate::command::{CommandSpec, DedicatedKind};
@@ -133,6 +133,19 @@ impl Dedicated {
         }
     }
 
+    /// Ends the transaction, if any, without running it (a rejected EXEC).
+    pub fn abort(&mut self, cx: &mut Ctx) {
+        if self.tx.multi_sent {
+            self.send(
+                cx,
+                Request::from_args(&["DISCARD"]).frame().clone(),
+                true,
+                true,
+            );
+        }
+        self.tx = TxState::default();
+    }
+
     /// Forgets everything (RESET, once nothing is in flight).
     pub fn reset(&mut self) {
         *self = Dedicated::default();
@@ -215,7 +228,8 @@ impl Dedicated {
                 Some(i) => i,
                 None => return cx.ready_static(b":0\r\n"),
             },
-            Err(e) => return cx.ready(e),
+            // Never sent to a node on a guess: it could block a connection there.
+            Err(e) => return cx.ready_static(e.reply()),
         };
         if !cx.enter_lane(Lane::Pinned) {
             return Outcome::Wait(req);
@@ -247,7 +261,7 @@ impl Dedicated {
         let idx = match one_node(cx, &req, spec) {
             Ok(Some(i)) => i,
             Ok(None) => return cx.ready_static(errors::SYNTAX),
-            Err(e) => return cx.ready(e),
+            Err(e) => return cx.ready_static(e.reply()),
         };
         if self.tx.watching && self.pinned.is_some() && !self.pinned_to(&cx.topo.nodes[idx]) {
             return cx.ready_static(errors::CROSSSLOT);
@@ -349,9 +363,11 @@ impl Dedicated {
     pub fn queue_in_multi(&mut self, cx: &mut Ctx, req: Request, spec: &CommandSpec) -> Outcome {
         let idx = match one_node(cx, &req, spec) {
             Ok(i) => i,
+            // Redis queues it and fails it inside EXEC: so does its node here.
+            Err(NoRoute::Malformed(_)) => None,
             Err(e) => {
                 self.tx.failed = true;
-                return cx.ready(e);
+                return cx.ready_static(e.reply());
             }
         };
         match (idx, self.tx.multi_sent) {

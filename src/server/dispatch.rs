@@ -52,6 +52,11 @@ pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Ou
         return cx.ready(b.freeze());
     };
     if let Some(err) = precheck(cx, held, &req, spec, class) {
+        if spec.name == "exec" {
+            // As Redis: a rejected EXEC ends the transaction, and says why.
+            held.dedicated.abort(cx);
+            return cx.ready(errors::exec_abort(&err));
+        }
         held.dedicated.reject_in_multi();
         return cx.ready(err);
     }

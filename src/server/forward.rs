@@ -49,35 +49,53 @@ pub fn to_every_node(cx: &mut Ctx, frame: &Bytes, plan: Plan) -> Outcome {
     Outcome::Queued
 }
 
-/// The node of every key of `req` (argument index, node), or the error reply.
+/// Why the keys of a request give no node.
+#[derive(Debug)]
+pub enum NoRoute {
+    /// The arguments do not say where the keys are (a bad `numkeys`, a missing
+    /// key): Redis fails the command too, with a text that may depend on the node's
+    /// state (FCALL of a function it does not have), so it is best left to a node.
+    Malformed(crate::command::KeyError),
+    /// The reply to give (no node for a key, keys on several nodes).
+    Reply(&'static [u8]),
+}
+
+impl NoRoute {
+    /// The reply when the proxy answers itself.
+    pub fn reply(&self) -> &'static [u8] {
+        match self {
+            NoRoute::Malformed(e) => errors::key_error(*e),
+            NoRoute::Reply(r) => r,
+        }
+    }
+}
+
+/// The node of every key of `req` (argument index, node).
 pub fn key_nodes(
     cx: &Ctx,
     req: &Request,
     spec: &CommandSpec,
     out: &mut Vec<(usize, usize)>,
-) -> Result<(), Bytes> {
-    let keys = spec
-        .keys(req)
-        .map_err(|e| Bytes::from_static(errors::key_error(e)))?;
+) -> Result<(), NoRoute> {
+    let keys = spec.keys(req).map_err(NoRoute::Malformed)?;
     for k in keys {
         let Some(key) = req.get(k) else { continue };
         match cx.topo.node_for_key(key) {
             Some(n) => out.push((k, n)),
-            None => return Err(Bytes::from_static(BackendError::NoNode.wire())),
+            None => return Err(NoRoute::Reply(BackendError::NoNode.wire())),
         }
     }
     Ok(())
 }
 
-/// The one node of `req`'s keys: `Ok(None)` without keys, the error reply when
-/// they span nodes.
-pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<usize>, Bytes> {
+/// The one node of `req`'s keys: `Ok(None)` without keys.
+pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<usize>, NoRoute> {
     let mut nodes = Vec::with_capacity(INLINE_KEYS);
     key_nodes(cx, req, spec, &mut nodes)?;
     match nodes.first() {
         None => Ok(None),
         Some(&(_, n)) if nodes.iter().all(|&(_, m)| m == n) => Ok(Some(n)),
-        Some(_) => Err(Bytes::from_static(errors::CROSSSLOT)),
+        Some(_) => Err(NoRoute::Reply(errors::CROSSSLOT)),
     }
 }
 
@@ -91,16 +109,18 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     }
     match one_node(cx, req, spec) {
         Ok(Some(n)) => forward(cx, n, req.frame().clone()),
-        Ok(None) => any_node(cx, req),
-        Err(e) => cx.ready(e),
+        Ok(None) | Err(NoRoute::Malformed(_)) => any_node(cx, req),
+        Err(e) => cx.ready_static(e.reply()),
     }
 }
 
 /// A command split into one sub-request per node (MGET, MSET, DEL, ...).
 pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKind) -> Outcome {
     let mut nodes = Vec::with_capacity(INLINE_KEYS);
-    if let Err(e) = key_nodes(cx, req, spec, &mut nodes) {
-        return cx.ready(e);
+    match key_nodes(cx, req, spec, &mut nodes) {
+        Ok(()) => {}
+        Err(NoRoute::Malformed(_)) => return any_node(cx, req),
+        Err(e) => return cx.ready_static(e.reply()),
     }
     let Some(&(_, first)) = nodes.first() else {
         return any_node(cx, req);

@@ -19,7 +19,7 @@ use crate::metrics::RequestClass;
 use crate::resp::Request;
 use crate::resp::request::decode;
 use crate::topology::{Router, Topology};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::sync::Arc;
 
 /// Smallest read: what an idle client's buffer holds (a connection that only sent
@@ -254,8 +254,12 @@ impl Session {
                     tracing::debug!(client = self.client.id, error = %e, "client protocol error");
                     let class = RequestClass::Invalid;
                     self.pool.metrics.request(class);
-                    self.queue
-                        .push_ready(Bytes::from_static(e.wire()), After::Close, class, false);
+                    self.queue.push_ready(
+                        crate::errors::protocol_error(e),
+                        After::Close,
+                        class,
+                        false,
+                    );
                     self.reading = Reading::Stopped;
                 }
             }

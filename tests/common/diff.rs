@@ -124,4 +124,3 @@ pub fn assert_same(what: &str, want: &[u8], got: &[u8]) {
 pub fn args<'a>(a: &[&'a str]) -> Vec<&'a [u8]> {
     a.iter().map(|s| s.as_bytes()).collect()
 }
-
