@@ -54,7 +54,7 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::Broadcast(MergeKind::AndArrays) => and_arrays(&ok),
         Plan::Broadcast(MergeKind::FirstNonNull) => first_non_null(&ok, proto),
         Plan::Broadcast(MergeKind::Union) => union(&ok),
-        Plan::Broadcast(MergeKind::SumPairs) => sum_pairs(&ok, proto),
+        Plan::Broadcast(MergeKind::SumPairs) => sum_pairs(&ok),
         Plan::Broadcast(MergeKind::MaxInt) => max_int(&ok),
         Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) | Plan::Info(_) => {
             ok[0].clone()
@@ -192,23 +192,26 @@ fn union(parts: &[&Bytes]) -> Bytes {
 }
 
 /// `[name, count, ...]` arrays (or RESP3 maps) summed per name; a map for RESP3.
-fn sum_pairs(parts: &[&Bytes], proto: Proto) -> Bytes {
+/// PUBSUB NUMSUB / SHARDNUMSUB: every node answers the same channels in the
+/// request's order (duplicates repeated), so counts are summed position by
+/// position. An array of pairs, as Redis 7.0 sends it even to RESP3 clients.
+fn sum_pairs(parts: &[&Bytes]) -> Bytes {
     let mut pairs: Vec<(Bytes, i64)> = Vec::new();
-    for p in parts {
+    for (j, p) in parts.iter().enumerate() {
         let Some(elems) = array_elements(p).or_else(|| map_elements(p)) else {
             return invalid();
         };
-        for kv in elems.chunks(2) {
+        for (i, kv) in elems.chunks(2).enumerate() {
             let [k, v] = kv else { return invalid() };
             let (name, n) = (p.slice(k.clone()), integer(&p[v.clone()]).unwrap_or(0));
-            match pairs.iter_mut().find(|(k, _)| *k == name) {
-                Some((_, total)) => *total += n,
-                None => pairs.push((name, n)),
+            match pairs.get_mut(i) {
+                Some((_, total)) if j > 0 => *total += n,
+                _ => pairs.push((name, n)),
             }
         }
     }
     let mut out = BytesMut::new();
-    encode::map_header(&mut out, proto, pairs.len());
+    encode::array_header(&mut out, pairs.len() * 2);
     for (name, n) in pairs {
         out.extend_from_slice(&name);
         encode::integer(&mut out, n);
@@ -323,7 +326,17 @@ mod tests {
             ],
             Proto::Resp3,
         );
-        assert_eq!(&got3[..], b"%1\r\n$1\r\na\r\n:3\r\n");
+        // An array even for RESP3, as Redis 7.0 answers NUMSUB.
+        assert_eq!(&got3[..], b"*2\r\n$1\r\na\r\n:3\r\n");
+        let dup = merge(
+            &sp,
+            &[
+                ok(b"*4\r\n$1\r\na\r\n:1\r\n$1\r\na\r\n:1\r\n"),
+                ok(b"*4\r\n$1\r\na\r\n:2\r\n$1\r\na\r\n:2\r\n"),
+            ],
+            Proto::Resp2,
+        );
+        assert_eq!(&dup[..], b"*4\r\n$1\r\na\r\n:3\r\n$1\r\na\r\n:3\r\n");
         let mx = Plan::Broadcast(MergeKind::MaxInt);
         assert_eq!(
             &merge(&mx, &[ok(b":2\r\n"), ok(b":5\r\n")], Proto::Resp2)[..],

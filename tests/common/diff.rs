@@ -124,3 +124,16 @@ pub fn assert_same(what: &str, want: &[u8], got: &[u8]) {
 pub fn args<'a>(a: &[&'a str]) -> Vec<&'a [u8]> {
     a.iter().map(|s| s.as_bytes()).collect()
 }
+
+/// Each reply of a reply stream, raw.
+pub fn split_replies(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut cur = std::io::Cursor::new(stream);
+    let mut out = Vec::new();
+    loop {
+        let start = cur.position() as usize;
+        if start >= stream.len() || super::resp::read_reply(&mut cur).is_err() {
+            return out;
+        }
+        out.push(stream[start..cur.position() as usize].to_vec());
+    }
+}
