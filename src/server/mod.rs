@@ -69,6 +69,9 @@ pub struct PoolContext {
     pub registry: clients::Registry,
     /// Clients blocked in a blocking command now.
     pub blocked: AtomicUsize,
+    /// Bumped after every new topology is stored: sessions that hold state on the
+    /// nodes (subscriptions, blocked commands) watch it and follow the change.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl PoolContext {
@@ -92,7 +95,19 @@ impl PoolContext {
             dedicated: AtomicUsize::new(0),
             registry: clients::Registry::default(),
             blocked: AtomicUsize::new(0),
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Makes `topo` the current topology and tells the sessions that watch.
+    pub fn publish(&self, topo: crate::topology::Topology) {
+        self.router.store(Arc::new(topo));
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that sees every topology published from now on.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Shuts every open client socket for reading: each session sees end of input,
