@@ -227,7 +227,7 @@ async fn ejection_loop(ctx: Arc<PoolContext>, changed: Arc<tokio::sync::Notify>)
                 .map(|(n, _)| &*n.name)
                 .collect();
             tracing::warn!(pool = %ctx.name, ejected = ?off, "ring rebuilt over live nodes");
-            ctx.publish(t);
+            ctx.switch(t).await;
         }
     }
 }

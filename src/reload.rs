@@ -159,7 +159,7 @@ impl Proxy {
             .iter()
             .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
             .collect();
-        ctx.publish(topo);
+        ctx.switch(topo).await;
         ctx.metrics.topology_version.set(version as i64);
         for (o, kept) in old.nodes.iter().zip(kept) {
             if !kept && !cfg.nodes.iter().any(|n| *n.name == *o.name) {

@@ -59,6 +59,12 @@ impl Drop for DedicatedSlot {
     }
 }
 
+/// The lane of a connection of the client's own to `node`: requests on another
+/// node's connection wait until those in flight are answered.
+fn lane_of(node: &Arc<Node>) -> Lane {
+    Lane::Pinned(Arc::as_ptr(node) as usize)
+}
+
 /// Counts its client in the pool's blocked clients while it lives (INFO clients
 /// `blocked_clients`).
 struct BlockedMark(Arc<PoolContext>);
@@ -126,12 +132,23 @@ impl Dedicated {
         if !self.blocked(queue) {
             self.blocking = None;
         }
-        let idle =
-            lane == Lane::Pinned && queue.waiting() == 0 && !self.tx.in_multi && !self.tx.watching;
+        let idle = matches!(lane, Lane::Pinned(_))
+            && queue.waiting() == 0
+            && !self.tx.in_multi
+            && !self.tx.watching;
         if idle {
             self.pinned = None;
         }
     }
+
+    /// Whether the client has a connection of its own now.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned.is_some()
+    }
+
+    /// After a topology change: (to come) a blocked command whose key moved is
+    /// unblocked.
+    pub fn follow(&mut self, _cx: &mut Ctx) {}
 
     /// Ends the transaction, if any, without running it (a rejected EXEC).
     pub fn abort(&mut self, cx: &mut Ctx) {
@@ -192,6 +209,13 @@ impl Dedicated {
         Ok(())
     }
 
+    /// The lane of the pinned connection.
+    fn lane(&self) -> Lane {
+        self.pinned
+            .as_ref()
+            .map_or(Lane::Pinned(0), |p| lane_of(&p.node))
+    }
+
     fn pinned_to(&self, node: &Arc<Node>) -> bool {
         self.pinned
             .as_ref()
@@ -231,7 +255,7 @@ impl Dedicated {
             // Never sent to a node on a guess: it could block a connection there.
             Err(e) => return cx.ready_static(e.reply()),
         };
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
             return Outcome::Wait(req);
         }
         if let Err(e) = self.pin(cx, idx) {
@@ -246,7 +270,7 @@ impl Dedicated {
         if !self.tx.watching {
             return cx.ready_static(b"+OK\r\n");
         }
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(self.lane()) {
             return Outcome::Wait(req);
         }
         self.tx.watching = false;
@@ -266,7 +290,7 @@ impl Dedicated {
         if self.tx.watching && self.pinned.is_some() && !self.pinned_to(&cx.topo.nodes[idx]) {
             return cx.ready_static(errors::CROSSSLOT);
         }
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
             return Outcome::Wait(req);
         }
         if let Err(e) = self.pin(cx, idx) {
@@ -282,7 +306,7 @@ impl Dedicated {
             return cx.ready_static(errors::MULTI_NESTED);
         }
         if self.tx.watching {
-            if !cx.enter_lane(Lane::Pinned) {
+            if !cx.enter_lane(self.lane()) {
                 return Outcome::Wait(req);
             }
             self.send(cx, req.frame().clone(), true, false);
@@ -299,11 +323,11 @@ impl Dedicated {
         if !self.tx.in_multi {
             return cx.ready_static(errors::EXEC_WITHOUT_MULTI);
         }
-        if !cx.enter_lane(Lane::Pinned) {
-            return Outcome::Wait(req);
-        }
         if self.tx.failed {
             if self.tx.multi_sent {
+                if !cx.enter_lane(self.lane()) {
+                    return Outcome::Wait(req);
+                }
                 self.send(
                     cx,
                     Request::from_args(&["DISCARD"]).frame().clone(),
@@ -316,13 +340,20 @@ impl Dedicated {
         }
         if !self.tx.multi_sent {
             // No key in the whole transaction: any live node runs it.
-            let pick = cx.topo.nodes.iter().position(|n| !n.health.is_down());
-            let pinned = pick.ok_or(BackendError::NoNode.wire());
-            if let Err(e) = pinned.and_then(|idx| self.pin(cx, idx)) {
+            let Some(idx) = cx.topo.nodes.iter().position(|n| !n.health.is_down()) else {
+                self.tx = TxState::default();
+                return cx.ready_static(BackendError::NoNode.wire());
+            };
+            if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
+                return Outcome::Wait(req);
+            }
+            if let Err(e) = self.pin(cx, idx) {
                 self.tx = TxState::default();
                 return cx.ready_static(e);
             }
             self.start_multi(cx);
+        } else if !cx.enter_lane(self.lane()) {
+            return Outcome::Wait(req);
         }
         self.send(cx, req.frame().clone(), true, false);
         self.tx = TxState::default();
@@ -334,7 +365,7 @@ impl Dedicated {
             return cx.ready_static(errors::DISCARD_WITHOUT_MULTI);
         }
         if self.tx.multi_sent {
-            if !cx.enter_lane(Lane::Pinned) {
+            if !cx.enter_lane(self.lane()) {
                 return Outcome::Wait(req);
             }
             self.send(cx, req.frame().clone(), true, false);
@@ -380,7 +411,7 @@ impl Dedicated {
                 return cx.ready_static(errors::CROSSSLOT);
             }
             (Some(i), false) => {
-                if !cx.enter_lane(Lane::Pinned) {
+                if !cx.enter_lane(lane_of(&cx.topo.nodes[i])) {
                     return Outcome::Wait(req);
                 }
                 if let Err(e) = self.pin(cx, i) {
@@ -391,7 +422,7 @@ impl Dedicated {
             }
             _ => {}
         }
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(self.lane()) {
             return Outcome::Wait(req);
         }
         self.send(cx, req.frame().clone(), true, false);

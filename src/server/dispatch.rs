@@ -43,6 +43,21 @@ pub struct Held {
     pub subs: Subscriptions,
 }
 
+impl Held {
+    /// Whether the client holds state on the nodes that a topology change can
+    /// break: subscriptions, or a dedicated connection.
+    pub fn on_nodes(&self) -> bool {
+        self.subs.count() > 0 || self.dedicated.is_pinned()
+    }
+
+    /// After a topology change: subscriptions follow their channels; a blocked
+    /// command whose key moved is unblocked.
+    pub fn follow(&mut self, cx: &mut Ctx) {
+        self.subs.follow(cx);
+        self.dedicated.follow(cx);
+    }
+}
+
 /// Handles one request routed as `route`.
 pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Outcome {
     let Some((spec, class)) = route else {
