@@ -511,10 +511,7 @@ fn allow_admin_is_a_checked_bool() {
     let bad = problems(&with("allow_admin: sometimes\n"));
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert_eq!(bad[0].0, Some(8), "{bad:?}");
-    assert!(
-        bad[0].1.starts_with("allow_admin: invalid type"),
-        "{bad:?}"
-    );
+    assert!(bad[0].1.starts_with("allow_admin: invalid type"), "{bad:?}");
     let typo = problems(&with("allow_admn: true\n"));
     assert!(
         typo.len() == 1 && typo[0].1.starts_with("allow_admn: unknown field"),

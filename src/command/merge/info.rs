@@ -216,7 +216,12 @@ fn memory(nodes: &[Fields], out: &mut String) {
 }
 
 fn stats(nodes: &[Fields], out: &mut String) {
-    for key in ["keyspace_hits", "keyspace_misses", "expired_keys", "evicted_keys"] {
+    for key in [
+        "keyspace_hits",
+        "keyspace_misses",
+        "expired_keys",
+        "evicted_keys",
+    ] {
         let _ = write!(out, "{key}:{}\r\n", sum(nodes, key));
     }
     for key in ["total_commands_processed", "instantaneous_ops_per_sec"] {
@@ -248,7 +253,10 @@ fn counters(nodes: &[Fields], prefix: &str, out: &mut String) {
         }
     }
     for (name, fields) in all {
-        let calls = fields.iter().find(|(f, _)| *f == "calls").map_or(0, |x| x.1);
+        let calls = fields
+            .iter()
+            .find(|(f, _)| *f == "calls")
+            .map_or(0, |x| x.1);
         let usec = fields.iter().find(|(f, _)| *f == "usec").map_or(0, |x| x.1);
         let line: Vec<String> = fields
             .iter()
@@ -293,7 +301,10 @@ fn keyspace(nodes: &[Fields], out: &mut String) {
     }
     for (db, (keys, expires, ttl)) in dbs {
         let avg = ttl.checked_div(u128::from(expires)).unwrap_or(0);
-        let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n");
+        let _ = write!(
+            out,
+            "db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"
+        );
     }
 }
 
@@ -341,12 +352,22 @@ mod tests {
     #[test]
     fn memory_sums_and_settings() {
         let plan = InfoPlan {
-            sections: vec![Section::Local("# Server\r\nx:1\r\n".into()), Section::Memory],
+            sections: vec![
+                Section::Local("# Server\r\nx:1\r\n".into()),
+                Section::Memory,
+            ],
         };
-        let a = bulk("# Memory\r\nused_memory:1000\r\nmaxmemory:100\r\nmaxmemory_policy:noeviction\r\n");
-        let b = bulk("# Memory\r\nused_memory:2000\r\nmaxmemory:200\r\nmaxmemory_policy:noeviction\r\n");
+        let a = bulk(
+            "# Memory\r\nused_memory:1000\r\nmaxmemory:100\r\nmaxmemory_policy:noeviction\r\n",
+        );
+        let b = bulk(
+            "# Memory\r\nused_memory:2000\r\nmaxmemory:200\r\nmaxmemory_policy:noeviction\r\n",
+        );
         let out = text(&merge_info(&plan, &[a, b], Proto::Resp2));
-        assert!(out.starts_with("# Server\r\nx:1\r\n\r\n# Memory\r\n"), "{out}");
+        assert!(
+            out.starts_with("# Server\r\nx:1\r\n\r\n# Memory\r\n"),
+            "{out}"
+        );
         for want in [
             "used_memory:3000\r\n",
             "used_memory_human:2.93K\r\n",
@@ -358,7 +379,10 @@ mod tests {
         ] {
             assert!(out.contains(want), "{want} in {out}");
         }
-        assert!(out.ends_with("\r\n") && !out.ends_with("\r\n\r\n"), "{out:?}");
+        assert!(
+            out.ends_with("\r\n") && !out.ends_with("\r\n\r\n"),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -370,8 +394,12 @@ mod tests {
                 Section::Keyspace,
             ],
         };
-        let a = bulk("# Stats\r\nkeyspace_hits:1\r\ntotal_commands_processed:5\r\n\r\n# Commandstats\r\ncmdstat_get:calls=2,usec=10,usec_per_call=5.00,rejected_calls=0,failed_calls=1\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n");
-        let b = bulk("# Stats\r\nkeyspace_hits:2\r\ntotal_commands_processed:7\r\n\r\n# Commandstats\r\ncmdstat_get:calls=1,usec=1,usec_per_call=1.00,rejected_calls=1,failed_calls=0\r\ncmdstat_set:calls=1,usec=3,usec_per_call=3.00,rejected_calls=0,failed_calls=0\r\n\r\n# Keyspace\r\ndb0:keys=4,expires=3,avg_ttl=300\r\n");
+        let a = bulk(
+            "# Stats\r\nkeyspace_hits:1\r\ntotal_commands_processed:5\r\n\r\n# Commandstats\r\ncmdstat_get:calls=2,usec=10,usec_per_call=5.00,rejected_calls=0,failed_calls=1\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n",
+        );
+        let b = bulk(
+            "# Stats\r\nkeyspace_hits:2\r\ntotal_commands_processed:7\r\n\r\n# Commandstats\r\ncmdstat_get:calls=1,usec=1,usec_per_call=1.00,rejected_calls=1,failed_calls=0\r\ncmdstat_set:calls=1,usec=3,usec_per_call=3.00,rejected_calls=0,failed_calls=0\r\n\r\n# Keyspace\r\ndb0:keys=4,expires=3,avg_ttl=300\r\n",
+        );
         let down = Err(crate::errors::BackendError::Down);
         let out = text(&merge_info(&plan, &[a, b, down], Proto::Resp2));
         for want in [

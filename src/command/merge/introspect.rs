@@ -53,7 +53,10 @@ pub fn config_get(parts: &[&Bytes], own: &[(&'static str, Bytes)], proto: Proto)
     for (k, v) in &pairs {
         out.extend_from_slice(k);
         let name = string_body(k).unwrap_or_default();
-        match own.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)) {
+        match own
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        {
             Some((_, value)) => encode::bulk(&mut out, value),
             None => out.extend_from_slice(v),
         }
