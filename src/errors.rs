@@ -252,6 +252,17 @@ fn put_sanitised(buf: &mut BytesMut, bytes: &[u8], max: usize) {
     }
 }
 
+/// An admin command (`CONFIG SET`, `CONFIG RESETSTAT`, `SLOWLOG RESET`, `LATENCY
+/// RESET`) while `allow_admin` is false; `what` is the command, from the proxy's code.
+pub fn admin_refused(buf: &mut BytesMut, what: &'static str) {
+    buf.extend_from_slice(b"-ERR ringproxy: ");
+    buf.extend_from_slice(what.as_bytes());
+    buf.extend_from_slice(b" is disabled (set allow_admin: true to send it to every node)\r\n");
+}
+
+/// SLOWLOG GET with a count that is not an integer >= -1 (Redis's own text).
+pub const SLOWLOG_COUNT: &[u8] = b"-ERR count should be greater than or equal to -1\r\n";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,10 @@ use crate::resp::reply::{
 use crate::resp::{Proto, encode};
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
+use std::sync::Arc;
+
+pub mod info;
+pub mod introspect;
 
 /// How to merge, with what the split recorded.
 #[derive(Debug)]
@@ -21,8 +25,15 @@ pub enum Plan {
     Broadcast(MergeKind),
     /// One SCAN step on node `.0` of `.1` nodes: the reply gets the proxy cursor.
     Scan(usize, usize),
-    /// INFO: the proxy's own sections, then the nodes' keyspaces summed.
-    Info(Bytes),
+    /// INFO: the proxy's own sections and the nodes' merged (see [`info`]).
+    Info(Box<info::InfoPlan>),
+    /// CONFIG GET: one value per parameter; the proxy's own parameters with the
+    /// proxy's values (see [`introspect`]).
+    ConfigGet(Vec<(&'static str, Bytes)>),
+    /// SLOWLOG GET: at most `.1` entries, newest first, marked with the node names `.0`.
+    Slowlog(Vec<Arc<str>>, usize),
+    /// LATENCY LATEST: every node's events, prefixed with the node names.
+    LatencyLatest(Vec<Arc<str>>),
     /// A reply the proxy built already, sent once every part has answered
     /// (pub/sub confirmations).
     Fixed(Bytes),
@@ -35,7 +46,7 @@ pub type PartReply = Result<Bytes, BackendError>;
 pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
     match plan {
         Plan::Fixed(reply) => return reply.clone(),
-        Plan::Info(local) => return super::keyspace::merge_keyspace(local, parts),
+        Plan::Info(plan) => return info::merge_info(plan, parts, proto),
         _ => {}
     }
     if let Some(err) = first_error(parts) {
@@ -56,6 +67,9 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::Broadcast(MergeKind::Union) => union(&ok),
         Plan::Broadcast(MergeKind::SumPairs) => sum_pairs(&ok),
         Plan::Broadcast(MergeKind::MaxInt) => max_int(&ok),
+        Plan::ConfigGet(own) => introspect::config_get(&ok, own, proto),
+        Plan::Slowlog(names, count) => introspect::slowlog(&ok, names, *count),
+        Plan::LatencyLatest(names) => introspect::latency_latest(&ok, names),
         Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) | Plan::Info(_) => {
             ok[0].clone()
         }
