@@ -4,54 +4,11 @@
 
 mod common;
 
-use common::admin;
+use common::topo::Rig;
 use common::*;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 const CHANNELS: usize = 60;
-
-/// A proxy over the first `n` of `servers`, with its ports.
-struct Rig {
-    servers: Vec<RedisServer>,
-    proxy: Proxy,
-}
-
-impl Rig {
-    fn start(total: usize, first: usize) -> Rig {
-        let servers: Vec<RedisServer> = (0..total).map(|_| RedisServer::start()).collect();
-        let refs: Vec<&RedisServer> = servers[..first].iter().collect();
-        let proxy = Proxy::with_nodes(&refs, "");
-        Rig { servers, proxy }
-    }
-
-    /// Reloads with the servers in `members` (named node<i> by server index).
-    fn reload(&self, members: &[usize]) {
-        let admin_port = self.proxy.admin_port();
-        let before = admin::topology(admin_port).version;
-        let mut y = format!(
-            "listen: 127.0.0.1:{}\nadmin: 127.0.0.1:{admin_port}\nnodes:\n",
-            self.proxy.port()
-        );
-        for &i in members {
-            y.push_str(&format!(
-                "  - {{name: node{i}, addr: \"{}\"}}\n",
-                self.servers[i].addr()
-            ));
-        }
-        self.proxy.write_config(&y);
-        admin::wait_topology(
-            admin_port,
-            "the reload applied",
-            Duration::from_secs(10),
-            |t| t.version > before,
-        );
-    }
-
-    fn owners(&self, names: &[String]) -> BTreeMap<String, String> {
-        route(self.proxy.config_path(), names).into_iter().collect()
-    }
-}
 
 fn channels() -> Vec<String> {
     (0..CHANNELS).map(|i| format!("ch:{i}")).collect()

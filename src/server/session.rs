@@ -215,9 +215,12 @@ impl Session {
     }
 
     fn on_completion(&mut self, c: Completion) {
-        self.queue.complete(c.seq, c.part, c.reply, c.head);
-        while let Some(c) = self.io.try_completion() {
-            self.queue.complete(c.seq, c.part, c.reply, c.head);
+        let mut next = Some(c);
+        while let Some(c) = next {
+            if let Some(c) = self.held.dedicated.intercept(c) {
+                self.queue.complete(c.seq, c.part, c.reply, c.head);
+            }
+            next = self.io.try_completion();
         }
         self.held.dedicated.settle(&self.queue, self.client.lane);
     }
