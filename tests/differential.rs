@@ -132,7 +132,51 @@ const KNOWN: &[Case] = &[
         half_close: false,
         open: true,
     },
+    Case {
+        // Redis queues UNWATCH inside MULTI (+QUEUED); the proxy answers +OK at once.
+        name: "unwatch-in-multi",
+        bytes: b"MULTI\r\nUNWATCH\r\n",
+        terminal: false,
+        half_close: false,
+        open: true,
+    },
+    Case {
+        // A rejected EXEC: Redis `-EXECABORT Transaction discarded because of: wrong
+        // number of arguments for 'exec' command`; the proxy `-ERR wrong number ...`.
+        name: "exec-wrong-arity-execabort",
+        bytes: b"EXEC x\r\n",
+        terminal: false,
+        half_close: false,
+        open: true,
+    },
+    Case {
+        // RESP3, subscribed, PUBLISH to that channel: Redis pushes the message before
+        // PUBLISH's :1 (it delivers while executing); the proxy answers :1 first and the
+        // message after it (it comes through the subscriber connection). A race on the
+        // proxy side: it may match by chance, so `open` is not checked strictly.
+        name: "resp3-publish-to-own-channel",
+        bytes: b"HELLO 3\r\nSUBSCRIBE {r}:a\r\nPUBLISH {r}:a m\r\n",
+        terminal: false,
+        half_close: false,
+        open: true,
+    },
+    Case {
+        // An empty transaction (MULTI then EXEC, or only keyless commands such as
+        // SELECT 0 between them), pipelined with
+        // other requests: the proxy often answers +OK to MULTI and then nothing more
+        // (no reply to EXEC and what follows within 5 s; here about one run in two,
+        // with 20 clients at once nearly every client hits it within seconds). Redis:
+        // +OK, [], nil, +RESET, marker.
+        name: "empty-multi-exec-hang",
+        bytes: b"MULTI\r\nEXEC\r\nBRPOPLPUSH {r}:l1 {r}:l2 0.1\r\n",
+        terminal: false,
+        half_close: false,
+        open: true,
+    },
 ];
+
+/// Open cases whose proxy answer is a race (may match by chance): not strict.
+const RACY: &[&str] = &["resp3-publish-to-own-channel", "empty-multi-exec-hang"];
 
 /// True when `s` hits a known, still-open difference (see KNOWN): such sequences are
 /// skipped by the random test until the proxy is fixed. Remove a clause with its fix.
@@ -140,17 +184,35 @@ const KNOWN: &[Case] = &[
 fn known_open_difference(s: &Seq) -> bool {
     const SUBSCRIBES: &[&str] = &["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"];
     const PUBSUB: &[&str] = &[
-        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "SSUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE",
     ];
     const DEDICATED: &[&str] = &[
-        "MULTI", "WATCH", "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP",
+        "MULTI",
+        "WATCH",
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BRPOPLPUSH",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BLMPOP",
     ];
     const UNKNOWN: &[&str] = &["FOO", "GETT", "", "MULTIX", "PINGPONG"];
     let (mut multi, mut subscribed, mut resp3, mut dedicated) = (false, false, false, false);
+    let (mut hello_after_dedicated, mut keyless_multi) = (false, false);
     for it in &s.items {
         let name = it.name();
         let args = it.args.as_deref().unwrap_or_default();
-        let arg = |i: usize| args.get(i).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let arg = |i: usize| {
+            args.get(i)
+                .map(|a| a.to_ascii_uppercase())
+                .unwrap_or_default()
+        };
         // KNOWN "pubsub-in-multi"
         if multi && PUBSUB.contains(&name.as_str()) {
             return true;
@@ -174,22 +236,47 @@ fn known_open_difference(s: &Seq) -> bool {
                 return true;
             }
         }
-        // KNOWN "dedicated-connection-ignores-hello"
-        if dedicated && name == "HELLO" {
+        // KNOWN "dedicated-connection-ignores-hello": a dedicated command or EXEC
+        // after a HELLO that came after a dedicated command.
+        if hello_after_dedicated && (DEDICATED.contains(&name.as_str()) || name == "EXEC") {
             return true;
         }
-        // KNOWN "exec-in-subscribe-mode-execabort"
-        if name == "EXEC" && subscribed && !resp3 {
+        if dedicated && name == "HELLO" {
+            hello_after_dedicated = true;
+        }
+        // KNOWN "exec-in-subscribe-mode-execabort", "exec-wrong-arity-execabort"
+        if name == "EXEC" && ((subscribed && !resp3) || args.len() != 1) {
+            return true;
+        }
+        // KNOWN "empty-multi-exec-hang": an EXEC of a MULTI that queued no keyed
+        // command (none, or only ones like PING/SELECT 0), anywhere.
+        let keyed = args.iter().skip(1).any(|a| a.starts_with(b"{"));
+        if multi && keyed {
+            keyless_multi = false;
+        }
+        if name == "EXEC" && keyless_multi {
+            return true;
+        }
+        if name == "MULTI" && !multi {
+            keyless_multi = true;
+        }
+        // KNOWN "unwatch-in-multi"
+        if multi && name == "UNWATCH" {
+            return true;
+        }
+        // KNOWN "resp3-publish-to-own-channel"
+        if name == "PUBLISH" && subscribed && resp3 {
             return true;
         }
         // KNOWN "unknown-command-args-cut-at-nul"
-        if UNKNOWN.contains(&name.as_str()) && args[1..].iter().any(|a| a.contains(&0)) {
+        if UNKNOWN.contains(&name.as_str()) && args.iter().skip(1).any(|a| a.contains(&0)) {
             return true;
         }
+        // (MULTI, EXEC, DISCARD, RESET with arguments are errors: no state change.)
         match name.as_str() {
             "MULTI" => multi = true,
-            "EXEC" | "DISCARD" => multi = false,
-            "RESET" => (multi, subscribed, resp3) = (false, false, false),
+            "EXEC" | "DISCARD" if args.len() == 1 => multi = false,
+            "RESET" if args.len() == 1 => (multi, subscribed, resp3) = (false, false, false),
             "HELLO" if arg(1) == b"3" => resp3 = true,
             "HELLO" if arg(1) == b"2" => resp3 = false,
             n if SUBSCRIBES.contains(&n) => subscribed = true,
@@ -229,7 +316,11 @@ struct Outcome {
 }
 
 /// Splits `buf[*pos..]` into complete replies, advancing `pos`.
-fn take_replies(buf: &[u8], pos: &mut usize, out: &mut Vec<(Reply, Vec<u8>)>) -> Result<(), String> {
+fn take_replies(
+    buf: &[u8],
+    pos: &mut usize,
+    out: &mut Vec<(Reply, Vec<u8>)>,
+) -> Result<(), String> {
     loop {
         if *pos == buf.len() {
             return Ok(());
@@ -250,7 +341,14 @@ fn take_replies(buf: &[u8], pos: &mut usize, out: &mut Vec<(Reply, Vec<u8>)>) ->
 /// Sends `bytes` to 127.0.0.1:`port` on a new connection (from a writer thread) and
 /// reads replies until `marker`'s reply (unless `to_close`: then until the peer
 /// closes), the peer closes, or `timeout`.
-fn run_side(port: u16, bytes: &[u8], marker: &[u8], to_close: bool, half_close: bool, timeout: Duration) -> Outcome {
+fn run_side(
+    port: u16,
+    bytes: &[u8],
+    marker: &[u8],
+    to_close: bool,
+    half_close: bool,
+    timeout: Duration,
+) -> Outcome {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
@@ -283,7 +381,12 @@ fn run_side(port: u16, bytes: &[u8], marker: &[u8], to_close: bool, half_close: 
                         break End::Marker;
                     }
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     if Instant::now() >= deadline {
                         break End::Timeout(timeout);
                     }
@@ -306,8 +409,24 @@ fn run_both(redis: u16, proxy: u16, seq: &Seq, marker: &str) -> (Outcome, Outcom
     let bytes = seq.bytes(marker);
     let to_close = seq.half_close || seq.terminal();
     std::thread::scope(|sc| {
-        let r = sc.spawn(|| run_side(redis, &bytes, marker.as_bytes(), to_close, seq.half_close, REPLY_TIMEOUT));
-        let p = run_side(proxy, &bytes, marker.as_bytes(), to_close, seq.half_close, REPLY_TIMEOUT);
+        let r = sc.spawn(|| {
+            run_side(
+                redis,
+                &bytes,
+                marker.as_bytes(),
+                to_close,
+                seq.half_close,
+                REPLY_TIMEOUT,
+            )
+        });
+        let p = run_side(
+            proxy,
+            &bytes,
+            marker.as_bytes(),
+            to_close,
+            seq.half_close,
+            REPLY_TIMEOUT,
+        );
         (r.join().expect("redis side"), p)
     })
 }
@@ -351,12 +470,15 @@ fn mask_hello(r: &Reply) -> Reply {
 /// Mask 1 of 2: two replies are the same when their bytes are, or when both are
 /// HELLO replies equal but for `id` and `version`.
 fn same_reply(a: &(Reply, Vec<u8>), b: &(Reply, Vec<u8>)) -> bool {
-    a.1 == b.1 || (is_hello_reply(&a.0) && is_hello_reply(&b.0) && mask_hello(&a.0) == mask_hello(&b.0))
+    a.1 == b.1
+        || (is_hello_reply(&a.0) && is_hello_reply(&b.0) && mask_hello(&a.0) == mask_hello(&b.0))
 }
 
 /// `(kind, channel, count)` of an unsubscribe confirmation (RESP2 array or RESP3 push).
 fn unsub_parts(r: &Reply) -> Option<(&[u8], &[u8], i64)> {
-    let (Reply::Array(v) | Reply::Push(v)) = r else { return None };
+    let (Reply::Array(v) | Reply::Push(v)) = r else {
+        return None;
+    };
     match v.as_slice() {
         [Reply::Bulk(k), Reply::Bulk(ch), Reply::Int(n)]
             if [&b"unsubscribe"[..], b"punsubscribe", b"sunsubscribe"].contains(&k.as_slice()) =>
@@ -385,19 +507,33 @@ fn normalise_unsubscribes(replies: &mut [(Reply, Vec<u8>)]) {
             j += 1;
         }
         if j - i > 1 {
-            let mut names: Vec<Vec<u8>> =
-                replies[i..j].iter().map(|r| unsub_parts(&r.0).unwrap().1.to_vec()).collect();
+            let mut names: Vec<Vec<u8>> = replies[i..j]
+                .iter()
+                .map(|r| unsub_parts(&r.0).unwrap().1.to_vec())
+                .collect();
             names.sort();
             for (r, name) in replies[i..j].iter_mut().zip(names) {
                 let push = matches!(r.0, Reply::Push(_));
                 let count = unsub_parts(&r.0).unwrap().2;
-                let parts = vec![Reply::Bulk(kind.clone()), Reply::Bulk(name.clone()), Reply::Int(count)];
-                let mut raw = format!("{}3\r\n${}\r\n", if push { '>' } else { '*' }, kind.len()).into_bytes();
+                let parts = vec![
+                    Reply::Bulk(kind.clone()),
+                    Reply::Bulk(name.clone()),
+                    Reply::Int(count),
+                ];
+                let mut raw = format!("{}3\r\n${}\r\n", if push { '>' } else { '*' }, kind.len())
+                    .into_bytes();
                 raw.extend_from_slice(&kind);
                 raw.extend_from_slice(format!("\r\n${}\r\n", name.len()).as_bytes());
                 raw.extend_from_slice(&name);
                 raw.extend_from_slice(format!("\r\n:{count}\r\n").as_bytes());
-                *r = (if push { Reply::Push(parts) } else { Reply::Array(parts) }, raw);
+                *r = (
+                    if push {
+                        Reply::Push(parts)
+                    } else {
+                        Reply::Array(parts)
+                    },
+                    raw,
+                );
             }
         }
         i = j;
@@ -433,10 +569,17 @@ fn difference(r: &Outcome, p: &Outcome) -> Option<String> {
             End::Timeout(t) => format!("no reply within {} s", t.as_secs_f32()),
             other => format!("{other:?}"),
         };
-        return Some(format!("ends differ: redis {}, proxy {}", say(&r.end), say(&p.end)));
+        return Some(format!(
+            "ends differ: redis {}, proxy {}",
+            say(&r.end),
+            say(&p.end)
+        ));
     }
     if let End::Timeout(t) = r.end {
-        return Some(format!("no reply within {} s from either side", t.as_secs_f32()));
+        return Some(format!(
+            "no reply within {} s from either side",
+            t.as_secs_f32()
+        ));
     }
     if r.leftover != p.leftover {
         return Some(format!(
@@ -451,7 +594,11 @@ fn difference(r: &Outcome, p: &Outcome) -> Option<String> {
 fn show_streams(r: &Outcome, p: &Outcome) -> String {
     let mut s = String::new();
     for (name, o) in [("redis", r), ("proxy", p)] {
-        s.push_str(&format!("  {name} ({} replies, end {:?}):\n", o.replies.len(), o.end));
+        s.push_str(&format!(
+            "  {name} ({} replies, end {:?}):\n",
+            o.replies.len(),
+            o.end
+        ));
         for (i, (rep, _)) in o.replies.iter().enumerate() {
             s.push_str(&format!("    {i:>3} {rep}\n"));
         }
@@ -555,8 +702,12 @@ fn budget() -> Duration {
 fn sequence(seed: u64, n: usize, profile_pick: u64) -> (Seq, String) {
     let s = splitmix(seed ^ splitmix(n as u64));
     let tag = format!("t{n}");
-    let half_close = profile_pick % 10 == 0;
-    let profile = if half_close { Profile::HalfClose } else { Profile::Diff };
+    let half_close = profile_pick.is_multiple_of(10);
+    let profile = if half_close {
+        Profile::HalfClose
+    } else {
+        Profile::Diff
+    };
     let mut g = Gen::new(s, &tag, profile);
     (g.seq(half_close), format!("marker-{seed:x}-{n}-{s:x}"))
 }
@@ -574,7 +725,9 @@ fn differential_random() {
     let deadline = started + budget();
     let (mut sequences, mut requests, mut skipped) = (0usize, 0usize, 0usize);
     let mut failures: Vec<String> = Vec::new();
-    'seeds: for &seed in &seeds {
+    'seeds: for (k, &seed) in seeds.iter().enumerate() {
+        // Each seed gets its share of the budget, so every CI seed is exercised.
+        let seed_deadline = started + budget().mul_f64((k + 1) as f64 / seeds.len() as f64);
         let range = match only {
             Some(n) => n..n + 1,
             None => 0..MAX_SEQUENCES,
@@ -582,6 +735,9 @@ fn differential_random() {
         for n in range {
             if Instant::now() >= deadline || sequences >= MAX_SEQUENCES || failures.len() >= 8 {
                 break 'seeds;
+            }
+            if Instant::now() >= seed_deadline {
+                continue 'seeds;
             }
             let (seq, marker) = sequence(seed, n, splitmix(seed.wrapping_add(n as u64)));
             if known_open_difference(&seq) {
@@ -621,7 +777,12 @@ fn differential_random() {
     eprintln!(
         "differential_random: {sequences} sequences, {requests} requests compared, {skipped} skipped by known_open_difference, 1 client at a time, {secs:.1} s, seeds {seeds:x?}"
     );
-    assert!(failures.is_empty(), "{} difference(s), first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} difference(s), first:\n{}",
+        failures.len(),
+        failures[0]
+    );
     if only.is_none() {
         assert!(
             sequences >= MIN_SEQUENCES && requests >= MIN_REQUESTS,
@@ -636,12 +797,14 @@ fn unescape(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 2..i + 4], 16) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && i + 4 <= b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 2..i + 4], 16)
+        {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -695,6 +858,7 @@ fn regression_cases() {
                 escape(case.bytes),
                 show_streams(&r, &p)
             )),
+            (None, true) if RACY.contains(&case.name) => {}
             (None, true) => problems.push(format!(
                 "case {:?} now matches Redis: set `open: false` and remove its clause from known_open_difference",
                 case.name
@@ -706,30 +870,52 @@ fn regression_cases() {
 }
 
 /// Reads exactly `n` replies, or says after how many it stopped.
-fn read_n(s: &mut TcpStream, n: usize, deadline: Instant) -> Result<Vec<Reply>, String> {
+/// Reads exactly `n` replies; else the error with the number of replies received.
+fn read_n(s: &mut TcpStream, n: usize, deadline: Instant) -> Result<Vec<Reply>, (String, usize)> {
     let (mut buf, mut pos, mut replies) = (Vec::new(), 0, Vec::new());
     let mut chunk = vec![0u8; 256 * 1024];
     while replies.len() < n {
         match s.read(&mut chunk) {
-            Ok(0) => return Err(format!("closed after {} of {n} replies", replies.len())),
+            Ok(0) => {
+                return Err((
+                    format!("closed after {} of {n} replies", replies.len()),
+                    replies.len(),
+                ));
+            }
             Ok(k) => {
                 buf.extend_from_slice(&chunk[..k]);
-                take_replies(&buf, &mut pos, &mut replies)?;
+                take_replies(&buf, &mut pos, &mut replies).map_err(|e| (e, replies.len()))?;
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if Instant::now() >= deadline {
-                    return Err(format!(
+                    let msg = format!(
                         "{} of {n} replies, no reply within {} s",
                         replies.len(),
                         REPLY_TIMEOUT.as_secs()
-                    ));
+                    );
+                    return Err((msg, replies.len()));
                 }
             }
-            Err(e) => return Err(format!("{e} after {} of {n} replies", replies.len())),
+            Err(e) => {
+                return Err((
+                    format!("{e} after {} of {n} replies", replies.len()),
+                    replies.len(),
+                ));
+            }
         }
     }
     if replies.len() > n || pos != buf.len() {
-        return Err(format!("{} replies (and {} more bytes) to {n} requests", replies.len(), buf.len() - pos));
+        let msg = format!(
+            "{} replies (and {} more bytes) to {n} requests",
+            replies.len(),
+            buf.len() - pos
+        );
+        return Err((msg, n));
     }
     Ok(replies.into_iter().map(|(r, _)| r).collect())
 }
@@ -742,11 +928,15 @@ fn concurrent_clients_get_every_reply() {
     let seed = env_u64("RINGPROXY_FUZZ_SEED").unwrap_or(CI_SEEDS[0]);
     let started = Instant::now();
     let deadline = started + budget() / 2;
-    let (sequences, requests) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let (sequences, requests, skipped) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let failures: Vec<String> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..CLIENTS)
             .map(|c| {
-                let (sequences, requests) = (&sequences, &requests);
+                let (sequences, requests, skipped) = (&sequences, &requests, &skipped);
                 sc.spawn(move || -> Option<String> {
                     for n in 0.. {
                         if Instant::now() >= deadline {
@@ -757,6 +947,10 @@ fn concurrent_clients_get_every_reply() {
                         // (blocking pops woken by others' pushes), the rest are private.
                         let tag = if n % 3 == 0 { "shared".to_string() } else { format!("c{c}") };
                         let seq = Gen::new(s, &tag, Profile::OneReply).seq(false);
+                        if known_open_difference(&seq) {
+                            skipped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                         let marker = format!("marker-{c}-{n}");
                         let bytes = seq.bytes(&marker);
                         let expect = seq.items.len() + 2; // + RESET + ECHO
@@ -774,17 +968,24 @@ fn concurrent_clients_get_every_reply() {
                             r
                         });
                         let bad = match got {
-                            Err(e) => Some(e),
-                            Ok(r) if r[expect - 1] != Reply::bulk(&marker) || r[expect - 2] != Reply::Status("RESET".into()) => {
-                                Some(format!("the last two replies are {} and {}, not +RESET and the marker", r[expect - 2], r[expect - 1]))
-                            }
+                            Err((e, got)) => Some((e, got)),
+                            Ok(r) if r[expect - 1] != Reply::bulk(&marker) || r[expect - 2] != Reply::Status("RESET".into()) => Some((
+                                format!("the last two replies are {} and {}, not +RESET and the marker", r[expect - 2], r[expect - 1]),
+                                expect,
+                            )),
                             Ok(_) => None,
                         };
-                        if let Some(e) = bad {
-                            return Some(format!(
-                                "client {c} sequence {n} (seed {seed:#x}): {e}\nrequests:\n{}",
+                        if let Some((e, got)) = bad {
+                            let first_missing = match seq.items.get(got) {
+                                Some(it) => format!("first request without a reply: #{got} {}", it.show),
+                                None => format!("first request without a reply: #{got} (RESET or ECHO)"),
+                            };
+                            let report = format!(
+                                "client {c} sequence {n} (seed {seed:#x}): {e}; {first_missing}\nrequests:\n{}",
                                 seq.show()
-                            ));
+                            );
+                            eprintln!("{report}");
+                            return Some(report);
                         }
                         sequences.fetch_add(1, Ordering::Relaxed);
                         requests.fetch_add(expect, Ordering::Relaxed);
@@ -793,14 +994,31 @@ fn concurrent_clients_get_every_reply() {
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().expect("client thread")).collect()
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().expect("client thread"))
+            .collect()
     });
-    let (sequences, requests) = (sequences.into_inner(), requests.into_inner());
+    let (sequences, requests, skipped) = (
+        sequences.into_inner(),
+        requests.into_inner(),
+        skipped.into_inner(),
+    );
     let secs = started.elapsed().as_secs_f32();
     eprintln!(
-        "concurrent_clients_get_every_reply: {sequences} sequences, {requests} requests, {CLIENTS} clients, {secs:.1} s, seed {seed:#x}"
+        "concurrent_clients_get_every_reply: {sequences} sequences, {requests} requests, {skipped} skipped by known_open_difference, {CLIENTS} clients, {secs:.1} s, seed {seed:#x}"
     );
-    assert!(failures.is_empty(), "{} client(s) failed, first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} client(s) failed:\n{}\nfirst in full:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|f| f.lines().next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        failures[0]
+    );
     assert!(
         sequences >= MIN_SEQUENCES && requests >= MIN_REQUESTS,
         "only {sequences} sequences / {requests} requests in {secs:.1} s: the run proves too little"

@@ -119,8 +119,27 @@ fn a(s: &str) -> Vec<u8> {
 }
 
 const WORDS: &[&str] = &[
-    "", "0", "1", "-1", "42", "3.14", "-0", "007", "hello", "x y", "a\r\nb", "\"q\"", "it's",
-    "\\", "é", "9223372036854775807", "-9223372036854775808", "1e3", "inf", "nan", "OK",
+    "",
+    "0",
+    "1",
+    "-1",
+    "42",
+    "3.14",
+    "-0",
+    "007",
+    "hello",
+    "x y",
+    "a\r\nb",
+    "\"q\"",
+    "it's",
+    "\\",
+    "é",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "1e3",
+    "inf",
+    "nan",
+    "OK",
 ];
 
 impl Gen {
@@ -229,7 +248,14 @@ impl Gen {
 
     fn int(&mut self) -> Vec<u8> {
         match self.below(10) {
-            0 => a(self.pick(&["abc", "", "1.5", "9223372036854775807", "-9223372036854775808", " 1"])),
+            0 => a(self.pick(&[
+                "abc",
+                "",
+                "1.5",
+                "9223372036854775807",
+                "-9223372036854775808",
+                " 1",
+            ])),
             _ => (self.below(21) as i64 - 10).to_string().into_bytes(),
         }
     }
@@ -243,8 +269,8 @@ impl Gen {
 
     fn float(&mut self) -> Vec<u8> {
         a(self.pick(&[
-            "0", "1", "-1", "1.5", "-2.25", "1e3", "inf", "-inf", "+inf", "nan", "abc", "3.0e-2", "",
-            "10", "0.1",
+            "0", "1", "-1", "1.5", "-2.25", "1e3", "inf", "-inf", "+inf", "nan", "abc", "3.0e-2",
+            "", "10", "0.1",
         ]))
     }
 
@@ -296,7 +322,14 @@ impl Gen {
                 c("SET", v)
             }
             8 => c("SETNX", vec![self.key("s"), self.value(false)]),
-            9 => c("SETEX", vec![self.key("s"), a(self.pick(&["1000", "0", "-1", "x"])), self.small()]),
+            9 => c(
+                "SETEX",
+                vec![
+                    self.key("s"),
+                    a(self.pick(&["1000", "0", "-1", "x"])),
+                    self.small(),
+                ],
+            ),
             10 => c("GETSET", vec![self.key("s"), self.value(false)]),
             11 => c("GETDEL", vec![self.key("s")]),
             12 => {
@@ -311,7 +344,10 @@ impl Gen {
             13..=14 => c("APPEND", vec![self.key("s"), self.value(true)]),
             15 => c("STRLEN", vec![self.key("s")]),
             16 => c(self.pick(&["INCR", "DECR"]), vec![self.key("s")]),
-            17 => c(self.pick(&["INCRBY", "DECRBY"]), vec![self.key("s"), self.int()]),
+            17 => c(
+                self.pick(&["INCRBY", "DECRBY"]),
+                vec![self.key("s"), self.int()],
+            ),
             18 => c("INCRBYFLOAT", vec![self.key("s"), self.float()]),
             19 => c("GETRANGE", vec![self.key("s"), self.index(), self.index()]),
             20 => {
@@ -321,7 +357,10 @@ impl Gen {
                 } else {
                     self.below(40)
                 };
-                c("SETRANGE", vec![self.key("s"), off.to_string().into_bytes(), self.small()])
+                c(
+                    "SETRANGE",
+                    vec![self.key("s"), off.to_string().into_bytes(), self.small()],
+                )
             }
             21..=22 => c("MGET", self.keys("s", 4)),
             23..=24 => {
@@ -337,14 +376,20 @@ impl Gen {
             26 => c(self.pick(&["EXISTS", "TOUCH"]), self.keys("", 3)),
             27 => c("TYPE", vec![self.key("")]),
             28 => {
-                let mut v = vec![self.key(""), a(self.pick(&["1000", "0", "-1", "abc", "2000"]))];
+                let mut v = vec![
+                    self.key(""),
+                    a(self.pick(&["1000", "0", "-1", "abc", "2000"])),
+                ];
                 if self.chance(20) {
                     v.push(a(self.pick(&["NX", "XX", "GT", "LT", "ZZ"])));
                 }
                 c("EXPIRE", v)
             }
             29 => c(self.pick(&["TTL", "PERSIST"]), vec![self.key("")]),
-            30 => c(self.pick(&["RENAME", "RENAMENX"]), vec![self.key(""), self.key("")]),
+            30 => c(
+                self.pick(&["RENAME", "RENAMENX"]),
+                vec![self.key(""), self.key("")],
+            ),
             31 => {
                 let mut v = vec![self.key(""), self.key("")];
                 if self.chance(50) {
@@ -358,7 +403,10 @@ impl Gen {
                 for _ in 0..n {
                     v.push(self.value(true));
                 }
-                c(self.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), v)
+                c(
+                    self.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]),
+                    v,
+                )
             }
             35..=36 => {
                 let mut v = vec![self.key("l")];
@@ -375,10 +423,18 @@ impl Gen {
             43 => c("LTRIM", vec![self.key("l"), self.index(), self.index()]),
             44 => c(
                 "LINSERT",
-                vec![self.key("l"), a(self.pick(&["BEFORE", "AFTER", "X"])), self.small(), self.small()],
+                vec![
+                    self.key("l"),
+                    a(self.pick(&["BEFORE", "AFTER", "X"])),
+                    self.small(),
+                    self.small(),
+                ],
             ),
             45 => c("LPOS", vec![self.key("l"), self.small()]),
-            46 => c("LMOVE", vec![self.key("l"), self.key("l"), self.dir(), self.dir()]),
+            46 => c(
+                "LMOVE",
+                vec![self.key("l"), self.key("l"), self.dir(), self.dir()],
+            ),
             47 => c("RPOPLPUSH", vec![self.key("l"), self.key("l")]),
             48 => {
                 let mut v = vec![a("2"), self.key("l"), self.key("l"), self.dir()];
@@ -396,7 +452,10 @@ impl Gen {
                 }
                 c("HSET", v)
             }
-            52 => c(self.pick(&["HGET", "HEXISTS", "HSTRLEN"]), vec![self.key("h"), self.field()]),
+            52 => c(
+                self.pick(&["HGET", "HEXISTS", "HSTRLEN"]),
+                vec![self.key("h"), self.field()],
+            ),
             53 => {
                 let mut v = vec![self.key("h")];
                 for _ in 0..1 + self.below(3) {
@@ -404,9 +463,15 @@ impl Gen {
                 }
                 c(self.pick(&["HMGET", "HDEL"]), v)
             }
-            54..=55 => c(self.pick(&["HGETALL", "HKEYS", "HVALS", "HLEN"]), vec![self.key("h")]),
+            54..=55 => c(
+                self.pick(&["HGETALL", "HKEYS", "HVALS", "HLEN"]),
+                vec![self.key("h")],
+            ),
             56 => c("HINCRBY", vec![self.key("h"), self.field(), self.int()]),
-            57 => c("HINCRBYFLOAT", vec![self.key("h"), self.field(), self.float()]),
+            57 => c(
+                "HINCRBYFLOAT",
+                vec![self.key("h"), self.field(), self.float()],
+            ),
             58 => c("HSETNX", vec![self.key("h"), self.field(), self.small()]),
             59..=60 => {
                 let mut v = vec![self.key("t")];
@@ -416,10 +481,19 @@ impl Gen {
                 c(self.pick(&["SADD", "SADD", "SREM"]), v)
             }
             61 => c(self.pick(&["SMEMBERS", "SCARD"]), vec![self.key("t")]),
-            62 => c(self.pick(&["SISMEMBER", "SMISMEMBER"]), vec![self.key("t"), self.member_int()]),
+            62 => c(
+                self.pick(&["SISMEMBER", "SMISMEMBER"]),
+                vec![self.key("t"), self.member_int()],
+            ),
             63 => c(self.pick(&["SINTER", "SUNION", "SDIFF"]), self.keys("t", 3)),
-            64 => c("SINTERSTORE", vec![self.key("t"), self.key("t"), self.key("t")]),
-            65 => c("SMOVE", vec![self.key("t"), self.key("t"), self.member_int()]),
+            64 => c(
+                "SINTERSTORE",
+                vec![self.key("t"), self.key("t"), self.key("t")],
+            ),
+            65 => c(
+                "SMOVE",
+                vec![self.key("t"), self.key("t"), self.member_int()],
+            ),
             66..=68 => {
                 let mut v = vec![self.key("z")];
                 if self.chance(20) {
@@ -438,13 +512,28 @@ impl Gen {
                 }
                 c(self.pick(&["ZRANGE", "ZREVRANGE"]), v)
             }
-            71 => c("ZRANGEBYSCORE", vec![self.key("z"), self.float(), self.float()]),
-            72 => c(self.pick(&["ZSCORE", "ZRANK", "ZREM"]), vec![self.key("z"), self.zmember()]),
+            71 => c(
+                "ZRANGEBYSCORE",
+                vec![self.key("z"), self.float(), self.float()],
+            ),
+            72 => c(
+                self.pick(&["ZSCORE", "ZRANK", "ZREM"]),
+                vec![self.key("z"), self.zmember()],
+            ),
             73 => c("ZINCRBY", vec![self.key("z"), self.float(), self.zmember()]),
-            74 => c(self.pick(&["ZCARD", "ZPOPMIN", "ZPOPMAX"]), vec![self.key("z")]),
+            74 => c(
+                self.pick(&["ZCARD", "ZPOPMIN", "ZPOPMAX"]),
+                vec![self.key("z")],
+            ),
             75 => c("ZCOUNT", vec![self.key("z"), self.float(), self.float()]),
-            76 => c("ZUNIONSTORE", vec![self.key("z"), a("2"), self.key("z"), self.key("z")]),
-            _ => c("ZMSCORE", vec![self.key("z"), self.zmember(), self.zmember()]),
+            76 => c(
+                "ZUNIONSTORE",
+                vec![self.key("z"), a("2"), self.key("z"), self.key("z")],
+            ),
+            _ => c(
+                "ZMSCORE",
+                vec![self.key("z"), self.zmember(), self.zmember()],
+            ),
         }
     }
 
@@ -455,12 +544,18 @@ impl Gen {
             0 => c("PING", vec![]),
             1 => c("PING", vec![self.small()]),
             2 => c("ECHO", vec![self.small()]),
-            3 => c("CLIENT", vec![a("SETNAME"), a(self.pick(&["fuzz", "a-b", "x y", ""]))]),
+            3 => c(
+                "CLIENT",
+                vec![a("SETNAME"), a(self.pick(&["fuzz", "a-b", "x y", ""]))],
+            ),
             4 => c("CLIENT", vec![a("GETNAME")]),
             5 => c("SELECT", vec![a(self.pick(&["0", "x"]))]),
             6 => c("DBSIZE", vec![]),
             7 => c("EXISTS", vec![self.key("")]),
-            _ => c(self.pick(&["FOO", "GETT", "", "MULTIX", "PINGPONG"]), vec![self.small()]),
+            _ => c(
+                self.pick(&["FOO", "GETT", "", "MULTIX", "PINGPONG"]),
+                vec![self.small()],
+            ),
         }
     }
 
@@ -502,7 +597,8 @@ impl Gen {
             3..=4 => {
                 let pats: Args = (0..1 + self.below(2)).map(|_| self.pattern()).collect();
                 for p in &pats {
-                    self.subs.insert(format!("p:{}", String::from_utf8_lossy(p)));
+                    self.subs
+                        .insert(format!("p:{}", String::from_utf8_lossy(p)));
                 }
                 c("PSUBSCRIBE", pats)
             }
@@ -523,7 +619,8 @@ impl Gen {
                     self.subs.retain(|s| !s.starts_with("p:"));
                 } else {
                     for p in &pats {
-                        self.subs.remove(&format!("p:{}", String::from_utf8_lossy(p)));
+                        self.subs
+                            .remove(&format!("p:{}", String::from_utf8_lossy(p)));
                     }
                 }
                 c("PUNSUBSCRIBE", pats)
@@ -563,9 +660,18 @@ impl Gen {
             }
             2 => c(
                 "BLMOVE",
-                vec![self.key("l"), self.key("l"), self.dir(), self.dir(), self.timeout()],
+                vec![
+                    self.key("l"),
+                    self.key("l"),
+                    self.dir(),
+                    self.dir(),
+                    self.timeout(),
+                ],
             ),
-            3 => c("BRPOPLPUSH", vec![self.key("l"), self.key("l"), self.timeout()]),
+            3 => c(
+                "BRPOPLPUSH",
+                vec![self.key("l"), self.key("l"), self.timeout()],
+            ),
             4 => {
                 let mut v = self.keys("z", 2);
                 v.push(self.timeout());
@@ -608,6 +714,8 @@ impl Gen {
             return self.pubsub();
         }
         let r = self.below(100);
+        let blocking =
+            (83..=88).contains(&r) && self.profile != Profile::HalfClose && self.blocking_left > 0;
         let mut args = match r {
             0..=51 => self.data(),
             52..=59 => self.local(),
@@ -624,9 +732,17 @@ impl Gen {
         // Wrong arity: the name alone, or one argument too many.
         if self.chance(4) {
             args.truncate(1);
-        } else if self.chance(2) {
+        } else if !blocking && self.chance(2) {
+            // (Not after a blocking pop: its timeout would become a key, on another
+            // node, and the proxy answers CROSSSLOT, as documented.)
             // A key of the tag: where every argument is a key it must not cross nodes.
-            args.push(format!("{{{}}}:extra", self.tag).into_bytes());
+            // (A set member is an integer: see the module comment.)
+            let name = args[0].to_ascii_uppercase();
+            if [&b"SADD"[..], b"SREM", b"SMOVE", b"SMISMEMBER"].contains(&name.as_slice()) {
+                args.push(a("99"));
+            } else {
+                args.push(format!("{{{}}}:extra", self.tag).into_bytes());
+            }
         }
         // Command names in any case.
         if self.chance(15) {
@@ -646,28 +762,27 @@ impl Gen {
     /// The next request.
     pub fn item(&mut self) -> Item {
         // Rare raw items: blank inline lines and protocol errors.
-        if self.profile != Profile::OneReply {
-            if self.chance(1) {
-                let line = a(self.pick(&["\r\n", "   \r\n", "\n"]));
-                return Item {
-                    show: format!("raw {}", escape(&line)),
-                    bytes: line,
-                    terminal: false,
-                    args: None,
-                };
-            }
+        if self.profile != Profile::OneReply && self.chance(1) {
+            let line = a(self.pick(&["\r\n", "   \r\n", "\n"]));
+            return Item {
+                show: format!("raw {}", escape(&line)),
+                bytes: line,
+                terminal: false,
+                args: None,
+            };
         }
         let args = self.args();
         let total: usize = args.iter().map(|x| x.len()).sum();
-        if total < 1024 && self.chance(15) {
-            if let Some(line) = self.inline(&args) {
-                return Item {
-                    show: format!("inline {}", escape(&line)),
-                    bytes: line,
-                    terminal: false,
-                    args: Some(args),
-                };
-            }
+        if total < 1024
+            && self.chance(15)
+            && let Some(line) = self.inline(&args)
+        {
+            return Item {
+                show: format!("inline {}", escape(&line)),
+                bytes: line,
+                terminal: false,
+                args: Some(args),
+            };
         }
         Item {
             show: describe(&args),
@@ -749,7 +864,11 @@ impl Gen {
 
     /// A whole sequence of 1..=25 requests (sometimes up to 80).
     pub fn seq(&mut self, half_close: bool) -> Seq {
-        let n = if self.chance(10) { 1 + self.below(80) } else { 1 + self.below(25) };
+        let n = if self.chance(10) {
+            1 + self.below(80)
+        } else {
+            1 + self.below(25)
+        };
         let mut items: Vec<Item> = (0..n).map(|_| self.item()).collect();
         if self.profile != Profile::OneReply && self.chance(3) {
             items.push(self.terminal_item());
