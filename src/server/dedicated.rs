@@ -124,6 +124,18 @@ impl Dedicated {
         }
     }
 
+    /// The client switched protocol (HELLO): its own connection switches too, so
+    /// replies to what it sends next come in the new protocol, as from Redis.
+    pub fn switch_proto(&mut self, cx: &mut Ctx) {
+        let v = if cx.client.proto == crate::resp::Proto::Resp3 {
+            "3"
+        } else {
+            "2"
+        };
+        let hello = Request::from_args(&["HELLO", v]).frame().clone();
+        self.send(cx, hello, true, true);
+    }
+
     /// Whether the client has a connection of its own now.
     pub fn is_pinned(&self) -> bool {
         self.pinned.is_some()
