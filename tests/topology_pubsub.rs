@@ -14,6 +14,16 @@ fn channels() -> Vec<String> {
     (0..CHANNELS).map(|i| format!("ch:{i}")).collect()
 }
 
+/// A client subscribed to `names`.
+fn subscribed(rig: &Rig, names: &[String]) -> Conn {
+    let mut sub = rig.proxy.conn();
+    let mut cmd = vec!["SUBSCRIBE".to_string()];
+    cmd.extend(names.iter().cloned());
+    sub.send(&cmd).unwrap();
+    confirmations(&mut sub, names.len());
+    sub
+}
+
 /// Reads `n` subscribe confirmations.
 fn confirmations(c: &mut Conn, n: usize) {
     for i in 0..n {
@@ -70,11 +80,7 @@ fn assert_each_once(got: Vec<(String, String)>, names: &[String], tag: &str) {
 fn channels_follow_their_owner_when_nodes_join_and_leave() {
     let rig = Rig::start(4, 3);
     let names = channels();
-    let mut sub = rig.proxy.conn();
-    let mut cmd = vec!["SUBSCRIBE".to_string()];
-    cmd.extend(names.iter().cloned());
-    sub.send(&cmd).unwrap();
-    confirmations(&mut sub, CHANNELS);
+    let mut sub = subscribed(&rig, &names);
     let mut publisher = rig.proxy.conn();
     let before = rig.owners(&names);
 
@@ -128,11 +134,7 @@ fn patterns_reach_nodes_that_join() {
 fn messages_published_while_nodes_change_under_load_arrive_once() {
     let rig = Rig::start(5, 3);
     let names = channels();
-    let mut sub = rig.proxy.conn();
-    let mut cmd = vec!["SUBSCRIBE".to_string()];
-    cmd.extend(names.iter().cloned());
-    sub.send(&cmd).unwrap();
-    confirmations(&mut sub, CHANNELS);
+    let mut sub = subscribed(&rig, &names);
     let mut publisher = rig.proxy.conn();
     let mut sent = 0;
     for (round, members) in [

@@ -337,18 +337,10 @@ impl Dedicated {
             return cx.ready_static(errors::EXEC_WITHOUT_MULTI);
         }
         if self.tx.failed {
-            if self.tx.multi_sent {
-                if !cx.enter_lane(self.lane()) {
-                    return Outcome::Wait(req);
-                }
-                self.send(
-                    cx,
-                    Request::from_args(&["DISCARD"]).frame().clone(),
-                    true,
-                    true,
-                );
+            if self.tx.multi_sent && !cx.enter_lane(self.lane()) {
+                return Outcome::Wait(req);
             }
-            self.tx = TxState::default();
+            self.abort(cx);
             return cx.ready_static(errors::EXECABORT);
         }
         if !self.tx.multi_sent {
