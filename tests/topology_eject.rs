@@ -143,3 +143,39 @@ fn a_returning_node_gets_scripts_and_functions_first() {
         "the keys are on node1"
     );
 }
+
+#[test]
+fn check_says_what_eject_costs() {
+    let dir = TempDir::new("eject-check");
+    let path = dir.join("ringproxy.yaml");
+    let (yaml, _, _) = Proxy::config_for(&[], &health(true));
+    let yaml = yaml.replace(
+        "nodes:\n",
+        &format!(
+            "nodes:\n  - {{name: n0, addr: \"127.0.0.1:{}\"}}\n",
+            free_port()
+        ),
+    );
+    std::fs::write(&path, &yaml).unwrap();
+    let out = std::process::Command::new(ringproxy_bin())
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run ringproxy --check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("health.eject"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains("are lost when it returns"), "{text}");
+    std::fs::write(&path, yaml.replace("eject: true", "eject: false")).unwrap();
+    let out = std::process::Command::new(ringproxy_bin())
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run ringproxy --check");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("health.eject"));
+}
