@@ -237,7 +237,7 @@ async fn ejection_loop(ctx: Arc<PoolContext>, changed: Arc<tokio::sync::Notify>)
         // Health may have changed during the replay: build from what it is now.
         if let Some(t) = ctx.router.load().ejection_update() {
             log_ejected(&ctx.name, &t);
-            ctx.publish(t);
+            ctx.switch(t).await;
         }
     }
 }

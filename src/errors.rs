@@ -83,6 +83,19 @@ pub fn exec_abort(err: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// The reply to a blocking command the proxy unblocked because its key moved to
+/// another node (a topology change); the client may send it again.
+pub const BLOCKED_KEY_MOVED: &[u8] =
+    b"-TRYAGAIN ringproxy: the key moved to another node while the command was blocked; retry it\r\n";
+/// EXEC of a transaction whose keys moved to another node (a topology change).
+pub const EXECABORT_MOVED: &[u8] = b"-EXECABORT Transaction discarded because of: the keys moved to another node (topology change); retry the transaction\r\n";
+
+/// Why a command for every node is refused inside MULTI.
+pub const MULTI_WHOLE_POOL: &str =
+    "it runs on every node, and a transaction runs on one; send it outside MULTI";
+/// Why a command the proxy answers itself is refused inside MULTI.
+pub const MULTI_LOCAL: &str = "the proxy answers it itself and cannot run it inside a node's transaction; send it outside MULTI";
+
 /// CLIENT KILL of an address no client has.
 pub const NO_SUCH_CLIENT: &[u8] = b"-ERR No such client\r\n";
 /// CLIENT LIST ID with an id that is not a positive integer.
@@ -251,6 +264,17 @@ fn put_sanitised(buf: &mut BytesMut, bytes: &[u8], max: usize) {
         buf.extend_from_slice(&[if b == b'\r' || b == b'\n' { b' ' } else { b }]);
     }
 }
+
+/// An admin command (`CONFIG SET`, `CONFIG RESETSTAT`, `SLOWLOG RESET`, `LATENCY
+/// RESET`) while `allow_admin` is false; `what` is the command, from the proxy's code.
+pub fn admin_refused(buf: &mut BytesMut, what: &'static str) {
+    buf.extend_from_slice(b"-ERR ringproxy: ");
+    buf.extend_from_slice(what.as_bytes());
+    buf.extend_from_slice(b" is disabled (set allow_admin: true to send it to every node)\r\n");
+}
+
+/// SLOWLOG GET with a count that is not an integer >= -1 (Redis's own text).
+pub const SLOWLOG_COUNT: &[u8] = b"-ERR count should be greater than or equal to -1\r\n";
 
 /// A node answered SCAN with a cursor wider than the proxy cursor has room for
 /// (see [`crate::command::scan::NODE_CURSOR_BITS`]).

@@ -173,7 +173,7 @@ impl Proxy {
         // is recorded meanwhile (sent with the old topology) follows right after.
         let (seq, frames) = ctx.replay.snapshot();
         replay_on_nodes(frames, &added, cfg, "reload").await;
-        ctx.publish(topo);
+        ctx.switch(topo).await;
         replay_on_nodes(ctx.replay.since(seq).1, &added, cfg, "reload").await;
         ctx.metrics.topology_version.set(version as i64);
         for (o, kept) in old.nodes.iter().zip(kept) {

@@ -193,3 +193,29 @@ fn a_blocked_client_is_answered_when_data_arrives_and_requests_behind_it_follow(
         String::from_utf8_lossy(info.bytes()).contains("dedicated_connections:0\r")
     });
 }
+
+#[test]
+fn blocking_commands_on_different_nodes_in_one_pipeline_are_each_answered() {
+    let p = Pair::start();
+    // Keys of tags that live on different nodes.
+    let tags: Vec<String> = (0..20).map(|i| format!("{{n{i}}}k")).collect();
+    let owners = route(p.proxy.config_path(), &tags);
+    let (a, b) = owners
+        .iter()
+        .find_map(|(k, n)| {
+            owners
+                .iter()
+                .find(|(_, m)| m != n)
+                .map(|(l, _)| (k.clone(), l.clone()))
+        })
+        .expect("two tags on two nodes");
+    let seq = [
+        args(&["BLPOP", &a, "0.05"]),
+        args(&["BLPOP", &b, "0.05"]),
+        args(&["RPUSH", &a, "v"]),
+        args(&["BLPOP", &a, "0"]),
+        args(&["BRPOP", &b, "0.05"]),
+        args(&["PING"]),
+    ];
+    p.assert_same("blocking pops on two nodes", &seq);
+}

@@ -338,6 +338,11 @@ impl ConnTask {
                 n = self.rx.recv_many(&mut batch, BATCH), if open && st.wbuf.len() < WRITE_HIGH_WATER => {
                     open = n > 0;
                     if !open && self.spec.dedicated {
+                        // Its client let it go: whatever is still in flight is
+                        // answered, never left waiting.
+                        for (r, _, _) in st.inflight.drain(..) {
+                            r.send(Err(BackendError::ConnectionLost));
+                        }
                         return End::Closed;
                     }
                     let busy = !st.inflight.is_empty();

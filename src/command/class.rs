@@ -88,7 +88,9 @@ pub enum LocalKind {
     Command,
     /// RESET
     Reset,
-    /// INFO (proxy figures)
+    /// INFO, ROLE, CONFIG GET/SET/RESETSTAT, SLOWLOG GET/LEN/RESET, LATENCY
+    /// LATEST/RESET: the proxy's own figures and the nodes' merged
+    /// (`server::info` serves them by command name).
     Info,
 }
 
@@ -116,6 +118,7 @@ const WHICH_NODE: &str = "the proxy cannot tell which node runs it";
 const MOVES_KEYS: &str = "it moves keys behind the proxy's back";
 const PAUSE: &str = "pausing clients would stall every client of the proxy; pause writes on the nodes, or stop the proxy's clients";
 const NO_KEY: &str = "the proxy cannot route a command without a key";
+const REWRITE: &str = "it rewrites the nodes' config files; run it on the nodes directly";
 
 /// Classes by table name, sorted. An entry for a container (`client`) also applies to
 /// its keyless subcommands without an entry of their own.
@@ -143,7 +146,9 @@ pub const OVERRIDES: &[(&str, Class)] = &[
     ("cluster", R(CLUSTER)),
     ("command", AnyNode),
     ("command|count", L(LocalKind::Command)),
-    ("config", R(ADMIN)),
+    ("config", L(LocalKind::Info)),
+    ("config|help", AnyNode),
+    ("config|rewrite", R(REWRITE)),
     ("dbsize", B(MergeKind::SumInt)),
     ("debug", R(ADMIN)),
     ("del", Class::Split(SplitKind::SumInt)),
@@ -168,6 +173,9 @@ pub const OVERRIDES: &[(&str, Class)] = &[
     ("keys", B(MergeKind::Concat)),
     ("lastsave", R(PER_NODE)),
     ("latency", R(PER_NODE)),
+    ("latency|help", AnyNode),
+    ("latency|latest", L(LocalKind::Info)),
+    ("latency|reset", L(LocalKind::Info)),
     ("lolwut", AnyNode),
     ("memory", R(PER_NODE)),
     ("memory|help", AnyNode),
@@ -199,7 +207,7 @@ pub const OVERRIDES: &[(&str, Class)] = &[
     ("replicaof", R(REPLICATION)),
     ("reset", L(LocalKind::Reset)),
     ("restore-asking", R(CLUSTER)),
-    ("role", R(REPLICATION)),
+    ("role", L(LocalKind::Info)),
     ("save", R(ADMIN)),
     ("scan", B(MergeKind::Scan)),
     ("script|debug", R(CONN_STATE)),
@@ -211,7 +219,8 @@ pub const OVERRIDES: &[(&str, Class)] = &[
     ("select", L(LocalKind::Select)),
     ("shutdown", R(ADMIN)),
     ("slaveof", R(REPLICATION)),
-    ("slowlog", R(PER_NODE)),
+    ("slowlog", L(LocalKind::Info)),
+    ("slowlog|help", AnyNode),
     ("spublish", Channel),
     ("ssubscribe", D(Subscribe)),
     ("subscribe", D(Subscribe)),
@@ -388,7 +397,20 @@ mod tests {
                 "XREADGROUP GROUP g c NOACK BLOCK 5 STREAMS s >",
                 D(Blocking),
             ),
-            ("CONFIG GET x", R(ADMIN)),
+            ("CONFIG GET x", L(LocalKind::Info)),
+            ("CONFIG SET x 1", L(LocalKind::Info)),
+            ("CONFIG RESETSTAT", L(LocalKind::Info)),
+            ("CONFIG REWRITE", R(REWRITE)),
+            ("CONFIG HELP", AnyNode),
+            ("SLOWLOG GET 5", L(LocalKind::Info)),
+            ("SLOWLOG LEN", L(LocalKind::Info)),
+            ("SLOWLOG RESET", L(LocalKind::Info)),
+            ("LATENCY LATEST", L(LocalKind::Info)),
+            ("LATENCY RESET", L(LocalKind::Info)),
+            ("LATENCY DOCTOR", R(PER_NODE)),
+            ("LATENCY HISTORY command", R(PER_NODE)),
+            ("LATENCY HISTOGRAM", R(PER_NODE)),
+            ("ROLE", L(LocalKind::Info)),
             ("CLIENT LIST", L(LocalKind::Client)),
             ("CLIENT TRACKING on", R(CONN_STATE)),
             ("ACL WHOAMI", R(ADMIN)),

@@ -14,6 +14,9 @@ use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
+pub mod info;
+pub mod introspect;
+
 /// How to merge, with what the split recorded.
 #[derive(Debug)]
 pub enum Plan {
@@ -27,8 +30,15 @@ pub enum Plan {
     /// A broadcast that changes the pool's scripts or functions: merged as
     /// [`Plan::Broadcast`], and recorded in the pool's replay log when it succeeded.
     Record(MergeKind, Arc<ReplayLog>, Entry),
-    /// INFO: the proxy's own sections, then the nodes' keyspaces summed.
-    Info(Bytes),
+    /// INFO: the proxy's own sections and the nodes' merged (see [`info`]).
+    Info(Box<info::InfoPlan>),
+    /// CONFIG GET: one value per parameter; the proxy's own parameters with the
+    /// proxy's values (see [`introspect`]).
+    ConfigGet(Vec<(&'static str, Bytes)>),
+    /// SLOWLOG GET: at most `.1` entries, newest first, marked with the node names `.0`.
+    Slowlog(Vec<Arc<str>>, usize),
+    /// LATENCY LATEST: every node's events, prefixed with the node names.
+    LatencyLatest(Vec<Arc<str>>),
     /// A reply the proxy built already, sent once every part has answered
     /// (pub/sub confirmations).
     Fixed(Bytes),
@@ -41,7 +51,7 @@ pub type PartReply = Result<Bytes, BackendError>;
 pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
     match plan {
         Plan::Fixed(reply) => return reply.clone(),
-        Plan::Info(local) => return super::keyspace::merge_keyspace(local, parts),
+        Plan::Info(plan) => return info::merge_info(plan, parts, proto),
         Plan::Record(kind, log, entry) => {
             let reply = merge(&Plan::Broadcast(*kind), parts, proto);
             if !is_error(&reply) {
@@ -75,6 +85,9 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::Broadcast(MergeKind::Union) => union(&ok),
         Plan::Broadcast(MergeKind::SumPairs) => sum_pairs(&ok),
         Plan::Broadcast(MergeKind::MaxInt) => max_int(&ok),
+        Plan::ConfigGet(own) => introspect::config_get(&ok, own, proto),
+        Plan::Slowlog(names, count) => introspect::slowlog(&ok, names, *count),
+        Plan::LatencyLatest(names) => introspect::latency_latest(&ok, names),
         Plan::Broadcast(MergeKind::Scan)
         | Plan::Fixed(_)
         | Plan::Scan(..)

@@ -10,7 +10,6 @@
 
 pub mod class;
 pub mod keys;
-pub mod keyspace;
 pub mod merge;
 pub mod scan;
 pub mod split;

@@ -55,6 +55,7 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
     );
     commands(o, &pool.commands);
     line(o, 0, "allow_flush", &pool.allow_flush.to_string());
+    line(o, 0, "allow_admin", &pool.allow_admin.to_string());
     let format = if process.log_json { "json" } else { "text" };
     section(
         o,

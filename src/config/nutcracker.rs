@@ -161,6 +161,7 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         ) as u32,
         commands: vec![],
         allow_flush: false,
+        allow_admin: false,
         preconnect: p.preconnect.unwrap_or(false),
     }
 }

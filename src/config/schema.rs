@@ -82,6 +82,10 @@ pub struct FileConfig {
     /// Whether FLUSHALL/FLUSHDB are sent to every node (true) or refused (false). Default false.
     #[serde(default)]
     pub allow_flush: bool,
+    /// Whether CONFIG SET, CONFIG RESETSTAT, SLOWLOG RESET and LATENCY RESET are sent
+    /// to every node (true) or refused (false). Default false.
+    #[serde(default)]
+    pub allow_admin: bool,
     /// Logging.
     #[serde(default)]
     pub log: LogFile,
@@ -429,6 +433,8 @@ pub struct PoolConfig {
     pub commands: Vec<ExtraCommand>,
     /// FLUSHALL/FLUSHDB allowed.
     pub allow_flush: bool,
+    /// CONFIG SET/RESETSTAT, SLOWLOG RESET, LATENCY RESET allowed (sent to every node).
+    pub allow_admin: bool,
     /// Connect to every node at start (nutcracker `preconnect`).
     pub preconnect: bool,
 }

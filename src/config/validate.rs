@@ -121,6 +121,7 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         backend_db: f.backend.db,
         commands: commands(r, &f.commands),
         allow_flush: f.allow_flush,
+        allow_admin: f.allow_admin,
         preconnect: f.pool.preconnect,
     }
 }

@@ -502,3 +502,19 @@ log:
     assert_eq!(fixed.len(), 9, "{fixed:?}");
     assert_eq!(fixed[8], (None, "missing field `listen`".to_string()));
 }
+
+/// `allow_admin`: default false, a bool, and a misspelling is an unknown field.
+#[test]
+fn allow_admin_is_a_checked_bool() {
+    assert!(!ok(BASE).pools[0].allow_admin);
+    assert!(ok(&with("allow_admin: true\n")).pools[0].allow_admin);
+    let bad = problems(&with("allow_admin: sometimes\n"));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].0, Some(8), "{bad:?}");
+    assert!(bad[0].1.starts_with("allow_admin: invalid type"), "{bad:?}");
+    let typo = problems(&with("allow_admn: true\n"));
+    assert!(
+        typo.len() == 1 && typo[0].1.starts_with("allow_admn: unknown field"),
+        "{typo:?}"
+    );
+}

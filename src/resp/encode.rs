@@ -77,6 +77,14 @@ pub fn verbatim(buf: &mut BytesMut, proto: Proto, text: &[u8]) {
     buf.extend_from_slice(b"\r\n");
 }
 
+/// A null array: `*-1` in RESP2, `_` in RESP3 (EXEC after a failed WATCH).
+pub fn null_array(buf: &mut BytesMut, proto: Proto) {
+    buf.extend_from_slice(match proto {
+        Proto::Resp2 => b"*-1\r\n",
+        Proto::Resp3 => b"_\r\n",
+    });
+}
+
 /// `:n\r\n`
 pub fn integer(buf: &mut BytesMut, n: i64) {
     header(buf, b':', n);

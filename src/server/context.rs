@@ -35,8 +35,9 @@ pub enum Outcome {
 pub enum Lane {
     /// The nodes' shared connections for this protocol version.
     Shared(Proto),
-    /// The client's own (pinned) connection.
-    Pinned,
+    /// The client's own (pinned) connection to one node (named by its address in
+    /// memory: a connection to another node is another lane).
+    Pinned(usize),
 }
 
 /// CLIENT REPLY: whether replies are written.

@@ -13,7 +13,12 @@
 //! Ordering: the pinned connection is a lane of its own (see [`Lane`]), so
 //! `SET k v` followed by `WATCH k` or `BLPOP` never runs out of order.
 
-use super::PoolContext;
+mod follow;
+mod slots;
+
+use slots::BlockedMark;
+pub use slots::DedicatedSlot;
+
 use super::context::{Ctx, Lane, Outcome};
 use super::forward::{NoRoute, one_node};
 use super::replies::ReplyQueue;
@@ -23,57 +28,39 @@ use crate::errors::{self, BackendError};
 use crate::resp::Request;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// Sequence number whose reply nobody waits for (MULTI sent late, queued commands
 /// whose +QUEUED was already answered).
 const SILENT: u64 = u64::MAX;
+/// Sequence number of the CLIENT ID reply of a new connection (its part: the
+/// connection's generation).
+const PIN_ID: u64 = u64::MAX - 2;
 
 /// A connection of the client's own, counted against `limits.max_dedicated`.
 struct Pinned {
     node: Arc<Node>,
     conn: ConnHandle,
+    /// Which of the client's connections it is (CLIENT ID replies name it).
+    generation: u32,
+    /// Its CLIENT ID on the node, once known.
+    remote_id: Option<i64>,
     _slot: DedicatedSlot,
 }
 
-/// Holds one place in the pool's dedicated-connection count.
-pub struct DedicatedSlot(Arc<PoolContext>);
-
-impl DedicatedSlot {
-    /// Takes a place, or the error reply when `cap` places are taken.
-    pub fn take(ctx: &Arc<PoolContext>, cap: usize) -> Result<DedicatedSlot, &'static [u8]> {
-        let n = ctx.dedicated.fetch_add(1, Ordering::Relaxed);
-        ctx.metrics.dedicated_connections.inc();
-        let slot = DedicatedSlot(ctx.clone());
-        if n >= cap {
-            return Err(errors::DEDICATED_LIMIT);
-        }
-        Ok(slot)
-    }
+/// The blocking command in flight.
+struct Blocked {
+    seq: u64,
+    /// Its first key (none for WAIT).
+    key: Option<Bytes>,
+    /// The proxy unblocked it because its key moved.
+    unblocked: bool,
+    _mark: BlockedMark,
 }
 
-impl Drop for DedicatedSlot {
-    fn drop(&mut self) {
-        self.0.dedicated.fetch_sub(1, Ordering::Relaxed);
-        self.0.metrics.dedicated_connections.dec();
-    }
-}
-
-/// Counts its client in the pool's blocked clients while it lives (INFO clients
-/// `blocked_clients`).
-struct BlockedMark(Arc<PoolContext>);
-
-impl BlockedMark {
-    fn new(ctx: &Arc<PoolContext>) -> BlockedMark {
-        ctx.blocked.fetch_add(1, Ordering::Relaxed);
-        BlockedMark(ctx.clone())
-    }
-}
-
-impl Drop for BlockedMark {
-    fn drop(&mut self) {
-        self.0.blocked.fetch_sub(1, Ordering::Relaxed);
-    }
+/// The lane of a connection of the client's own to `node`: requests on another
+/// node's connection wait until those in flight are answered.
+fn lane_of(node: &Arc<Node>) -> Lane {
+    Lane::Pinned(Arc::as_ptr(node) as usize)
 }
 
 /// MULTI/WATCH state of a client.
@@ -89,6 +76,8 @@ struct TxState {
     watching: bool,
     /// Keyless commands queued before the transaction had a node.
     buffered: Vec<Bytes>,
+    /// The keys watched and queued: all must still live on the pinned node at EXEC.
+    keys: Vec<Bytes>,
 }
 
 /// A client's dedicated connection and the transaction state that lives on it.
@@ -96,9 +85,9 @@ struct TxState {
 pub struct Dedicated {
     pinned: Option<Pinned>,
     tx: TxState,
-    /// The blocking command in flight: its sequence number, and its place in the
-    /// pool's count of blocked clients.
-    blocking: Option<(u64, BlockedMark)>,
+    blocking: Option<Blocked>,
+    /// Connections opened so far.
+    generations: u32,
 }
 
 impl Dedicated {
@@ -116,7 +105,7 @@ impl Dedicated {
     pub fn blocked(&self, queue: &ReplyQueue) -> bool {
         self.blocking
             .as_ref()
-            .is_some_and(|(seq, _)| queue.is_waiting(*seq))
+            .is_some_and(|b| queue.is_waiting(b.seq))
     }
 
     /// After replies arrived: forgets an answered blocking command, and closes the
@@ -126,11 +115,18 @@ impl Dedicated {
         if !self.blocked(queue) {
             self.blocking = None;
         }
-        let idle =
-            lane == Lane::Pinned && queue.waiting() == 0 && !self.tx.in_multi && !self.tx.watching;
+        let idle = matches!(lane, Lane::Pinned(_))
+            && queue.waiting() == 0
+            && !self.tx.in_multi
+            && !self.tx.watching;
         if idle {
             self.pinned = None;
         }
+    }
+
+    /// Whether the client has a connection of its own now.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned.is_some()
     }
 
     /// Ends the transaction, if any, without running it (a rejected EXEC).
@@ -184,12 +180,28 @@ impl Dedicated {
         }
         self.pinned = None;
         let slot = DedicatedSlot::take(cx.pool, cx.topo.limits.max_dedicated)?;
+        self.generations = self.generations.wrapping_add(1);
+        let conn = node.dedicated(cx.client.proto);
+        // Its id on the node, to unblock it there if its key moves.
+        conn.send(BackendRequest::new(
+            Request::from_args(&["CLIENT", "ID"]).frame().clone(),
+            cx.reply_to(PIN_ID, self.generations),
+        ));
         self.pinned = Some(Pinned {
             node: node.clone(),
-            conn: node.dedicated(cx.client.proto),
+            conn,
+            generation: self.generations,
+            remote_id: None,
             _slot: slot,
         });
         Ok(())
+    }
+
+    /// The lane of the pinned connection.
+    fn lane(&self) -> Lane {
+        self.pinned
+            .as_ref()
+            .map_or(Lane::Pinned(0), |p| lane_of(&p.node))
     }
 
     fn pinned_to(&self, node: &Arc<Node>) -> bool {
@@ -231,14 +243,24 @@ impl Dedicated {
             // Never sent to a node on a guess: it could block a connection there.
             Err(e) => return cx.ready_static(e.reply()),
         };
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
             return Outcome::Wait(req);
         }
         if let Err(e) = self.pin(cx, idx) {
             return cx.ready_static(e);
         }
         let seq = self.send(cx, req.frame().clone(), false, false);
-        self.blocking = Some((seq, BlockedMark::new(cx.pool)));
+        let key = spec
+            .keys(&req)
+            .ok()
+            .and_then(|mut k| k.next())
+            .map(|i| req.arg_bytes(i));
+        self.blocking = Some(Blocked {
+            seq,
+            key,
+            unblocked: false,
+            _mark: BlockedMark::new(cx.pool),
+        });
         Outcome::Queued
     }
 
@@ -246,7 +268,7 @@ impl Dedicated {
         if !self.tx.watching {
             return cx.ready_static(b"+OK\r\n");
         }
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(self.lane()) {
             return Outcome::Wait(req);
         }
         self.tx.watching = false;
@@ -266,13 +288,14 @@ impl Dedicated {
         if self.tx.watching && self.pinned.is_some() && !self.pinned_to(&cx.topo.nodes[idx]) {
             return cx.ready_static(errors::CROSSSLOT);
         }
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
             return Outcome::Wait(req);
         }
         if let Err(e) = self.pin(cx, idx) {
             return cx.ready_static(e);
         }
         self.tx.watching = true;
+        self.tx.keys.extend(key_args(&req, spec));
         self.send(cx, req.frame().clone(), true, false);
         Outcome::Queued
     }
@@ -282,7 +305,7 @@ impl Dedicated {
             return cx.ready_static(errors::MULTI_NESTED);
         }
         if self.tx.watching {
-            if !cx.enter_lane(Lane::Pinned) {
+            if !cx.enter_lane(self.lane()) {
                 return Outcome::Wait(req);
             }
             self.send(cx, req.frame().clone(), true, false);
@@ -299,11 +322,11 @@ impl Dedicated {
         if !self.tx.in_multi {
             return cx.ready_static(errors::EXEC_WITHOUT_MULTI);
         }
-        if !cx.enter_lane(Lane::Pinned) {
-            return Outcome::Wait(req);
-        }
         if self.tx.failed {
             if self.tx.multi_sent {
+                if !cx.enter_lane(self.lane()) {
+                    return Outcome::Wait(req);
+                }
                 self.send(
                     cx,
                     Request::from_args(&["DISCARD"]).frame().clone(),
@@ -316,13 +339,22 @@ impl Dedicated {
         }
         if !self.tx.multi_sent {
             // No key in the whole transaction: any live node runs it.
-            let pick = cx.topo.nodes.iter().position(|n| !n.health.is_down());
-            let pinned = pick.ok_or(BackendError::NoNode.wire());
-            if let Err(e) = pinned.and_then(|idx| self.pin(cx, idx)) {
+            let Some(idx) = cx.topo.nodes.iter().position(|n| !n.health.is_down()) else {
+                self.tx = TxState::default();
+                return cx.ready_static(BackendError::NoNode.wire());
+            };
+            if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
+                return Outcome::Wait(req);
+            }
+            if let Err(e) = self.pin(cx, idx) {
                 self.tx = TxState::default();
                 return cx.ready_static(e);
             }
             self.start_multi(cx);
+        } else if !cx.enter_lane(self.lane()) {
+            return Outcome::Wait(req);
+        } else if self.moved_away(cx) {
+            return self.abort_moved(cx);
         }
         self.send(cx, req.frame().clone(), true, false);
         self.tx = TxState::default();
@@ -334,7 +366,7 @@ impl Dedicated {
             return cx.ready_static(errors::DISCARD_WITHOUT_MULTI);
         }
         if self.tx.multi_sent {
-            if !cx.enter_lane(Lane::Pinned) {
+            if !cx.enter_lane(self.lane()) {
                 return Outcome::Wait(req);
             }
             self.send(cx, req.frame().clone(), true, false);
@@ -380,7 +412,7 @@ impl Dedicated {
                 return cx.ready_static(errors::CROSSSLOT);
             }
             (Some(i), false) => {
-                if !cx.enter_lane(Lane::Pinned) {
+                if !cx.enter_lane(lane_of(&cx.topo.nodes[i])) {
                     return Outcome::Wait(req);
                 }
                 if let Err(e) = self.pin(cx, i) {
@@ -391,10 +423,17 @@ impl Dedicated {
             }
             _ => {}
         }
-        if !cx.enter_lane(Lane::Pinned) {
+        if !cx.enter_lane(self.lane()) {
             return Outcome::Wait(req);
         }
+        self.tx.keys.extend(key_args(&req, spec));
         self.send(cx, req.frame().clone(), true, false);
         Outcome::Queued
     }
+}
+
+/// The keys of `req` (none when they cannot be found).
+fn key_args<'r>(req: &'r Request, spec: &CommandSpec) -> impl Iterator<Item = Bytes> + 'r {
+    let keys: Vec<usize> = spec.keys(req).map(|k| k.collect()).unwrap_or_default();
+    keys.into_iter().map(|i| req.arg_bytes(i))
 }

@@ -43,6 +43,21 @@ pub struct Held {
     pub subs: Subscriptions,
 }
 
+impl Held {
+    /// Whether the client holds state on the nodes that a topology change can
+    /// break: subscriptions, or a dedicated connection.
+    pub fn on_nodes(&self) -> bool {
+        self.subs.count() > 0 || self.dedicated.is_pinned()
+    }
+
+    /// After a topology change: subscriptions follow their channels; a blocked
+    /// command whose key moved is unblocked.
+    pub fn follow(&mut self, cx: &mut Ctx) {
+        self.subs.follow(cx);
+        self.dedicated.follow(cx);
+    }
+}
+
 /// Handles one request routed as `route`.
 pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Outcome {
     let Some((spec, class)) = route else {
@@ -63,8 +78,17 @@ pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Ou
     if class == Class::Local(LocalKind::Reset) {
         return reset(cx, held, req);
     }
-    if held.dedicated.in_multi() && queued_in_multi(class) {
-        return held.dedicated.queue_in_multi(cx, req, spec);
+    if held.dedicated.in_multi() {
+        match in_multi(class) {
+            InMulti::Queue => return held.dedicated.queue_in_multi(cx, req, spec),
+            InMulti::Refuse(reason) => {
+                held.dedicated.reject_in_multi();
+                let mut b = BytesMut::new();
+                errors::refused(&mut b, &spec.name, reason);
+                return cx.ready(b.freeze());
+            }
+            InMulti::Now => {}
+        }
     }
     if on_shared_lane(class) && !cx.enter_lane(cx.shared_lane()) {
         return Outcome::Wait(req);
@@ -87,15 +111,29 @@ pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Ou
     }
 }
 
-/// Whether a command between MULTI and EXEC is queued in the transaction (the
-/// others act at once: EXEC, DISCARD, WATCH, subscriptions, QUIT, RESET).
-fn queued_in_multi(class: Class) -> bool {
-    !matches!(
-        class,
+/// What becomes of a command between MULTI and EXEC.
+enum InMulti {
+    /// Queued in the transaction, on its node.
+    Queue,
+    /// Acts at once (EXEC, DISCARD, WATCH, subscriptions, QUIT, RESET).
+    Now,
+    /// Refused, and the transaction fails at EXEC (as Redis does for a command
+    /// rejected while queueing).
+    Refuse(&'static str),
+}
+
+fn in_multi(class: Class) -> InMulti {
+    match class {
         Class::Dedicated(
-            DedicatedKind::Transaction | DedicatedKind::Watch | DedicatedKind::Subscribe
-        ) | Class::Local(LocalKind::Quit | LocalKind::Reset)
-    )
+            DedicatedKind::Transaction | DedicatedKind::Watch | DedicatedKind::Subscribe,
+        )
+        | Class::Local(LocalKind::Quit | LocalKind::Reset) => InMulti::Now,
+        Class::Refused(reason) => InMulti::Refuse(reason),
+        Class::Broadcast(_) => InMulti::Refuse(errors::MULTI_WHOLE_POOL),
+        Class::Local(LocalKind::Ping | LocalKind::Echo | LocalKind::Command) => InMulti::Queue,
+        Class::Local(_) => InMulti::Refuse(errors::MULTI_LOCAL),
+        _ => InMulti::Queue,
+    }
 }
 
 /// Whether a command of `class` may change what CLIENT LIST shows of its client

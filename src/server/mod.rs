@@ -32,14 +32,60 @@ pub mod listener;
 pub mod local;
 pub mod output;
 pub mod pubsub;
+pub mod pubsub_follow;
 pub mod replies;
 pub mod session;
 
 use crate::metrics::PoolMetrics;
 use crate::topology::Router;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Longest a topology change waits for subscribed clients to be ready for it.
+pub const PREPARE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a session watches to follow topology changes.
+#[derive(Debug)]
+pub struct Watch {
+    /// Bumped after a topology is published.
+    pub changes: tokio::sync::watch::Receiver<u64>,
+    /// The topology about to be published, if any.
+    pub next: tokio::sync::watch::Receiver<Option<Arc<crate::topology::Topology>>>,
+}
+
+/// A topology event a session follows.
+pub enum TopologyEvent {
+    /// This topology is about to be published: get ready.
+    Coming(Arc<crate::topology::Topology>),
+    /// A new topology is current.
+    Changed,
+}
+
+impl Watch {
+    /// The next event (waits for ever once the pool is gone).
+    pub async fn next_event(&mut self) -> TopologyEvent {
+        loop {
+            tokio::select! {
+                r = self.next.changed() => {
+                    if r.is_err() {
+                        return std::future::pending().await;
+                    }
+                    if let Some(t) = self.next.borrow_and_update().clone() {
+                        return TopologyEvent::Coming(t);
+                    }
+                }
+                r = self.changes.changed() => {
+                    if r.is_err() {
+                        return std::future::pending().await;
+                    }
+                    self.changes.borrow_and_update();
+                    return TopologyEvent::Changed;
+                }
+            }
+        }
+    }
+}
 
 /// What every session of one listener shares.
 #[derive(Debug)]
@@ -75,6 +121,14 @@ pub struct PoolContext {
     /// Bumped after every new topology is stored: sessions that hold state on the
     /// nodes (subscriptions, blocked commands) watch it and follow the change.
     changes: tokio::sync::watch::Sender<u64>,
+    /// The topology about to be published, while subscribed clients get ready for it.
+    next: tokio::sync::watch::Sender<Option<Arc<crate::topology::Topology>>>,
+    /// Clients with subscriptions now.
+    pub subscribers: AtomicUsize,
+    /// Subscribed clients ready for the coming topology.
+    pub prepared: AtomicUsize,
+    /// Woken when a client becomes ready.
+    pub prepared_notify: tokio::sync::Notify,
 }
 
 impl PoolContext {
@@ -100,6 +154,10 @@ impl PoolContext {
             blocked: AtomicUsize::new(0),
             replay: Arc::default(),
             changes: tokio::sync::watch::Sender::new(0),
+            next: tokio::sync::watch::Sender::new(None),
+            subscribers: AtomicUsize::new(0),
+            prepared: AtomicUsize::new(0),
+            prepared_notify: tokio::sync::Notify::new(),
         }
     }
 
@@ -109,9 +167,43 @@ impl PoolContext {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    /// A receiver that sees every topology published from now on.
-    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
+    /// Publishes `topo` once the subscribed clients are ready for it (their
+    /// channels subscribed on the new owners), waiting at most
+    /// [`PREPARE_TIMEOUT`]; then they move (see [`pubsub_follow`]).
+    pub async fn switch(&self, topo: crate::topology::Topology) {
+        let waiting = self.subscribers.load(Ordering::Relaxed);
+        if waiting == 0 {
+            return self.publish(topo);
+        }
+        let topo = Arc::new(topo);
+        self.prepared.store(0, Ordering::Relaxed);
+        self.next.send_replace(Some(topo.clone()));
+        let ready = async {
+            loop {
+                let woken = self.prepared_notify.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                let now = self.subscribers.load(Ordering::Relaxed);
+                if self.prepared.load(Ordering::Relaxed) >= now.min(waiting) {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        if tokio::time::timeout(PREPARE_TIMEOUT, ready).await.is_err() {
+            tracing::warn!(pool = %self.name, "subscribers not ready for the new topology in time");
+        }
+        self.next.send_replace(None);
+        self.router.store(topo);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Receivers that see every topology published (and announced) from now on.
+    pub fn watch_changes(&self) -> Watch {
+        Watch {
+            changes: self.changes.subscribe(),
+            next: self.next.subscribe(),
+        }
     }
 
     /// Shuts every open client socket for reading: each session sees end of input,

@@ -4,6 +4,8 @@
 //! as dedicated connections). The proxy keeps the client's subscription set and
 //! writes the confirmations itself, with the counts a single Redis would give, once
 //! every node involved has confirmed; messages are passed on as they arrive.
+//! When the topology changes, subscriptions follow their channels
+//! ([`super::pubsub_follow`]).
 
 use super::context::{Ctx, Outcome};
 use super::dedicated::DedicatedSlot;
@@ -25,37 +27,87 @@ use tokio::sync::mpsc;
 #[derive(Default)]
 pub struct Subscriptions(Option<Box<PubSub>>);
 
+/// Sequence number of a confirmation nobody waits for (subscriptions the proxy
+/// moves by itself).
+pub(super) const SILENT: u64 = u64::MAX;
+/// Sequence number of a confirmation the coming topology waits for.
+pub(super) const PREPARED: u64 = u64::MAX - 1;
+
 /// A client's pub/sub state.
-struct PubSub {
+pub(super) struct PubSub {
     /// Frames from the subscriber connections.
     rx: mpsc::Receiver<SubFrame>,
     tx: mpsc::Sender<SubFrame>,
-    subs: Vec<Sub>,
+    /// Subscriber connections by index (`None`: closed, its node left the topology).
+    pub(super) subs: Vec<Option<Sub>>,
     /// Subscribed channels → subscriber index, per family (0: channels, 1: shard
-    /// channels); patterns live on every subscriber.
-    channels: [HashMap<Bytes, usize>; 2],
-    patterns: Vec<Bytes>,
+    /// channels); patterns live on every subscriber of a whole-pool node.
+    pub(super) channels: [HashMap<Bytes, usize>; 2],
+    pub(super) patterns: Vec<Bytes>,
+    /// Channels subscribed on their next owner, not yet moved there.
+    pub(super) moving: HashMap<(usize, Bytes), usize>,
+    /// Confirmations the coming topology still waits for.
+    pub(super) preparing: usize,
+    mark: SubscriberMark,
 }
 
-struct Sub {
-    node: Arc<Node>,
+pub(super) struct Sub {
+    pub(super) node: Arc<Node>,
     handle: SubscriberHandle,
     /// Confirmations this connection still owes: (sequence, part) in order.
     expect: VecDeque<(u64, u32)>,
+    /// It has every pattern of [`PubSub::patterns`].
+    pub(super) has_patterns: bool,
     _slot: DedicatedSlot,
+}
+
+impl Sub {
+    /// Sends `cmd names...`; each name's confirmation is tagged `seq`.
+    pub(super) fn send(&mut self, cmd: &[u8], names: &[Bytes], seq: u64) {
+        if names.is_empty() {
+            return;
+        }
+        let mut args: Vec<&[u8]> = vec![cmd];
+        args.extend(names.iter().map(|n| n.as_ref()));
+        self.handle.send(Request::from_args(&args).frame().clone());
+        self.expect.extend(names.iter().map(|_| (seq, 0)));
+    }
+}
+
+/// Counts a subscribed client in the pool while it lives (the coming topology
+/// waits for these to be ready).
+struct SubscriberMark(Arc<super::PoolContext>);
+
+impl Drop for SubscriberMark {
+    fn drop(&mut self) {
+        self.0
+            .subscribers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        // A topology change may be waiting for this client.
+        self.0.prepared_notify.notify_waiters();
+    }
 }
 
 /// The six commands, by family.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Family {
+pub(super) enum Family {
     Channel,
     Shard,
     Pattern,
 }
 
 impl Family {
+    /// The family of the channel map `f` (0: channels, 1: shard channels).
+    pub(super) fn of_map(f: usize) -> Family {
+        if f == 1 {
+            Family::Shard
+        } else {
+            Family::Channel
+        }
+    }
+
     /// The command sent to the nodes.
-    fn command(self, subscribe: bool) -> &'static [u8] {
+    pub(super) fn command(self, subscribe: bool) -> &'static [u8] {
         match (self, subscribe) {
             (Family::Channel, true) => b"SUBSCRIBE",
             (Family::Shard, true) => b"SSUBSCRIBE",
@@ -80,15 +132,25 @@ impl Family {
 }
 
 impl PubSub {
-    fn new() -> PubSub {
+    fn new(pool: &Arc<super::PoolContext>) -> PubSub {
         let (tx, rx) = mpsc::channel(SUB_CHANNEL);
+        pool.subscribers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         PubSub {
             rx,
             tx,
             subs: Vec::new(),
             channels: [HashMap::new(), HashMap::new()],
             patterns: Vec::new(),
+            moving: HashMap::new(),
+            preparing: 0,
+            mark: SubscriberMark(pool.clone()),
         }
+    }
+
+    /// The pool the client belongs to.
+    pub(super) fn pool(&self) -> &super::PoolContext {
+        &self.mark.0
     }
 
     /// Channels and patterns subscribed.
@@ -123,6 +185,27 @@ impl Subscriptions {
         match &mut self.0 {
             Some(p) => p.rx.recv().await,
             None => std::future::pending().await,
+        }
+    }
+
+    /// Before `cx.topo` takes traffic: subscribes what it needs (see
+    /// [`super::pubsub_follow`]).
+    pub fn prepare(&mut self, cx: &Ctx) {
+        match &mut self.0 {
+            Some(ps) => ps.prepare(cx),
+            None => {
+                cx.pool
+                    .prepared
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                cx.pool.prepared_notify.notify_waiters();
+            }
+        }
+    }
+
+    /// After `cx.topo` became current: subscriptions move to it.
+    pub fn follow(&mut self, cx: &Ctx) {
+        if let Some(ps) = &mut self.0 {
+            ps.follow(cx);
         }
     }
 
@@ -173,7 +256,7 @@ impl Subscriptions {
             "sunsubscribe" => (Family::Shard, false),
             _ => (Family::Pattern, false),
         };
-        let ps = self.0.get_or_insert_with(|| Box::new(PubSub::new()));
+        let ps = self.0.get_or_insert_with(|| Box::new(PubSub::new(cx.pool)));
         if !sub {
             ps.remove(cx, req, family);
             return Outcome::Queued;
@@ -188,23 +271,27 @@ impl Subscriptions {
     /// a message goes to the client; a lost connection ends the client's session
     /// (its client library reconnects and subscribes again).
     pub fn on_frame(&mut self, queue: &mut ReplyQueue, f: SubFrame) -> Outcome {
-        let frame = match f.frame {
-            Ok(frame) => frame,
-            Err(e) => {
+        let Some(ps) = self.0.as_mut() else {
+            return Outcome::Queued;
+        };
+        let sub = ps.subs.get_mut(f.sub).and_then(Option::as_mut);
+        let frame = match (f.frame, sub.is_some()) {
+            (Ok(frame), _) => frame,
+            // A subscriber closed because its node left the topology.
+            (Err(_), false) => return Outcome::Queued,
+            (Err(e), true) => {
                 queue.push_ready(Bytes::from_static(e.wire()), After::Close, CLASS, false);
                 return Outcome::Close;
             }
         };
-        if is_confirmation(&frame) {
-            let next = self
-                .0
-                .as_mut()
-                .and_then(|ps| ps.subs.get_mut(f.sub)?.expect.pop_front());
-            if let Some((seq, part)) = next {
-                queue.complete(seq, part, Ok(frame), None);
-            }
-        } else {
+        if !is_confirmation(&frame) {
             queue.push_ready(frame, After::Continue, CLASS, false);
+            return Outcome::Queued;
+        }
+        match sub.and_then(|s| s.expect.pop_front()) {
+            Some((PREPARED, _)) => ps.confirmed_prepared(),
+            Some((seq, part)) => queue.complete(seq, part, Ok(frame), None),
+            None => {}
         }
         Outcome::Queued
     }
@@ -235,6 +322,12 @@ fn is_confirmation(frame: &Bytes) -> bool {
     .any(|k| body.starts_with(k) && body.get(k.len()) == Some(&b'\r'))
 }
 
+/// The nodes whole-pool subscriptions (patterns) live on: every node on the ring
+/// (with `eject: true`, ejected nodes are off it).
+pub(super) fn whole_pool(topo: &crate::topology::Topology) -> impl Iterator<Item = usize> + '_ {
+    (0..topo.nodes.len()).filter(|&i| topo.on_ring.get(i).copied().unwrap_or(true))
+}
+
 /// Which subscriber gets which names.
 type SendPlan = Vec<(usize, Vec<Bytes>)>;
 
@@ -246,10 +339,11 @@ fn plan_add(plan: &mut SendPlan, sub: usize, name: &Bytes) {
 }
 
 impl PubSub {
-    /// The subscriber for node `idx`, opened if needed.
-    fn sub_for(&mut self, cx: &Ctx, idx: usize) -> Result<usize, &'static [u8]> {
+    /// The subscriber for node `idx` of `cx.topo`, opened if needed.
+    pub(super) fn sub_for(&mut self, cx: &Ctx, idx: usize) -> Result<usize, &'static [u8]> {
         let node = &cx.topo.nodes[idx];
-        if let Some(i) = self.subs.iter().position(|s| Arc::ptr_eq(&s.node, node)) {
+        let open = |s: &Option<Sub>| s.as_ref().is_some_and(|s| Arc::ptr_eq(&s.node, node));
+        if let Some(i) = self.subs.iter().position(open) {
             return Ok(i);
         }
         if node.health.is_down() {
@@ -258,13 +352,26 @@ impl PubSub {
         let slot = DedicatedSlot::take(cx.pool, cx.topo.limits.max_dedicated)?;
         let i = self.subs.len();
         let handle = node.subscriber(cx.client.proto, i, self.tx.clone());
-        self.subs.push(Sub {
+        self.subs.push(Some(Sub {
             node: node.clone(),
             handle,
             expect: VecDeque::new(),
+            has_patterns: self.patterns.is_empty(),
             _slot: slot,
-        });
+        }));
         Ok(i)
+    }
+
+    /// The open subscriber `i`.
+    pub(super) fn sub(&mut self, i: usize) -> Option<&mut Sub> {
+        self.subs.get_mut(i).and_then(Option::as_mut)
+    }
+
+    /// Indices of the open subscribers.
+    pub(super) fn open_subs(&self) -> Vec<usize> {
+        (0..self.subs.len())
+            .filter(|&i| self.subs[i].is_some())
+            .collect()
     }
 
     fn add(&mut self, cx: &mut Ctx, req: &Request, family: Family) -> Result<(), &'static [u8]> {
@@ -272,7 +379,7 @@ impl PubSub {
         let mut plan = SendPlan::new();
         for n in &names {
             let targets: Vec<usize> = match family {
-                Family::Pattern => (0..cx.topo.nodes.len()).collect(),
+                Family::Pattern => whole_pool(cx.topo).collect(),
                 _ => vec![cx.topo.node_for_key(n).ok_or(BackendError::NoNode.wire())?],
             };
             for t in targets {
@@ -319,7 +426,7 @@ impl PubSub {
             let subs: Vec<usize> = match family {
                 Family::Pattern if self.patterns.contains(n) => {
                     self.patterns.retain(|p| p != n);
-                    (0..self.subs.len()).collect()
+                    self.open_subs()
                 }
                 Family::Pattern => Vec::new(),
                 _ => self.channels[f].remove(n).into_iter().collect(),
@@ -345,13 +452,19 @@ impl PubSub {
         let seq = cx.merging(Plan::Fixed(reply), total);
         let mut part = 0u32;
         for (s, names) in plan {
+            let patterns = self.patterns.clone();
+            let Some(sub) = self.sub(s) else { continue };
             let mut args: Vec<&[u8]> = vec![cmd];
             args.extend(names.iter().map(|n| n.as_ref()));
-            let sub = &mut self.subs[s];
             sub.handle.send(Request::from_args(&args).frame().clone());
             for _ in &names {
                 sub.expect.push_back((seq, part));
                 part += 1;
+            }
+            if cmd == b"PSUBSCRIBE" && !sub.has_patterns {
+                // A subscriber opened after earlier patterns: it gets them all.
+                sub.send(b"PSUBSCRIBE", &patterns, SILENT);
+                sub.has_patterns = true;
             }
         }
     }

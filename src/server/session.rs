@@ -65,6 +65,8 @@ pub struct Session {
     deferred: Option<Request>,
     /// `limits.max_pipeline` of the topology seen last.
     max_pipeline: usize,
+    /// Topology changes, watched while the client holds state on the nodes.
+    follow: Option<super::Watch>,
     _slot: ClientSlot,
 }
 
@@ -93,6 +95,7 @@ impl Session {
             out: Output::default(),
             deferred: None,
             max_pipeline,
+            follow: None,
             _slot: slot,
         }
     }
@@ -126,6 +129,7 @@ impl Session {
                 Some(f) = self.held.subs.next_frame(), if self.queue.len() < self.max_pipeline => {
                     self.on_sub_frame(f)
                 }
+                ev = next_event(&mut self.follow), if self.follow.is_some() => self.on_topology(ev, &router),
             }
             if !self.step(&router) {
                 return;
@@ -211,9 +215,12 @@ impl Session {
     }
 
     fn on_completion(&mut self, c: Completion) {
-        self.queue.complete(c.seq, c.part, c.reply, c.head);
-        while let Some(c) = self.io.try_completion() {
-            self.queue.complete(c.seq, c.part, c.reply, c.head);
+        let mut next = Some(c);
+        while let Some(c) = next {
+            if let Some(c) = self.held.dedicated.intercept(c) {
+                self.queue.complete(c.seq, c.part, c.reply, c.head);
+            }
+            next = self.io.try_completion();
         }
         self.held.dedicated.settle(&self.queue, self.client.lane);
     }
@@ -267,14 +274,15 @@ impl Session {
         self.entry.touch();
     }
 
-    /// Hands one request to [`dispatch`] and acts on its outcome.
-    fn handle(&mut self, req: Request, route: super::dispatch::Route, topo: &Topology) {
-        let stateful = route.is_some_and(|(spec, class)| {
-            self.entry.command(spec.id);
-            super::dispatch::changes_client_state(class)
-        });
+    /// Runs `f` with a [`Ctx`] over `topo` for a request of `class`.
+    fn with_cx<R>(
+        &mut self,
+        topo: &Topology,
+        class: RequestClass,
+        f: impl FnOnce(&mut Ctx, &mut Held) -> R,
+    ) -> R {
         let mut cx = Ctx {
-            class: metric_class(&route),
+            class,
             quiet: self.client.reply != ReplyMode::On,
             queue: &mut self.queue,
             client: &mut self.client,
@@ -282,8 +290,20 @@ impl Session {
             pool: &self.pool,
             io: &self.io,
         };
-        let was = cx.client.reply;
-        match dispatch(&mut cx, &mut self.held, req, route) {
+        f(&mut cx, &mut self.held)
+    }
+
+    /// Hands one request to [`dispatch`] and acts on its outcome.
+    fn handle(&mut self, req: Request, route: super::dispatch::Route, topo: &Topology) {
+        let stateful = route.is_some_and(|(spec, class)| {
+            self.entry.command(spec.id);
+            super::dispatch::changes_client_state(class)
+        });
+        let was = self.client.reply;
+        let outcome = self.with_cx(topo, metric_class(&route), |cx, held| {
+            dispatch(cx, held, req, route)
+        });
+        match outcome {
             Outcome::Queued => {}
             Outcome::Wait(req) => return self.deferred = Some(req),
             Outcome::Close => self.reading = Reading::Stopped,
@@ -293,6 +313,39 @@ impl Session {
         }
         if stateful {
             self.entry.show(self.shown());
+            self.watch_if_holding();
+        }
+    }
+
+    /// Starts following topology changes once the client holds state on the
+    /// nodes (subscriptions, a dedicated connection).
+    fn watch_if_holding(&mut self) {
+        if self.follow.is_some() || !self.held.on_nodes() {
+            return;
+        }
+        let watch = self.pool.watch_changes();
+        let coming = watch.next.borrow().clone();
+        self.follow = Some(watch);
+        if let Some(next) = coming {
+            self.on_topology(
+                super::TopologyEvent::Coming(next),
+                &self.pool.router.clone(),
+            );
+        }
+    }
+
+    /// Follows a topology change: subscriptions move, blocked commands and
+    /// transactions whose keys moved are dealt with.
+    fn on_topology(&mut self, ev: super::TopologyEvent, router: &Router) {
+        let class = RequestClass::Dedicated;
+        match ev {
+            super::TopologyEvent::Coming(next) => {
+                self.with_cx(&next, class, |cx, held| held.subs.prepare(cx));
+            }
+            super::TopologyEvent::Changed => {
+                let topo = router.load_full();
+                self.with_cx(&topo, class, |cx, held| held.follow(cx));
+            }
         }
     }
 
@@ -314,6 +367,14 @@ impl Drop for Session {
     /// Replies still in flight for a session that is gone are dropped on arrival.
     fn drop(&mut self) {
         self.io.close();
+    }
+}
+
+/// The next topology event, or never without a watch.
+async fn next_event(w: &mut Option<super::Watch>) -> super::TopologyEvent {
+    match w {
+        Some(w) => w.next_event().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -32,6 +32,7 @@ pub mod proxy;
 pub mod redis_server;
 pub mod resp;
 pub mod route;
+pub mod topo;
 pub mod util;
 
 pub use cluster::*;
