@@ -146,7 +146,7 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     Outcome::Queued
 }
 
-/// A command for every node, merged per `kind` (SCAN is [`scan`]). A down node
+/// A command for every node, merged per `kind` (SCAN is [`scan()`]). A down node
 /// of the whole pool fails it at once (its keys cannot be reached); script and
 /// function changes that succeed are recorded for the nodes that join later.
 pub fn broadcast(cx: &mut Ctx, req: &Request, kind: MergeKind) -> Outcome {
