@@ -163,12 +163,7 @@ impl Proxy {
             .iter()
             .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
             .collect();
-        let added: Vec<Arc<Node>> = topo
-            .nodes
-            .iter()
-            .filter(|n| !old.nodes.iter().any(|o| Arc::ptr_eq(n, o)))
-            .cloned()
-            .collect();
+        let added = added_nodes(&old.nodes, &topo.nodes);
         // Scripts and functions reach the new nodes before they take traffic; what
         // is recorded meanwhile (sent with the old topology) follows right after.
         let (seq, frames) = ctx.replay.snapshot();
@@ -183,6 +178,14 @@ impl Proxy {
         }
         version
     }
+}
+
+/// The nodes of `new` that are not nodes of `old` (new connections, new health).
+fn added_nodes(old: &[Arc<Node>], new: &[Arc<Node>]) -> Vec<Arc<Node>> {
+    new.iter()
+        .filter(|n| !old.iter().any(|o| Arc::ptr_eq(n, o)))
+        .cloned()
+        .collect()
 }
 
 fn applied_message(hash: u64, versions: &[u64], restart: &[String]) -> String {
