@@ -93,8 +93,10 @@ pub const EXECABORT_MOVED: &[u8] = b"-EXECABORT Transaction discarded because of
 /// Why a command for every node is refused inside MULTI.
 pub const MULTI_WHOLE_POOL: &str =
     "it runs on every node, and a transaction runs on one; send it outside MULTI";
+/// Why a subscription is refused inside MULTI.
+pub const MULTI_SUBSCRIBE: &str = "a subscription inside a transaction would subscribe the transaction's connection; subscribe outside MULTI";
 /// Why a command the proxy answers itself is refused inside MULTI.
-pub const MULTI_LOCAL: &str = "the proxy answers it itself and cannot run it inside a node's transaction; send it outside MULTI";
+pub const MULTI_LOCAL: &str = "the proxy answers it itself (client state, or every node merged) and cannot run it inside a node's transaction; send it outside MULTI";
 
 /// CLIENT KILL of an address no client has.
 pub const NO_SUCH_CLIENT: &[u8] = b"-ERR No such client\r\n";
@@ -229,11 +231,15 @@ pub fn protocol_error(e: DecodeError) -> Bytes {
 /// with: 'a' 'b' `. The name is cut at 128 bytes, the arguments at 128 bytes in
 /// all, and CR/LF become spaces.
 pub fn unknown_command(buf: &mut BytesMut, req: &Request) {
+    // Redis formats with `%s`: each text ends at its first NUL byte.
+    let c_str = |a: &'_ [u8]| -> usize { a.iter().position(|&b| b == 0).unwrap_or(a.len()) };
     buf.extend_from_slice(b"-ERR unknown command '");
-    put_sanitised(buf, req.get(0).unwrap_or_default(), 128);
+    let name = req.get(0).unwrap_or_default();
+    put_sanitised(buf, &name[..c_str(name)], 128);
     buf.extend_from_slice(b"', with args beginning with: ");
     let mut used = 0;
     for arg in (1..req.argc()).map_while(|i| req.get(i)) {
+        let arg = &arg[..c_str(arg)];
         if used >= 128 {
             break;
         }

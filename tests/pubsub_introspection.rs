@@ -44,8 +44,9 @@ fn pubsub_introspection_covers_every_node() {
     assert!(c.cmd(&["PUBSUB", "NOPE"]).is_error());
 }
 
+/// Redis 7.0 answers NUMSUB with a flat array of pairs to RESP3 clients too.
 #[test]
-fn numsub_is_a_map_for_resp3_clients() {
+fn numsub_is_an_array_for_resp3_clients_as_in_redis() {
     let cl = Cluster::start(3, "");
     let mut sub = cl.conn();
     sub.send(&["SUBSCRIBE", "r3-a", "r3-b"]).unwrap();
@@ -53,8 +54,6 @@ fn numsub_is_a_map_for_resp3_clients() {
     sub.read().unwrap();
     let mut c = cl.conn();
     assert!(matches!(c.cmd(&["HELLO", "3"]), Reply::Map(_)));
-    match c.cmd(&["PUBSUB", "NUMSUB", "r3-a", "r3-b"]) {
-        Reply::Map(pairs) => assert_eq!(pairs.len(), 2, "{pairs:?}"),
-        other => panic!("want a map, got {other:?}"),
-    }
+    let counts = c.cmd(&["PUBSUB", "NUMSUB", "r3-a", "r3-b"]);
+    assert_eq!(counts.compact(), "[r3-a, :1, r3-b, :1]");
 }

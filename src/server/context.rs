@@ -38,6 +38,9 @@ pub enum Lane {
     /// The client's own (pinned) connection to one node (named by its address in
     /// memory: a connection to another node is another lane).
     Pinned(usize),
+    /// The client's subscriber connections: a request after SUBSCRIBE sees the
+    /// subscription made (PUBSUB NUMSUB counts it).
+    Subscriber,
 }
 
 /// CLIENT REPLY: whether replies are written.

@@ -78,6 +78,8 @@ struct TxState {
     buffered: Vec<Bytes>,
     /// The keys watched and queued: all must still live on the pinned node at EXEC.
     keys: Vec<Bytes>,
+    /// A topology change moved its keys: EXEC does not run it.
+    moved: bool,
 }
 
 /// A client's dedicated connection and the transaction state that lives on it.
@@ -122,6 +124,18 @@ impl Dedicated {
         if idle {
             self.pinned = None;
         }
+    }
+
+    /// The client switched protocol (HELLO): its own connection switches too, so
+    /// replies to what it sends next come in the new protocol, as from Redis.
+    pub fn switch_proto(&mut self, cx: &mut Ctx) {
+        let v = if cx.client.proto == crate::resp::Proto::Resp3 {
+            "3"
+        } else {
+            "2"
+        };
+        let hello = Request::from_args(&["HELLO", v]).frame().clone();
+        self.send(cx, hello, true, true);
     }
 
     /// Whether the client has a connection of its own now.
@@ -353,7 +367,7 @@ impl Dedicated {
             self.start_multi(cx);
         } else if !cx.enter_lane(self.lane()) {
             return Outcome::Wait(req);
-        } else if self.moved_away(cx) {
+        } else if self.tx.moved || self.moved_away(cx) {
             return self.abort_moved(cx);
         }
         self.send(cx, req.frame().clone(), true, false);
@@ -408,6 +422,12 @@ impl Dedicated {
                 return cx.ready_static(b"+QUEUED\r\n");
             }
             (Some(i), true) if Some(i) != self.pinned_idx(cx) => {
+                if self.moved_away(cx) {
+                    // The topology moved the transaction's keys: it will not run
+                    // (EXEC says so); queueing goes on as for Redis.
+                    self.tx.moved = true;
+                    return cx.ready_static(b"+QUEUED\r\n");
+                }
                 self.tx.failed = true;
                 return cx.ready_static(errors::CROSSSLOT);
             }

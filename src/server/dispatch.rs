@@ -79,7 +79,7 @@ pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Ou
         return reset(cx, held, req);
     }
     if held.dedicated.in_multi() {
-        match in_multi(class) {
+        match in_multi(class, &spec.name, &req) {
             InMulti::Queue => return held.dedicated.queue_in_multi(cx, req, spec),
             InMulti::Refuse(reason) => {
                 held.dedicated.reject_in_multi();
@@ -100,8 +100,21 @@ pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Ou
         Class::Broadcast(kind) => forward::broadcast(cx, &req, kind),
         Class::AnyNode => forward::any_node(cx, &req),
         Class::Channel => forward::by_channel(cx, &req),
+        Class::Local(LocalKind::Hello) => {
+            let before = cx.client.proto;
+            let out = local::answer(cx, &req, LocalKind::Hello, held.subs.count() > 0);
+            if cx.client.proto != before {
+                held.dedicated.switch_proto(cx);
+            }
+            out
+        }
         Class::Local(kind) => local::answer(cx, &req, kind, held.subs.count() > 0),
-        Class::Dedicated(DedicatedKind::Subscribe) => held.subs.handle(cx, &req, spec),
+        Class::Dedicated(DedicatedKind::Subscribe) => {
+            if !cx.enter_lane(super::context::Lane::Subscriber) {
+                return Outcome::Wait(req);
+            }
+            held.subs.handle(cx, &req, spec)
+        }
         Class::Dedicated(kind) => held.dedicated.handle(cx, req, spec, kind),
         Class::Refused(reason) => {
             let mut b = BytesMut::new();
@@ -122,15 +135,26 @@ enum InMulti {
     Refuse(&'static str),
 }
 
-fn in_multi(class: Class) -> InMulti {
+fn in_multi(class: Class, name: &str, req: &Request) -> InMulti {
     match class {
-        Class::Dedicated(
-            DedicatedKind::Transaction | DedicatedKind::Watch | DedicatedKind::Subscribe,
-        )
+        // UNWATCH is queued (Redis runs it at EXEC, where it changes nothing).
+        Class::Dedicated(DedicatedKind::Watch) if name == "unwatch" => InMulti::Queue,
+        Class::Dedicated(DedicatedKind::Transaction | DedicatedKind::Watch)
         | Class::Local(LocalKind::Quit | LocalKind::Reset) => InMulti::Now,
+        // A subscription inside a transaction would subscribe its node's connection.
+        Class::Dedicated(DedicatedKind::Subscribe) => InMulti::Refuse(errors::MULTI_SUBSCRIBE),
         Class::Refused(reason) => InMulti::Refuse(reason),
-        Class::Broadcast(_) => InMulti::Refuse(errors::MULTI_WHOLE_POOL),
+        // Writes to every node (FLUSHALL, SCRIPT LOAD, ...) would reach one node only;
+        // reads (DBSIZE, KEYS, ...) run on the transaction's node and see that node.
+        Class::Broadcast(MergeKind::AllOk | MergeKind::First) => {
+            InMulti::Refuse(errors::MULTI_WHOLE_POOL)
+        }
+        // The node answers these as the proxy would.
         Class::Local(LocalKind::Ping | LocalKind::Echo | LocalKind::Command) => InMulti::Queue,
+        Class::Local(LocalKind::Select) if req.arg(1) == b"0" => InMulti::Queue,
+        // The proxy's own state (HELLO, AUTH, CLIENT, SELECT n), or merged over the
+        // nodes (INFO, CONFIG, SLOWLOG, ...: some only with allow_admin): the
+        // transaction's node must not run them on its connection.
         Class::Local(_) => InMulti::Refuse(errors::MULTI_LOCAL),
         _ => InMulti::Queue,
     }

@@ -226,9 +226,7 @@ impl Session {
     }
 
     fn on_sub_frame(&mut self, f: SubFrame) {
-        if self.reading == Reading::Stopped {
-            return;
-        }
+        // Also once stopped: confirmations still complete the replies before the last.
         if let Outcome::Close = self.held.subs.on_frame(&mut self.queue, f) {
             self.reading = Reading::Stopped;
         }
