@@ -1,9 +1,11 @@
 //! Composition root: bind listeners (all before serving), build topologies, spawn
 //! the side tasks (health, ejection, reload triggers, admin), drain on SIGTERM.
 
+use crate::backend::Node;
 use crate::backend::conn::Timeouts;
 use crate::backend::health::HealthPolicy;
 use crate::backend::pool::PoolShared;
+use crate::backend::replay::replay_on_nodes;
 use crate::config::{Config, Listen, PoolConfig};
 use crate::metrics::Metrics;
 use crate::server::PoolContext;
@@ -214,22 +216,41 @@ fn serve_on_workers(
 }
 
 /// Rebuilds the ring when node health changes (only moves keys with `eject: true`).
+/// A node that comes back gets the pool's scripts and functions replayed first
+/// (best effort, within a timeout), so it takes traffic only once it has them.
 async fn ejection_loop(ctx: Arc<PoolContext>, changed: Arc<tokio::sync::Notify>) {
     loop {
         changed.notified().await;
         let _writer = ctx.writer.lock().await;
+        let old = ctx.router.load_full();
+        let Some(t) = old.ejection_update() else {
+            continue;
+        };
+        let back: Vec<Arc<Node>> = (0..t.nodes.len())
+            .filter(|&i| t.on_ring[i] && !old.on_ring[i])
+            .map(|i| t.nodes[i].clone())
+            .collect();
+        if !back.is_empty() {
+            let frames = ctx.replay.snapshot().1;
+            replay_on_nodes(frames, &back, &t.config, "node back on the ring").await;
+        }
+        // Health may have changed during the replay: build from what it is now.
         if let Some(t) = ctx.router.load().ejection_update() {
-            let off: Vec<&str> = t
-                .nodes
-                .iter()
-                .zip(&t.on_ring)
-                .filter(|(_, r)| !**r)
-                .map(|(n, _)| &*n.name)
-                .collect();
-            tracing::warn!(pool = %ctx.name, ejected = ?off, "ring rebuilt over live nodes");
+            log_ejected(&ctx.name, &t);
             ctx.switch(t).await;
         }
     }
+}
+
+fn log_ejected(pool: &str, t: &Topology) {
+    let off: Vec<&str> = t
+        .nodes
+        .iter()
+        .zip(&t.on_ring)
+        .filter(|(_, r)| !**r)
+        .map(|(n, _)| &*n.name)
+        .collect();
+    tracing::warn!(pool = %pool, ejected = ?off, "ring rebuilt over live nodes");
 }
 
 async fn wait_for_signal(shutdown: &CancellationToken) {

@@ -282,6 +282,15 @@ pub fn admin_refused(buf: &mut BytesMut, what: &'static str) {
 /// SLOWLOG GET with a count that is not an integer >= -1 (Redis's own text).
 pub const SLOWLOG_COUNT: &[u8] = b"-ERR count should be greater than or equal to -1\r\n";
 
+/// A node answered SCAN with a cursor wider than the proxy cursor has room for
+/// (see [`crate::command::scan::NODE_CURSOR_BITS`]).
+pub const SCAN_CURSOR_TOO_BIG: &[u8] =
+    b"-ERR ringproxy: a node's SCAN cursor does not fit in the proxy cursor (more than 48 bits)\r\n";
+/// A command over every node (SCAN, DBSIZE, KEYS, ...) while a node on the ring is
+/// down: its keys cannot be reached, so the answer would be wrong.
+pub const POOL_NODE_DOWN: &[u8] =
+    b"-ERR ringproxy: backend node is down; its keys are unreachable until it is back, so a command over every node cannot answer (with health.eject: true, ejected nodes are skipped)\r\n";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,7 @@ fn main() -> std::process::ExitCode {
     if cli.check {
         println!("{}: ok ({} pool(s))", path.display(), config.pools.len());
         print!("{}", binds(&config, &admin_override, nutcracker));
+        print!("{}", eject_notes(&config));
         return std::process::ExitCode::SUCCESS;
     }
     let result = match cli.cmd {
@@ -132,6 +133,21 @@ fn load(path: &std::path::Path) -> Result<Loaded, config::ConfigError> {
             path: path.display().to_string(),
             problems,
         })
+}
+
+/// One line per pool with `health.eject: true`, for `--check`: what ejection costs.
+fn eject_notes(config: &Config) -> String {
+    config
+        .pools
+        .iter()
+        .filter(|p| p.health.eject)
+        .map(|p| {
+            format!(
+                "pool {}: health.eject is on: a down node's keys move to live nodes, and writes to them acknowledged while it is out are lost when it returns (its old values win; nutcracker's cache behaviour)\n",
+                p.name
+            )
+        })
+        .collect()
 }
 
 /// What serving `config` binds, for `--check`: a `listen:` line per pool, then the

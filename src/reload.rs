@@ -5,11 +5,15 @@
 //! (the running topology stays, the error is logged with its line and counted). A
 //! good one is applied pool by pool: timeouts, health policy and limits change in
 //! place; a new topology is built that reuses every unchanged node (same
-//! connections, same health) and is swapped in with one store. Settings that cannot
+//! connections, same health) and is swapped in with one store; nodes it adds get
+//! the pool's scripts and functions replayed first ([`crate::backend::replay`]), so
+//! EVALSHA and FCALL work on their keys from the first request. Settings that cannot
 //! change live (listen addresses, admin, workers, logging, the set of pools) are
 //! reported as needing a restart while the rest still applies.
 
 use crate::app::Proxy;
+use crate::backend::Node;
+use crate::backend::replay::replay_on_nodes;
 use crate::config::{self, Config, PoolConfig};
 use crate::metrics::ReloadResult;
 use crate::topology::Topology;
@@ -159,7 +163,13 @@ impl Proxy {
             .iter()
             .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
             .collect();
+        let added = added_nodes(&old.nodes, &topo.nodes);
+        // Scripts and functions reach the new nodes before they take traffic; what
+        // is recorded meanwhile (sent with the old topology) follows right after.
+        let (seq, frames) = ctx.replay.snapshot();
+        replay_on_nodes(frames, &added, cfg, "reload").await;
         ctx.switch(topo).await;
+        replay_on_nodes(ctx.replay.since(seq).1, &added, cfg, "reload").await;
         ctx.metrics.topology_version.set(version as i64);
         for (o, kept) in old.nodes.iter().zip(kept) {
             if !kept && !cfg.nodes.iter().any(|n| *n.name == *o.name) {
@@ -168,6 +178,14 @@ impl Proxy {
         }
         version
     }
+}
+
+/// The nodes of `new` that are not nodes of `old` (new connections, new health).
+fn added_nodes(old: &[Arc<Node>], new: &[Arc<Node>]) -> Vec<Arc<Node>> {
+    new.iter()
+        .filter(|n| !old.iter().any(|o| Arc::ptr_eq(n, o)))
+        .cloned()
+        .collect()
 }
 
 fn applied_message(hash: u64, versions: &[u64], restart: &[String]) -> String {

@@ -42,6 +42,9 @@ pub struct Topology {
     pub commands: Arc<CommandTable>,
     /// Per-session settings.
     pub limits: SessionLimits,
+    /// SCAN's walk: (scan tag, node index) sorted by tag, over every node (see
+    /// [`crate::command::scan`]).
+    pub scan_order: Arc<[(u16, usize)]>,
 }
 
 impl Topology {
@@ -68,7 +71,10 @@ impl Topology {
             })
             .collect();
         let on_ring = vec![true; nodes.len()];
+        let ids: Vec<&[u8]> = cfg.nodes.iter().map(|n| n.identity.as_bytes()).collect();
+        let scan_order = crate::command::scan::walk_order(&crate::command::scan::assign_tags(&ids));
         let mut t = Topology {
+            scan_order: scan_order.into(),
             version,
             config: Arc::new(cfg.clone()),
             placement: placement_for(cfg, &on_ring),
@@ -108,7 +114,29 @@ impl Topology {
             on_ring,
             commands: self.commands.clone(),
             limits: self.limits.clone(),
+            scan_order: self.scan_order.clone(),
         })
+    }
+
+    /// Whether commands over the whole pool (SCAN, DBSIZE, KEYS, RANDOMKEY, script
+    /// and function loads, PSUBSCRIBE, ...) go to node `idx`: with `eject: true` only
+    /// nodes on the ring (an ejected node holds no key clients can reach); with
+    /// `eject: false` every node, so a down node fails them fast.
+    pub fn in_whole_pool(&self, idx: usize) -> bool {
+        !self.eject() || self.on_ring.get(idx).copied().unwrap_or(false)
+    }
+
+    /// The nodes commands over the whole pool go to (see [`Topology::in_whole_pool`]),
+    /// in config order.
+    pub fn whole_pool_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.in_whole_pool(i))
+    }
+
+    /// The first node commands over the whole pool go to that is down, if any: such
+    /// a command cannot answer for every key.
+    pub fn whole_pool_down(&self) -> Option<usize> {
+        self.whole_pool_nodes()
+            .find(|&i| self.nodes[i].health.is_down())
     }
 
     /// Down nodes leave the ring, at most `max_ejected_percent` of all nodes; nodes

@@ -7,6 +7,7 @@
 //! - [`pool`]: a node's connections (per RESP version) and its health state.
 //! - [`health`]: node health state machine and the active checker.
 //! - [`stream`]: TCP or unix-socket connect with a timeout.
+//! - [`replay`]: the pool's script/function log, replayed on nodes that join.
 
 pub mod backoff;
 pub mod conn;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod pipeline;
 pub mod pool;
 pub mod queue;
+pub mod replay;
 pub mod stream;
 pub mod subscriber;
 

@@ -4,6 +4,7 @@
 //! answer when any part failed, as a client talking to one Redis would see one error.
 
 use super::class::{MergeKind, SplitKind};
+use crate::backend::replay::{Entry, ReplayLog};
 use crate::errors::BackendError;
 use crate::resp::reply::{
     array_elements, array_header, integer, is_error, map_elements, reply_len,
@@ -23,8 +24,12 @@ pub enum Plan {
     Split(SplitKind, Vec<(u32, u32)>),
     /// A broadcast command.
     Broadcast(MergeKind),
-    /// One SCAN step on node `.0` of `.1` nodes: the reply gets the proxy cursor.
-    Scan(usize, usize),
+    /// One SCAN step on the node of scan tag `.0`; `.1` is the tag of the next node
+    /// of the walk (0: none). The reply gets the proxy cursor.
+    Scan(u16, u16),
+    /// A broadcast that changes the pool's scripts or functions: merged as
+    /// [`Plan::Broadcast`], and recorded in the pool's replay log when it succeeded.
+    Record(MergeKind, Arc<ReplayLog>, Entry),
     /// INFO: the proxy's own sections and the nodes' merged (see [`info`]).
     Info(Box<info::InfoPlan>),
     /// CONFIG GET: one value per parameter; the proxy's own parameters with the
@@ -47,14 +52,27 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
     match plan {
         Plan::Fixed(reply) => return reply.clone(),
         Plan::Info(plan) => return info::merge_info(plan, parts, proto),
+        Plan::Record(kind, log, entry) => {
+            let reply = merge(&Plan::Broadcast(*kind), parts, proto);
+            if !is_error(&reply) {
+                log.record(entry.clone());
+            }
+            return reply;
+        }
         _ => {}
     }
     if let Some(err) = first_error(parts) {
         return err;
     }
     let ok: SmallVec<[&Bytes; 8]> = parts.iter().filter_map(|p| p.as_ref().ok()).collect();
-    if let Plan::Scan(idx, nodes) = plan {
-        return super::scan::rewrite_reply(ok[0], *idx, *nodes).unwrap_or_else(invalid);
+    if let Plan::Scan(tag, next) = plan {
+        return match super::scan::rewrite_reply(ok[0], *tag, *next) {
+            Ok(reply) => reply,
+            Err(super::scan::ScanReplyError::TooBig) => {
+                Bytes::from_static(crate::errors::SCAN_CURSOR_TOO_BIG)
+            }
+            Err(super::scan::ScanReplyError::Invalid) => invalid(),
+        };
     }
     match plan {
         Plan::Split(SplitKind::Mget, pos) => mget(&ok, pos),
@@ -70,9 +88,11 @@ pub fn merge(plan: &Plan, parts: &[PartReply], proto: Proto) -> Bytes {
         Plan::ConfigGet(own) => introspect::config_get(&ok, own, proto),
         Plan::Slowlog(names, count) => introspect::slowlog(&ok, names, *count),
         Plan::LatencyLatest(names) => introspect::latency_latest(&ok, names),
-        Plan::Broadcast(MergeKind::Scan) | Plan::Fixed(_) | Plan::Scan(..) | Plan::Info(_) => {
-            ok[0].clone()
-        }
+        Plan::Broadcast(MergeKind::Scan)
+        | Plan::Fixed(_)
+        | Plan::Scan(..)
+        | Plan::Info(_)
+        | Plan::Record(..) => ok[0].clone(),
     }
 }
 

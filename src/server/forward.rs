@@ -5,12 +5,15 @@
 
 use super::context::{Ctx, Outcome};
 use crate::backend::BackendRequest;
+use crate::backend::replay;
 use crate::command::merge::Plan;
+use crate::command::scan;
 use crate::command::split::split;
 use crate::command::{CommandSpec, MergeKind, SplitKind};
 use crate::errors::{self, BackendError};
 use crate::resp::Request;
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 /// Most keys examined on the stack before routing falls back to the heap.
 const INLINE_KEYS: usize = 16;
@@ -39,12 +42,18 @@ pub fn send_part(cx: &Ctx, node: usize, frame: Bytes, seq: u64, part: u32) {
         .send(BackendRequest::new(frame, reply));
 }
 
-/// Sends `frame` to every node, merged per `plan`.
+/// Sends `frame` to every node of the whole pool ([`Topology::whole_pool_nodes`]:
+/// with `eject: true`, ejected nodes are skipped), merged per `plan`.
+///
+/// [`Topology::whole_pool_nodes`]: crate::topology::Topology::whole_pool_nodes
 pub fn to_every_node(cx: &mut Ctx, frame: &Bytes, plan: Plan) -> Outcome {
-    let n = cx.topo.nodes.len();
-    let seq = cx.merging(plan, n);
-    for i in 0..n {
-        send_part(cx, i, frame.clone(), seq, i as u32);
+    let nodes: SmallVec<[usize; INLINE_KEYS]> = cx.topo.whole_pool_nodes().collect();
+    if nodes.is_empty() {
+        return cx.ready_static(BackendError::NoNode.wire());
+    }
+    let seq = cx.merging(plan, nodes.len());
+    for (part, &i) in nodes.iter().enumerate() {
+        send_part(cx, i, frame.clone(), seq, part as u32);
     }
     Outcome::Queued
 }
@@ -137,12 +146,21 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     Outcome::Queued
 }
 
-/// A command for every node, merged per `kind` (SCAN is [`scan`]).
+/// A command for every node, merged per `kind` (SCAN is [`scan()`]). A down node
+/// of the whole pool fails it at once (its keys cannot be reached); script and
+/// function changes that succeed are recorded for the nodes that join later.
 pub fn broadcast(cx: &mut Ctx, req: &Request, kind: MergeKind) -> Outcome {
     if super::local::is_flush(req) && !cx.topo.limits.allow_flush {
         return cx.ready_static(errors::FLUSH_REFUSED);
     }
-    to_every_node(cx, req.frame(), Plan::Broadcast(kind))
+    if cx.topo.whole_pool_down().is_some() {
+        return cx.ready_static(errors::POOL_NODE_DOWN);
+    }
+    let plan = match replay::entry_for(req) {
+        Some(entry) => Plan::Record(kind, cx.pool.replay.clone(), entry),
+        None => Plan::Broadcast(kind),
+    };
+    to_every_node(cx, req.frame(), plan)
 }
 
 /// A keyless, stateless command: the first live node answers.
@@ -162,14 +180,22 @@ pub fn by_channel(cx: &mut Ctx, req: &Request) -> Outcome {
     }
 }
 
-/// One step of a SCAN over every node (see [`crate::command::scan`]).
+/// One step of a SCAN over the whole pool (see [`crate::command::scan`]): the
+/// cursor names its node by scan tag, so it survives a topology change.
 pub fn scan(cx: &mut Ctx, req: &Request) -> Outcome {
-    let n = cx.topo.nodes.len();
-    let Some((idx, cursor)) = crate::command::scan::decode_cursor(req.arg(1), n) else {
+    let Some((tag, cursor)) = scan::decode_cursor(req.arg(1)) else {
         return cx.ready_static(errors::INVALID_CURSOR);
     };
-    let frame = crate::command::scan::node_request(req, cursor);
-    let seq = cx.merging(Plan::Scan(idx, n), 1);
-    send_part(cx, idx, frame, seq, 0);
+    let topo = cx.topo;
+    let walked = |i: usize| topo.in_whole_pool(i);
+    let Some(step) = scan::resolve(&topo.scan_order, walked, tag, cursor) else {
+        return cx.ready_static(scan::EMPTY_REPLY);
+    };
+    if topo.nodes[step.node].health.is_down() {
+        return cx.ready_static(errors::POOL_NODE_DOWN);
+    }
+    let frame = scan::node_request(req, step.node_cursor);
+    let seq = cx.merging(Plan::Scan(step.tag, step.next_tag), 1);
+    send_part(cx, step.node, frame, seq, 0);
     Outcome::Queued
 }

@@ -115,6 +115,9 @@ pub struct PoolContext {
     pub registry: clients::Registry,
     /// Clients blocked in a blocking command now.
     pub blocked: AtomicUsize,
+    /// Scripts and functions loaded through the proxy, replayed on nodes that join
+    /// or come back.
+    pub replay: Arc<crate::backend::replay::ReplayLog>,
     /// Bumped after every new topology is stored: sessions that hold state on the
     /// nodes (subscriptions, blocked commands) watch it and follow the change.
     changes: tokio::sync::watch::Sender<u64>,
@@ -149,6 +152,7 @@ impl PoolContext {
             dedicated: AtomicUsize::new(0),
             registry: clients::Registry::default(),
             blocked: AtomicUsize::new(0),
+            replay: Arc::default(),
             changes: tokio::sync::watch::Sender::new(0),
             next: tokio::sync::watch::Sender::new(None),
             subscribers: AtomicUsize::new(0),
