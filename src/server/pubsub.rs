@@ -322,12 +322,6 @@ fn is_confirmation(frame: &Bytes) -> bool {
     .any(|k| body.starts_with(k) && body.get(k.len()) == Some(&b'\r'))
 }
 
-/// The nodes whole-pool subscriptions (patterns) live on: every node on the ring
-/// (with `eject: true`, ejected nodes are off it).
-pub(super) fn whole_pool(topo: &crate::topology::Topology) -> impl Iterator<Item = usize> + '_ {
-    (0..topo.nodes.len()).filter(|&i| topo.on_ring.get(i).copied().unwrap_or(true))
-}
-
 /// Which subscriber gets which names.
 type SendPlan = Vec<(usize, Vec<Bytes>)>;
 
@@ -379,7 +373,7 @@ impl PubSub {
         let mut plan = SendPlan::new();
         for n in &names {
             let targets: Vec<usize> = match family {
-                Family::Pattern => whole_pool(cx.topo).collect(),
+                Family::Pattern => cx.topo.whole_pool_nodes().collect(),
                 _ => vec![cx.topo.node_for_key(n).ok_or(BackendError::NoNode.wire())?],
             };
             for t in targets {

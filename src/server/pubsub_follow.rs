@@ -1,15 +1,15 @@
 //! Subscriptions that follow a topology change. Before a reload's topology takes
 //! traffic, every subscribed client subscribes its channels on their owners in the
-//! coming topology and its patterns on nodes that join ([`PubSub::prepare`]); the
+//! coming topology and its patterns on nodes that join (`PubSub::prepare`); the
 //! reload waits for those confirmations (bounded). Once the topology is current,
 //! each client moves its channels to the subscriptions made for them, unsubscribes
 //! them from their old owners, and closes the subscribers of nodes that left
-//! ([`PubSub::follow`]). A PUBLISH goes to one node, the owner in the topology it was
+//! (`PubSub::follow`). A PUBLISH goes to one node, the owner in the topology it was
 //! routed with, and the channel is subscribed there at that moment: each message is
 //! delivered once. None of these confirmations reaches the client.
 
 use super::context::Ctx;
-use super::pubsub::{Family, PREPARED, PubSub, SILENT, whole_pool};
+use super::pubsub::{Family, PREPARED, PubSub, SILENT};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
@@ -90,7 +90,7 @@ impl PubSub {
             return asked;
         }
         let patterns = self.patterns.clone();
-        for idx in whole_pool(cx.topo).collect::<Vec<_>>() {
+        for idx in cx.topo.whole_pool_nodes().collect::<Vec<_>>() {
             let Ok(s) = self.sub_for(cx, idx) else {
                 continue;
             };

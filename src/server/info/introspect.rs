@@ -10,7 +10,7 @@
 //! - CONFIG SET, CONFIG RESETSTAT, SLOWLOG RESET, LATENCY RESET: sent to every node
 //!   only with `allow_admin: true`, refused otherwise. CONFIG REWRITE and the other
 //!   LATENCY subcommands are refused by the command table.
-//! - SLOWLOG GET [count], SLOWLOG LEN, LATENCY LATEST: merged over the nodes.
+//! - `SLOWLOG GET [count]`, SLOWLOG LEN, LATENCY LATEST: merged over the nodes.
 
 use super::super::context::{Ctx, Outcome};
 use super::super::forward;
@@ -96,7 +96,7 @@ fn node_names(cx: &Ctx) -> Vec<Arc<str>> {
     cx.topo.nodes.iter().map(|n| n.name.clone()).collect()
 }
 
-/// SLOWLOG GET [count]: each node sends its newest `count` (all with -1), merged and
+/// `SLOWLOG GET [count]`: each node sends its newest `count` (all with -1), merged and
 /// cut to `count`. Extra arguments get the node's own error.
 fn slowlog_get(cx: &mut Ctx, req: &Request) -> Outcome {
     let count = match req.argc() {
