@@ -47,6 +47,9 @@ pub struct ClientEntry {
     /// Command-table id + 1 of the last command (0: none yet).
     last_cmd: AtomicU32,
     shown: Mutex<Shown>,
+    /// CLIENT KILL closed it: it is gone for LIST and KILL at once, even before
+    /// its session has ended.
+    killed: std::sync::atomic::AtomicBool,
 }
 
 impl ClientEntry {
@@ -66,6 +69,7 @@ impl ClientEntry {
                 resp: 2,
                 ..Shown::default()
             }),
+            killed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -101,6 +105,7 @@ impl ClientEntry {
     /// Closes the client's connection at once (CLIENT KILL): its session sees the
     /// socket fail and ends; replies still in flight are dropped, as in Redis.
     pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
         if let Some(io) = self.io.upgrade() {
             io.stream.shutdown(std::net::Shutdown::Both);
         }
@@ -176,9 +181,10 @@ impl Registry {
         self.map().remove(&id);
     }
 
-    /// The clients, in id order.
+    /// The clients, in id order (not those just killed).
     pub fn all(&self) -> Vec<Arc<ClientEntry>> {
-        let mut v: Vec<Arc<ClientEntry>> = self.map().values().cloned().collect();
+        let live = |e: &&Arc<ClientEntry>| !e.killed.load(Ordering::Relaxed);
+        let mut v: Vec<Arc<ClientEntry>> = self.map().values().filter(live).cloned().collect();
         v.sort_by_key(|e| e.id);
         v
     }
