@@ -47,7 +47,7 @@ impl Held {
     /// Whether the client holds state on the nodes that a topology change can
     /// break: subscriptions, or a dedicated connection.
     pub fn on_nodes(&self) -> bool {
-        self.subs.count() > 0 || self.dedicated.is_pinned()
+        self.subs.is_member() || self.dedicated.is_pinned()
     }
 
     /// After a topology change: subscriptions follow their channels; a blocked

@@ -33,13 +33,14 @@ pub mod local;
 pub mod output;
 pub mod pubsub;
 pub mod pubsub_follow;
+pub mod readiness;
 pub mod replies;
 pub mod session;
 
 use crate::metrics::PoolMetrics;
 use crate::topology::Router;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Instant;
 
 /// Longest a topology change waits for subscribed clients to be ready for it.
@@ -123,12 +124,8 @@ pub struct PoolContext {
     changes: tokio::sync::watch::Sender<u64>,
     /// The topology about to be published, while subscribed clients get ready for it.
     next: tokio::sync::watch::Sender<Option<Arc<crate::topology::Topology>>>,
-    /// Clients with subscriptions now.
-    pub subscribers: AtomicUsize,
-    /// Subscribed clients ready for the coming topology.
-    pub prepared: AtomicUsize,
-    /// Woken when a client becomes ready.
-    pub prepared_notify: tokio::sync::Notify,
+    /// Subscribed clients, and their readiness for a coming topology.
+    pub readiness: readiness::Readiness,
 }
 
 impl PoolContext {
@@ -155,9 +152,7 @@ impl PoolContext {
             replay: Arc::default(),
             changes: tokio::sync::watch::Sender::new(0),
             next: tokio::sync::watch::Sender::new(None),
-            subscribers: AtomicUsize::new(0),
-            prepared: AtomicUsize::new(0),
-            prepared_notify: tokio::sync::Notify::new(),
+            readiness: readiness::Readiness::default(),
         }
     }
 
@@ -171,26 +166,12 @@ impl PoolContext {
     /// channels subscribed on the new owners), waiting at most
     /// [`PREPARE_TIMEOUT`]; then they move (see [`pubsub_follow`]).
     pub async fn switch(&self, topo: crate::topology::Topology) {
-        let waiting = self.subscribers.load(Ordering::Relaxed);
-        if waiting == 0 {
+        if !self.readiness.announce() {
             return self.publish(topo);
         }
         let topo = Arc::new(topo);
-        self.prepared.store(0, Ordering::Relaxed);
         self.next.send_replace(Some(topo.clone()));
-        let ready = async {
-            loop {
-                let woken = self.prepared_notify.notified();
-                tokio::pin!(woken);
-                woken.as_mut().enable();
-                let now = self.subscribers.load(Ordering::Relaxed);
-                if self.prepared.load(Ordering::Relaxed) >= now.min(waiting) {
-                    return;
-                }
-                woken.await;
-            }
-        };
-        if tokio::time::timeout(PREPARE_TIMEOUT, ready).await.is_err() {
+        if !self.readiness.wait(PREPARE_TIMEOUT).await {
             tracing::warn!(pool = %self.name, "subscribers not ready for the new topology in time");
         }
         self.next.send_replace(None);

@@ -48,7 +48,7 @@ pub(super) struct PubSub {
     pub(super) moving: HashMap<(usize, Bytes), usize>,
     /// Confirmations the coming topology still waits for.
     pub(super) preparing: usize,
-    mark: SubscriberMark,
+    pub(super) mark: SubscriberMark,
 }
 
 pub(super) struct Sub {
@@ -74,17 +74,16 @@ impl Sub {
     }
 }
 
-/// Counts a subscribed client in the pool while it lives (the coming topology
-/// waits for these to be ready).
-struct SubscriberMark(Arc<super::PoolContext>);
+/// A subscribed client's place among the pool's subscribers (a coming topology
+/// waits for it to be ready: see [`super::readiness`]).
+pub(super) struct SubscriberMark {
+    pub(super) pool: Arc<super::PoolContext>,
+    pub(super) member: super::readiness::Member,
+}
 
 impl Drop for SubscriberMark {
     fn drop(&mut self) {
-        self.0
-            .subscribers
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        // A topology change may be waiting for this client.
-        self.0.prepared_notify.notify_waiters();
+        self.pool.readiness.leave(&mut self.member);
     }
 }
 
@@ -134,8 +133,6 @@ impl Family {
 impl PubSub {
     fn new(pool: &Arc<super::PoolContext>) -> PubSub {
         let (tx, rx) = mpsc::channel(SUB_CHANNEL);
-        pool.subscribers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         PubSub {
             rx,
             tx,
@@ -144,13 +141,11 @@ impl PubSub {
             patterns: Vec::new(),
             moving: HashMap::new(),
             preparing: 0,
-            mark: SubscriberMark(pool.clone()),
+            mark: SubscriberMark {
+                pool: pool.clone(),
+                member: pool.readiness.join(),
+            },
         }
-    }
-
-    /// The pool the client belongs to.
-    pub(super) fn pool(&self) -> &super::PoolContext {
-        &self.mark.0
     }
 
     /// Channels and patterns subscribed.
@@ -173,6 +168,12 @@ impl Subscriptions {
         self.0.as_ref().map_or(0, |p| p.count())
     }
 
+    /// Whether the client has subscribed since it connected (or since RESET): a
+    /// coming topology waits for it then.
+    pub fn is_member(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Channels, patterns and shard channels subscribed.
     pub fn counts(&self) -> (usize, usize, usize) {
         self.0.as_ref().map_or((0, 0, 0), |p| {
@@ -191,14 +192,8 @@ impl Subscriptions {
     /// Before `cx.topo` takes traffic: subscribes what it needs (see
     /// [`super::pubsub_follow`]).
     pub fn prepare(&mut self, cx: &Ctx) {
-        match &mut self.0 {
-            Some(ps) => ps.prepare(cx),
-            None => {
-                cx.pool
-                    .prepared
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                cx.pool.prepared_notify.notify_waiters();
-            }
+        if let Some(ps) = &mut self.0 {
+            ps.prepare(cx);
         }
     }
 

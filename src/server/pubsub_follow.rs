@@ -11,7 +11,6 @@
 use super::context::Ctx;
 use super::pubsub::{Family, PREPARED, PubSub, SILENT};
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
 
 impl PubSub {
     /// Subscribes what `cx.topo` (the coming topology) needs; the pool is told
@@ -19,7 +18,7 @@ impl PubSub {
     pub(super) fn prepare(&mut self, cx: &Ctx) {
         self.preparing = self.ensure(cx, PREPARED);
         if self.preparing == 0 {
-            ack(cx);
+            self.mark.pool.readiness.ready(&mut self.mark.member);
         }
     }
 
@@ -28,8 +27,7 @@ impl PubSub {
         if self.preparing > 0 {
             self.preparing -= 1;
             if self.preparing == 0 {
-                self.pool().prepared.fetch_add(1, Ordering::Relaxed);
-                self.pool().prepared_notify.notify_waiters();
+                self.mark.pool.readiness.ready(&mut self.mark.member);
             }
         }
     }
@@ -102,10 +100,4 @@ impl PubSub {
         }
         asked
     }
-}
-
-/// Tells the pool this client is ready for the coming topology.
-fn ack(cx: &Ctx) {
-    cx.pool.prepared.fetch_add(1, Ordering::Relaxed);
-    cx.pool.prepared_notify.notify_waiters();
 }
