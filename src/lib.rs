@@ -20,7 +20,9 @@
 //! backend/         pipelined shared connection, node pool, health, subscriber
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
-//!                  given a narrow Ctx and returning an Outcome; output (writes, accounting)
+//!                  given a narrow Ctx and returning an Outcome; output (writes, accounting);
+//!                  clients registry; subscriptions, blocked commands and transactions
+//!                  that follow topology changes
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread

@@ -17,7 +17,11 @@
 //! - [`context`]: the narrow context a handler gets ([`context::Ctx`]) and its
 //!   [`context::Outcome`]: `Queued`, `Wait(request)` or `Close`.
 //! - [`dispatch`]: what kind of request it is, and which piece serves it.
-//! - [`forward`], [`dedicated`], [`pubsub`], [`local`], [`info`]: the pieces.
+//! - [`forward`], [`dedicated`], [`pubsub`], [`local`], [`client_cmd`], [`info`]:
+//!   the pieces.
+//! - [`clients`]: the pool's registry of clients (CLIENT LIST / KILL, shutdown).
+//! - [`pubsub_follow`], [`readiness`], `dedicated::follow`: what a client holds
+//!   follows a topology change ([`PoolContext::switch`]).
 //! - [`replies`]: the ordered reply queue; [`output`]: the write side and the one
 //!   place a delivered reply is accounted for.
 
