@@ -10,9 +10,11 @@
 //!
 //! Other paths get 404, other methods 405 (HEAD is accepted wherever GET is).
 //! Each connection carries one request and is closed after the response. The head
-//! is limited to 8 KiB and must arrive within the read timeout (against slow
-//! clients); at most [`AdminLimits::max_connections`] connections are served at
-//! once, further ones are closed at accept.
+//! is limited to 8 KiB and must arrive within the read timeout (1 s by default,
+//! against slow clients); at most [`AdminLimits::max_connections`] connections are
+//! served at once. When they are all taken, the oldest connection still sending its
+//! request is closed to make room: a flood of slow or idle connections cannot lock
+//! probes and scrapers out (they send their request at once).
 
 pub mod http;
 
@@ -51,7 +53,7 @@ pub trait AdminHooks: Send + Sync {
 pub struct AdminLimits {
     /// Connections served at once.
     pub max_connections: usize,
-    /// Time allowed to receive a whole request.
+    /// Time allowed to receive a whole request (default 1 s).
     pub read_timeout: Duration,
     /// Time allowed to send a whole response.
     pub write_timeout: Duration,
@@ -61,7 +63,7 @@ impl Default for AdminLimits {
     fn default() -> Self {
         AdminLimits {
             max_connections: 64,
-            read_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
         }
     }
@@ -72,12 +74,51 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 /// Most bytes read and dropped after the response.
 const LINGER_BYTES: usize = 256 * 1024;
 
+/// How long a new connection waits for the slot of a connection closed for it.
+const EVICT_WAIT: Duration = Duration::from_millis(200);
+
 /// What every admin connection shares.
 struct Ctx {
     hooks: Arc<dyn AdminHooks>,
     limits: AdminLimits,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// Connections still sending their request, oldest first.
+    readers: Readers,
+}
+
+/// Connections still sending their request, oldest first, each with the token
+/// that closes it.
+#[derive(Default)]
+struct Readers(std::sync::Mutex<(u64, std::collections::VecDeque<(u64, CancellationToken)>)>);
+
+impl Readers {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (u64, std::collections::VecDeque<(u64, CancellationToken)>)>
+    {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new reader; its id and the token that evicts it.
+    fn add(&self) -> (u64, CancellationToken) {
+        let mut g = self.lock();
+        g.0 += 1;
+        let (id, token) = (g.0, CancellationToken::new());
+        g.1.push_back((id, token.clone()));
+        (id, token)
+    }
+
+    /// The reader `id` has its request (or is gone).
+    fn remove(&self, id: u64) {
+        self.lock().1.retain(|(i, _)| *i != id);
+    }
+
+    /// Closes the oldest reader; false when there is none.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.lock().1.pop_front();
+        oldest.map(|(_, t)| t.cancel()).is_some()
+    }
 }
 
 /// Serves the admin port with the default limits until `shutdown` is cancelled.
@@ -98,6 +139,7 @@ pub async fn serve_with(
         hooks,
         limits,
         reloading: Mutex::new(()),
+        readers: Readers::default(),
     });
     loop {
         let accepted = tokio::select! {
@@ -113,8 +155,8 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("admin: too many connections, closing one");
+        let Some(permit) = slot(&slots, &ctx).await else {
+            tracing::debug!("admin: too many connections busy answering, closing the new one");
             continue;
         };
         let ctx = ctx.clone();
@@ -125,9 +167,29 @@ pub async fn serve_with(
     }
 }
 
+/// A connection slot: a free one, or the slot of the oldest connection still
+/// sending its request, closed for it. `None` when every slot is answering.
+async fn slot(slots: &Arc<Semaphore>, ctx: &Ctx) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(p) = slots.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    if !ctx.readers.evict_oldest() {
+        return None;
+    }
+    timeout(EVICT_WAIT, slots.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
 /// Reads one request, answers it, closes.
 async fn handle(mut stream: TcpStream, ctx: &Arc<Ctx>) {
-    let read = timeout(ctx.limits.read_timeout, http::read_request(&mut stream)).await;
+    let (id, evicted) = ctx.readers.add();
+    let read = tokio::select! {
+        r = timeout(ctx.limits.read_timeout, http::read_request(&mut stream)) => r,
+        _ = evicted.cancelled() => return,
+    };
+    ctx.readers.remove(id);
     let (response, head_only) = match read {
         Err(_) => (Response::text(408, "request timeout\n"), false),
         Ok(Err(e)) => match e.response() {
