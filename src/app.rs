@@ -97,6 +97,7 @@ pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>, workers: &Workers) -> 
     let router = Arc::new(Router::from_pointee(topo));
     let ctx = Arc::new(PoolContext::new(p.name.clone(), router, p.max_clients, pm));
     tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
+    tokio::spawn(crate::server::memory::budget_loop(Arc::downgrade(&ctx)));
     RunningPool { ctx, shared }
 }
 

@@ -90,6 +90,10 @@ pub const BLOCKED_KEY_MOVED: &[u8] =
 /// EXEC of a transaction whose keys moved to another node (a topology change).
 pub const EXECABORT_MOVED: &[u8] = b"-EXECABORT Transaction discarded because of: the keys moved to another node (topology change); retry the transaction\r\n";
 
+/// A request that did not arrive whole within `timeouts.client_request`.
+pub const REQUEST_TOO_SLOW: &[u8] =
+    b"-ERR ringproxy: the request did not arrive in time (timeouts.client_request)\r\n";
+
 /// Why a command for every node is refused inside MULTI.
 pub const MULTI_WHOLE_POOL: &str =
     "it runs on every node, and a transaction runs on one; send it outside MULTI";

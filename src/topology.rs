@@ -23,6 +23,8 @@ pub struct SessionLimits {
     pub allow_flush: bool,
     /// Dedicated backend connections allowed at once.
     pub max_dedicated: usize,
+    /// What clients may hold and how long they may take.
+    pub clients: crate::config::clients::ClientLimits,
 }
 
 /// One immutable version of a pool's routing state.
@@ -192,6 +194,7 @@ pub fn limits_of(cfg: &PoolConfig) -> SessionLimits {
         auth: cfg.auth.as_deref().map(Arc::from),
         allow_flush: cfg.allow_flush,
         max_dedicated: cfg.max_dedicated,
+        clients: cfg.clients,
     }
 }
 

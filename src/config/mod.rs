@@ -11,6 +11,7 @@
 //! nutcracker pool `alpha`), with the 1-based line in [`Problem::line`].
 
 pub mod checks;
+pub mod clients;
 pub mod convert;
 pub mod duration;
 mod locate;

@@ -149,6 +149,7 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         max_pipeline: DEFAULT_MAX_PIPELINE,
         max_request_size: DEFAULT_MAX_REQUEST_SIZE,
         max_dedicated: DEFAULT_MAX_DEDICATED,
+        clients: super::clients::ClientLimits::default(),
         health: health(r, name, p),
         auth: pw.clone(),
         backend_password: pw,

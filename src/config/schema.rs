@@ -169,6 +169,14 @@ pub struct TimeoutsFile {
     /// Time a backend may take to answer a request, more than 0 and at most 1h. Default 2s.
     #[serde(with = "super::duration")]
     pub request: Duration,
+    /// A client that sends nothing for this long is closed; 0 = never (subscribed,
+    /// blocked and transaction clients are never idle). At most 30 days. Default 0.
+    #[serde(with = "super::duration")]
+    pub client_idle: Duration,
+    /// Time a partly received client request may take before the client gets an
+    /// error and is closed; 0 = no bound. At most 30 days. Default 60s.
+    #[serde(with = "super::duration")]
+    pub client_request: Duration,
 }
 
 impl Default for TimeoutsFile {
@@ -176,6 +184,8 @@ impl Default for TimeoutsFile {
         TimeoutsFile {
             connect: DEFAULT_CONNECT_TIMEOUT,
             request: DEFAULT_REQUEST_TIMEOUT,
+            client_idle: Duration::ZERO,
+            client_request: super::clients::DEFAULT_CLIENT_REQUEST,
         }
     }
 }
@@ -198,6 +208,12 @@ pub struct LimitsFile {
     /// Dedicated backend connections (transactions, blocking, pub/sub) at once.
     /// 1..=1000000. Default 1024.
     pub max_dedicated: usize,
+    /// Bytes all clients may hold in buffers (requests not yet forwarded, replies
+    /// not yet written); past it the proxy stops reading from the clients holding
+    /// the most and closes the largest if the total stays over. Written like
+    /// `max_request_size`; at least 1MiB. Default 1GiB.
+    #[serde(deserialize_with = "super::size::deserialize")]
+    pub max_client_memory: usize,
 }
 
 impl Default for LimitsFile {
@@ -207,6 +223,7 @@ impl Default for LimitsFile {
             max_pipeline: DEFAULT_MAX_PIPELINE,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             max_dedicated: DEFAULT_MAX_DEDICATED,
+            max_client_memory: super::clients::DEFAULT_MAX_CLIENT_MEMORY,
         }
     }
 }
@@ -437,4 +454,6 @@ pub struct PoolConfig {
     pub allow_admin: bool,
     /// Connect to every node at start (nutcracker `preconnect`).
     pub preconnect: bool,
+    /// What clients may hold and how long they may take.
+    pub clients: super::clients::ClientLimits,
 }

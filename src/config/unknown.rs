@@ -156,7 +156,7 @@ mod tests {
                 ("hash", "tag") => "\"{}\"",
                 ("pool", "connections") | ("health", "failures" | "successes") => "1",
                 ("pool", "preconnect") | ("health", "eject") => "false",
-                ("limits", "max_request_size") => "1MiB",
+                ("limits", "max_request_size" | "max_client_memory") => "1MiB",
                 ("limits", _) | ("backend", "db") | ("health", "max_ejected_percent") => "1",
                 ("timeouts" | "health", _) => "1s",
                 ("log", "format") => "text",

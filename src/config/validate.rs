@@ -3,6 +3,7 @@
 //! setting in the file (found by [`super::locate`]).
 
 use super::checks::{self as ck, Report};
+use super::clients::ClientLimits;
 use super::locate::Seg::{self, Item, Key};
 use super::*;
 use crate::route::{Distribution, HashFunction, HashMode};
@@ -123,6 +124,28 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         allow_flush: f.allow_flush,
         allow_admin: f.allow_admin,
         preconnect: f.pool.preconnect,
+        clients: client_limits(r, &f.limits, t),
+    }
+}
+
+fn client_limits(r: &mut Report, l: &LimitsFile, t: &TimeoutsFile) -> ClientLimits {
+    use super::clients::{MAX_CLIENT_TIMEOUT, MIN_CLIENT_MEMORY, off_if_zero};
+    // 0 turns a client timeout off; any other value is checked.
+    let max_memory = num(
+        r,
+        &[Key("limits"), Key("max_client_memory")],
+        l.max_client_memory,
+        MIN_CLIENT_MEMORY,
+        usize::MAX,
+    );
+    let mut timeout = |k, d: Duration| {
+        let p = [Key("timeouts"), Key(k)];
+        off_if_zero(d).map(|d| dur(r, &p, d, Duration::ZERO, MAX_CLIENT_TIMEOUT))
+    };
+    ClientLimits {
+        max_memory,
+        idle: timeout("client_idle", t.client_idle),
+        request: timeout("client_request", t.client_request),
     }
 }
 

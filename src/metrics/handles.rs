@@ -31,6 +31,12 @@ pub struct PoolMetrics {
     pub bytes_sent: HotCounter,
     /// Dedicated backend connections open now.
     pub dedicated_connections: IntGauge,
+    /// Bytes held in client buffers now (updated by the budget check, not per request).
+    pub client_memory: IntGauge,
+    /// Clients closed because the client memory budget stayed exceeded.
+    pub clients_closed_for_memory: IntCounter,
+    /// Clients closed for being idle or for a request that took too long to arrive.
+    pub clients_timed_out: IntCounter,
 }
 
 /// True in a build with the `no-metrics` feature: the per-request metric calls

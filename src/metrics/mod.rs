@@ -83,6 +83,9 @@ families! {
     bytes_received: IntCounterVec = counter("ringproxy_bytes_received_total", "Bytes read from clients.", POOL);
     bytes_sent: IntCounterVec = counter("ringproxy_bytes_sent_total", "Bytes written to clients.", POOL);
     dedicated_connections: IntGaugeVec = gauge("ringproxy_dedicated_connections", "Dedicated backend connections open.", POOL);
+    client_memory: IntGaugeVec = gauge("ringproxy_client_memory_bytes", "Bytes held in client buffers (requests not yet forwarded, replies not yet written).", POOL);
+    clients_closed_for_memory: IntCounterVec = counter("ringproxy_clients_closed_for_memory_total", "Clients closed because limits.max_client_memory stayed exceeded.", POOL);
+    clients_timed_out: IntCounterVec = counter("ringproxy_clients_timed_out_total", "Clients closed by timeouts.client_idle or timeouts.client_request.", POOL);
     node_requests: IntCounterVec = counter("ringproxy_node_requests_total", "Requests sent to a backend node.", NODE);
     node_errors: IntCounterVec = counter("ringproxy_node_errors_total", "Failed backend requests by kind.", KIND);
     node_duration: HistogramVec = histogram("ringproxy_node_request_duration_seconds", "Time from sending a request to a node to its reply.", NODE, &LATENCY_BUCKETS);
@@ -163,6 +166,9 @@ impl Metrics {
             bytes_received: self.hot(f.bytes_received.with_label_values(p)),
             bytes_sent: self.hot(f.bytes_sent.with_label_values(p)),
             dedicated_connections: f.dedicated_connections.with_label_values(p),
+            client_memory: f.client_memory.with_label_values(p),
+            clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
+            clients_timed_out: f.clients_timed_out.with_label_values(p),
         }
     }
 

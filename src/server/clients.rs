@@ -50,6 +50,8 @@ pub struct ClientEntry {
     /// CLIENT KILL closed it: it is gone for LIST and KILL at once, even before
     /// its session has ended.
     killed: std::sync::atomic::AtomicBool,
+    /// Bytes its session holds in buffers (see [`super::memory`]).
+    memory: std::sync::atomic::AtomicUsize,
 }
 
 impl ClientEntry {
@@ -70,6 +72,7 @@ impl ClientEntry {
                 ..Shown::default()
             }),
             killed: std::sync::atomic::AtomicBool::new(false),
+            memory: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -100,6 +103,16 @@ impl ClientEntry {
     pub fn is_pubsub(&self) -> bool {
         let s = self.shown();
         s.sub + s.psub + s.ssub > 0
+    }
+
+    /// Bytes its session holds in buffers.
+    pub fn memory(&self) -> usize {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// Its session holds `bytes` now.
+    pub fn set_memory(&self, bytes: usize) {
+        self.memory.store(bytes, Ordering::Relaxed);
     }
 
     /// Closes the client's connection at once (CLIENT KILL): its session sees the

@@ -28,12 +28,14 @@
 pub mod client_cmd;
 pub mod clients;
 pub mod context;
+pub mod deadline;
 pub mod dedicated;
 pub mod dispatch;
 pub mod forward;
 pub mod info;
 pub mod listener;
 pub mod local;
+pub mod memory;
 pub mod output;
 pub mod pubsub;
 pub mod pubsub_follow;
@@ -128,6 +130,8 @@ pub struct PoolContext {
     changes: tokio::sync::watch::Sender<u64>,
     /// The topology about to be published, while subscribed clients get ready for it.
     next: tokio::sync::watch::Sender<Option<Arc<crate::topology::Topology>>>,
+    /// Bytes held in client buffers now, all sessions together.
+    pub client_memory: AtomicUsize,
     /// Subscribed clients, and their readiness for a coming topology.
     pub readiness: readiness::Readiness,
 }
@@ -157,6 +161,7 @@ impl PoolContext {
             changes: tokio::sync::watch::Sender::new(0),
             next: tokio::sync::watch::Sender::new(None),
             readiness: readiness::Readiness::default(),
+            client_memory: AtomicUsize::new(0),
         }
     }
 

@@ -30,6 +30,11 @@ impl Output {
         &self.buf
     }
 
+    /// Bytes the buffer holds allocated.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Below the high-water mark: more replies (and requests) may be taken.
     pub fn has_room(&self) -> bool {
         self.buf.len() < WRITE_HIGH_WATER

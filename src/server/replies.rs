@@ -59,12 +59,19 @@ pub struct ReplyQueue {
     base: u64,
     slots: VecDeque<Slot>,
     waiting: usize,
+    /// Bytes of the ready replies not yet taken.
+    ready_bytes: usize,
 }
 
 impl ReplyQueue {
     /// Requests not yet written back.
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Bytes of the ready replies not yet taken (the client memory budget).
+    pub fn ready_bytes(&self) -> usize {
+        self.ready_bytes
     }
 
     /// Requests still waiting for a backend.
@@ -93,6 +100,7 @@ impl ReplyQueue {
     /// A reply known now (local command, error).
     pub fn push_ready(&mut self, bytes: Bytes, after: After, class: RequestClass, quiet: bool) {
         let error = is_error(&bytes);
+        self.ready_bytes += bytes.len();
         self.slots.push_back(Slot::Ready(Ready {
             bytes,
             after,
@@ -145,6 +153,7 @@ impl ReplyQueue {
         match slot {
             Slot::Waiting(class, quiet) => {
                 let bytes = reply.unwrap_or_else(|e| Bytes::from_static(e.wire()));
+                self.ready_bytes += bytes.len();
                 *slot = Slot::Ready(Ready {
                     error: head.map_or_else(|| is_error(&bytes), |h| h.error),
                     written: head.map_or(0, |h| h.len),
@@ -163,6 +172,7 @@ impl ReplyQueue {
                 if m.remaining == 0 {
                     let parts: SmallVec<[PartReply; 4]> = m.parts.drain(..).flatten().collect();
                     let bytes = merge(&m.plan, &parts, m.proto);
+                    self.ready_bytes += bytes.len();
                     self.waiting -= 1;
                     *slot = Slot::Ready(Ready {
                         error: is_error(&bytes),
@@ -209,7 +219,10 @@ impl ReplyQueue {
         }
         self.base += 1;
         match self.slots.pop_front() {
-            Some(Slot::Ready(r)) => Some(r),
+            Some(Slot::Ready(r)) => {
+                self.ready_bytes -= r.bytes.len();
+                Some(r)
+            }
             _ => None,
         }
     }

@@ -67,6 +67,12 @@ pub struct Session {
     max_pipeline: usize,
     /// Topology changes, watched while the client holds state on the nodes.
     follow: Option<super::Watch>,
+    /// Its part of the pool's client memory.
+    held_bytes: super::memory::Held,
+    /// `limits.max_client_memory` of the topology seen last.
+    memory_budget: usize,
+    /// The idle, slow-request and memory-pause timer.
+    deadlines: super::deadline::Deadlines,
     _slot: ClientSlot,
 }
 
@@ -78,10 +84,16 @@ impl Session {
         slot: ClientSlot,
         io: Arc<ClientIo>,
     ) -> Session {
-        let (authed, max_pipeline) = {
+        let (authed, max_pipeline, clients) = {
             let t = pool.router.load();
-            (t.limits.auth.is_none(), t.limits.max_pipeline)
+            (
+                t.limits.auth.is_none(),
+                t.limits.max_pipeline,
+                t.limits.clients,
+            )
         };
+        let mut deadlines = super::deadline::Deadlines::default();
+        deadlines.set_limits(clients);
         Session {
             pool,
             io,
@@ -96,6 +108,9 @@ impl Session {
             deferred: None,
             max_pipeline,
             follow: None,
+            held_bytes: Default::default(),
+            memory_budget: clients.max_memory,
+            deadlines,
             _slot: slot,
         }
     }
@@ -108,6 +123,7 @@ impl Session {
         // (an arc-swap guard, no shared reference count touched).
         let router = self.pool.router.clone();
         let io = self.io.clone();
+        self.account();
         loop {
             let can_read = self.can_read();
             tokio::select! {
@@ -120,7 +136,10 @@ impl Session {
                 r = read_some(&io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
                     Ok(0) if self.held.dedicated.blocked(&self.queue) => return,
                     Ok(0) => self.reading = Reading::Eof,
-                    Ok(n) => self.pool.metrics.received(n),
+                    Ok(n) => {
+                        self.pool.metrics.received(n);
+                        self.deadlines.on_read();
+                    }
                     Err(e) => {
                         tracing::debug!(client = self.client.id, error = %e, "client connection reset");
                         return;
@@ -130,6 +149,7 @@ impl Session {
                     self.on_sub_frame(f)
                 }
                 ev = next_event(&mut self.follow), if self.follow.is_some() => self.on_topology(ev, &router),
+                why = self.deadlines.fired(), if self.deadlines.armed() => self.on_deadline(why),
             }
             if !self.step(&router) {
                 return;
@@ -145,6 +165,13 @@ impl Session {
             && self.queue.len() < self.max_pipeline
             && self.out.has_room()
             && (self.deferred.is_none() || self.rbuf.len() < READ_MAX)
+            && !self.memory_paused()
+    }
+
+    /// The pool's client memory is over budget and this client holds more than
+    /// its share: it is not read until that changes.
+    fn memory_paused(&self) -> bool {
+        self.held_bytes.over_share(&self.pool, self.memory_budget)
     }
 
     /// Everything after one event: take back direct writes, serve what was read,
@@ -159,8 +186,47 @@ impl Session {
         if self.out.is_empty() && over {
             return false;
         }
+        self.account();
         self.arm();
         true
+    }
+
+    /// Reports what the session holds to the memory budget, and arms its timer.
+    fn account(&mut self) {
+        let bytes = self.rbuf.capacity() + self.out.capacity() + self.queue.ready_bytes();
+        self.held_bytes.report(&self.pool, &self.entry, bytes);
+        let open = self.reading == Reading::Open;
+        self.deadlines.after_step(super::deadline::Now {
+            partial: open && !self.rbuf.is_empty() && self.deferred.is_none(),
+            idle: open
+                && self.queue.is_empty()
+                && !self.held.on_nodes()
+                && !self.held.dedicated.in_multi(),
+            paused: self.memory_paused(),
+        });
+    }
+
+    /// A deadline passed: close an idle client, or a request that took too long.
+    fn on_deadline(&mut self, why: super::deadline::Expired) {
+        use super::deadline::Expired;
+        match why {
+            Expired::Recheck => {}
+            Expired::Idle => {
+                self.pool.metrics.clients_timed_out.inc();
+                self.reading = Reading::Stopped;
+            }
+            Expired::SlowRequest => {
+                self.pool.metrics.clients_timed_out.inc();
+                let class = RequestClass::Invalid;
+                self.queue.push_ready(
+                    bytes::Bytes::from_static(crate::errors::REQUEST_TOO_SLOW),
+                    After::Close,
+                    class,
+                    false,
+                );
+                self.reading = Reading::Stopped;
+            }
+        }
     }
 
     /// Takes back a reply a backend connection wrote directly (see
@@ -240,6 +306,8 @@ impl Session {
         }
         let topo = router.load();
         self.max_pipeline = topo.limits.max_pipeline;
+        self.deadlines.set_limits(topo.limits.clients);
+        self.memory_budget = topo.limits.clients.max_memory;
         if let Some(req) = self.deferred.take() {
             let route = classify(&topo, &req);
             self.handle(req, route, &topo);
@@ -362,9 +430,11 @@ impl Session {
 }
 
 impl Drop for Session {
-    /// Replies still in flight for a session that is gone are dropped on arrival.
+    /// Replies still in flight for a session that is gone are dropped on arrival;
+    /// what it held leaves the pool's client memory.
     fn drop(&mut self) {
         self.io.close();
+        self.held_bytes.release(&self.pool);
     }
 }
 
