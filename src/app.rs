@@ -60,7 +60,7 @@ pub struct Proxy {
     pub admin_override: Option<Option<String>>,
 }
 
-async fn bind(listen: &Listen) -> Result<Listener, AppError> {
+async fn bind(listen: &Listen, mode: Option<u32>) -> Result<Listener, AppError> {
     match listen {
         Listen::Tcp(addr) => tokio::net::TcpListener::bind(addr.as_str())
             .await
@@ -71,7 +71,14 @@ async fn bind(listen: &Listen) -> Result<Listener, AppError> {
             }),
         Listen::Unix(path) => {
             let _ = std::fs::remove_file(path);
-            tokio::net::UnixListener::bind(path)
+            let bound = tokio::net::UnixListener::bind(path).and_then(|l| {
+                if let Some(m) = mode {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(m))?;
+                }
+                Ok(l)
+            });
+            bound
                 .map(|l| Listener::Unix(l, path.clone()))
                 .map_err(|source| AppError::Bind {
                     addr: path.display().to_string(),
@@ -132,7 +139,7 @@ pub async fn run(
     }
     let mut listeners = Vec::new();
     for pool in &config.pools {
-        listeners.push(bind(&pool.listen).await?);
+        listeners.push(bind(&pool.listen, pool.listen_mode).await?);
     }
     // Unix socket files this process created, removed after the drain.
     let unix_paths: Vec<PathBuf> = config

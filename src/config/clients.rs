@@ -2,6 +2,7 @@
 //! memory in client buffers, the idle timeout, and the time a partly received
 //! request may take.
 
+use serde::Deserialize;
 use std::time::Duration;
 
 /// Default total of client buffers (`limits.max_client_memory`): 1 GiB.
@@ -37,6 +38,34 @@ impl Default for ClientLimits {
             request: Some(DEFAULT_CLIENT_REQUEST),
         }
     }
+}
+
+/// Reads a file mode written in octal: a string (`"0660"`) or the same digits as a
+/// number (`660`, as YAML reads them).
+pub fn octal_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Mode {
+        Text(String),
+        Digits(u64),
+    }
+    let text = match Option::<Mode>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Mode::Text(t)) => t,
+        Some(Mode::Digits(n)) => n.to_string(),
+    };
+    parse_mode(&text)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("an octal mode from 0 to 0777, e.g. \"0660\""))
+}
+
+/// The mode `text` spells in octal (`0660`, `660`), at most 0777.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(t, 8).ok().filter(|&m| m <= 0o777)
 }
 
 /// A configured timeout: 0 turns it off.

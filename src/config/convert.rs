@@ -20,6 +20,9 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
     let mut out = String::new();
     let o = &mut out;
     line(o, 0, "listen", &q(&ck::listen_text(&pool.listen)));
+    if let Some(m) = pool.listen_mode {
+        line(o, 0, "listen_mode", &q(&format!("{m:04o}")));
+    }
     line(
         o,
         0,
@@ -37,9 +40,12 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
             ("preconnect", pool.preconnect.to_string()),
         ],
     );
+    let off = |d: Option<std::time::Duration>| duration::format(d.unwrap_or_default());
     let t = [
         ("connect", duration::format(pool.connect_timeout)),
         ("request", duration::format(pool.request_timeout)),
+        ("client_idle", off(pool.clients.idle)),
+        ("client_request", off(pool.clients.request)),
     ];
     section(o, "timeouts", &t);
     limits(o, pool);
@@ -147,6 +153,7 @@ fn limits(o: &mut String, pool: &PoolConfig) {
         ("max_pipeline", pool.max_pipeline.to_string()),
         ("max_request_size", size::format(pool.max_request_size)),
         ("max_dedicated", pool.max_dedicated.to_string()),
+        ("max_client_memory", size::format(pool.clients.max_memory)),
     ];
     section(o, "limits", &fields);
 }

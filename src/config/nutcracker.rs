@@ -150,6 +150,7 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         max_request_size: DEFAULT_MAX_REQUEST_SIZE,
         max_dedicated: DEFAULT_MAX_DEDICATED,
         clients: super::clients::ClientLimits::default(),
+        listen_mode: listen_mode(r, name, p.listen.as_deref()),
         health: health(r, name, p),
         auth: pw.clone(),
         backend_password: pw,
@@ -323,17 +324,25 @@ fn listen(r: &mut Report, name: &str, l: Option<&str>) -> Listen {
         return Listen::Tcp(String::new());
     };
     if l.starts_with('/') {
-        let (sock, perm) = l.split_once(' ').unwrap_or((l, ""));
-        if !perm.trim().is_empty() {
-            r.note(
-                &path,
-                format!("socket permissions {} are not applied", perm.trim()),
-            );
-        }
+        let sock = l.split_once(' ').map_or(l, |(s, _)| s);
         return Listen::Unix(sock.into());
     }
     r.check(&path, ck::host_port(l));
     Listen::Tcp(l.to_string())
+}
+
+/// The permission suffix of a unix `listen` (`/path.sock 0666`), as nutcracker
+/// applies it.
+fn listen_mode(r: &mut Report, name: &str, l: Option<&str>) -> Option<u32> {
+    let perm = l?.strip_prefix('/')?.split_once(' ')?.1.trim();
+    let mode = super::clients::parse_mode(perm);
+    if mode.is_none() {
+        r.problem(
+            &[Key(name), Key("listen")],
+            format!("socket permissions {perm} are not an octal mode"),
+        );
+    }
+    mode
 }
 
 fn servers(r: &mut Report, name: &str, list: Option<&[String]>) -> Vec<NodeConfig> {

@@ -190,13 +190,9 @@ fn server_entries() {
         ]
     );
     assert_eq!(p.nodes[1].addr, NodeAddr::Unix("/tmp/s.sock".into()));
-    assert_eq!(
-        notes(text),
-        vec![(
-            Some(2),
-            "p.listen: socket permissions 0666 are not applied".into()
-        )]
-    );
+    // nutcracker's permission suffix is applied to the socket file.
+    assert_eq!(p.listen_mode, Some(0o666));
+    assert_eq!(notes(text), vec![]);
 }
 
 #[test]

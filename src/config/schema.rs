@@ -47,6 +47,10 @@ pub const MAX_TWEMPROXY_WEIGHT: u32 = 1_000_000;
 pub struct FileConfig {
     /// Client listener: `host:port`, or `unix:/path/to.sock`. Required.
     pub listen: String,
+    /// Permissions of a unix-socket listener's file, in octal as Redis's
+    /// `unixsocketperm` (`"0660"`, or the digits `660`). Default: the process umask.
+    #[serde(default, deserialize_with = "super::clients::octal_mode")]
+    pub listen_mode: Option<u32>,
     /// Admin HTTP listener (`host:port`), or `null` for none. Default `127.0.0.1:9121`.
     #[serde(default = "default_admin")]
     pub admin: Option<String>,
@@ -456,4 +460,6 @@ pub struct PoolConfig {
     pub preconnect: bool,
     /// What clients may hold and how long they may take.
     pub clients: super::clients::ClientLimits,
+    /// Permissions set on a unix-socket listener's file.
+    pub listen_mode: Option<u32>,
 }

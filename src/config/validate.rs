@@ -125,7 +125,17 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         allow_admin: f.allow_admin,
         preconnect: f.pool.preconnect,
         clients: client_limits(r, &f.limits, t),
+        listen_mode: listen_mode(r, f),
     }
+}
+
+/// `listen_mode` applies to a unix socket only.
+fn listen_mode(r: &mut Report, f: &FileConfig) -> Option<u32> {
+    let mode = f.listen_mode?;
+    if !f.listen.starts_with("unix:") {
+        r.problem(&[Key("listen_mode")], "applies to a unix: listener only");
+    }
+    Some(mode)
 }
 
 fn client_limits(r: &mut Report, l: &LimitsFile, t: &TimeoutsFile) -> ClientLimits {
