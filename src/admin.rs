@@ -46,6 +46,28 @@ pub trait AdminHooks: Send + Sync {
     /// Reloads the config: `Ok(message)` when applied or unchanged, `Err(reason)`
     /// when the new config was rejected.
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+    /// The bearer token `POST /reload` must carry, if one is configured
+    /// (`Err`: it is configured but cannot be read now; the reload is refused).
+    fn reload_token(&self) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+}
+
+/// The token in `path`: its first line, trimmed; an error (without the file's
+/// text) when it cannot be read or is empty.
+pub fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(format!("{} holds no token", path.display()));
+    }
+    Ok(token.to_string())
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Resource bounds of the admin server.
@@ -261,8 +283,34 @@ async fn route(ctx: &Arc<Ctx>, head: &Head) -> Response {
             false => Response::text(503, "not ready\n"),
         }),
         "/topology" => guarded(|| topology(hooks.topology())),
-        _ => reload(ctx).await,
+        _ => match authorize(hooks.as_ref(), head) {
+            Some(denied) => denied,
+            None => reload(ctx).await,
+        },
     }
+}
+
+/// `None` when the request may reload; else the response that refuses it.
+fn authorize(hooks: &dyn AdminHooks, head: &Head) -> Option<Response> {
+    let token = match hooks.reload_token() {
+        Ok(None) => return None,
+        Ok(Some(t)) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "admin token unreadable: reload refused");
+            return Some(Response::text(503, "reload token unavailable\n"));
+        }
+    };
+    let given = head
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "));
+    if given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes())) {
+        return None;
+    }
+    tracing::warn!("POST /reload without a valid bearer token refused");
+    let mut r = Response::text(401, "unauthorized\n");
+    r.www_authenticate = true;
+    Some(r)
 }
 
 /// Runs a synchronous hook; a panic becomes a 500.

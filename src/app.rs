@@ -58,6 +58,8 @@ pub struct Proxy {
     pub config_hash: std::sync::atomic::AtomicU64,
     /// `--admin` from the command line, applied to every reloaded config too.
     pub admin_override: Option<Option<String>>,
+    /// The file of the token `POST /reload` must carry (set at start).
+    pub admin_token_file: Option<PathBuf>,
 }
 
 async fn bind(listen: &Listen, mode: Option<u32>) -> Result<Listener, AppError> {
@@ -178,9 +180,11 @@ pub async fn run(
         tracing::info!(pool = %p.name, listen = ?p.listen, nodes = p.nodes.len(), "serving");
     }
     let admin_addr = config.admin.clone();
+    let admin_token_file = config.admin_token_file.clone();
     let proxy = Arc::new(Proxy {
         metrics,
         pools,
+        admin_token_file,
         config_path,
         applied: tokio::sync::Mutex::new((config, config_hash)),
         config_hash: std::sync::atomic::AtomicU64::new(config_hash),

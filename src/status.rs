@@ -36,6 +36,14 @@ impl AdminHooks for Proxy {
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
         Box::pin(Proxy::reload(self, "POST /reload"))
     }
+
+    /// Read from its file on every request: a rotated token applies at once.
+    fn reload_token(&self) -> Result<Option<String>, String> {
+        match &self.admin_token_file {
+            Some(path) => crate::admin::read_token(path).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 fn pool_view(ctx: &crate::server::PoolContext) -> Value {

@@ -17,6 +17,8 @@ pub struct Head {
     pub path: String,
     /// Declared body length.
     pub content_length: usize,
+    /// The Authorization header, if any.
+    pub authorization: Option<String>,
 }
 
 /// Why no request could be read.
@@ -121,6 +123,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, ReadError> {
         .skip_while(|l| l.is_empty());
     let (method, path) = parse_request_line(lines.next().unwrap_or(""))?;
     let mut content_length: Option<usize> = None;
+    let mut authorization = None;
     for line in lines.take_while(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or(ReadError::Malformed)?;
         let value = value.trim();
@@ -132,6 +135,8 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, ReadError> {
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(ReadError::LengthRequired);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.to_string());
         }
     }
     let content_length = content_length.unwrap_or(0);
@@ -142,6 +147,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, ReadError> {
         method,
         path,
         content_length,
+        authorization,
     })
 }
 
@@ -181,6 +187,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// Allow header (405 only).
     pub allow: Option<&'static str>,
+    /// Send `WWW-Authenticate: Bearer` (401 only).
+    pub www_authenticate: bool,
     /// Body.
     pub body: String,
 }
@@ -192,6 +200,7 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             allow: None,
+            www_authenticate: false,
             body: body.into(),
         }
     }
@@ -210,6 +219,9 @@ impl Response {
             out.push_str(allow);
             out.push_str("\r\n");
         }
+        if self.www_authenticate {
+            out.push_str("WWW-Authenticate: Bearer\r\n");
+        }
         out.push_str("Cache-Control: no-store\r\nConnection: close\r\n\r\n");
         if !head_only {
             out.push_str(&self.body);
@@ -223,6 +235,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",

@@ -6,6 +6,7 @@ use tokio::io::AsyncReadExt;
 struct Fake {
     ready: AtomicBool,
     reloads: AtomicUsize,
+    token: Option<&'static str>,
 }
 
 impl AdminHooks for Fake {
@@ -20,6 +21,9 @@ impl AdminHooks for Fake {
     }
     fn topology(&self) -> serde_json::Value {
         serde_json::json!({"pools": [{"name": "main", "version": 3}]})
+    }
+    fn reload_token(&self) -> Result<Option<String>, String> {
+        Ok(self.token.map(String::from))
     }
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
         Box::pin(async move {
@@ -40,11 +44,16 @@ struct Server {
 }
 
 async fn start(limits: AdminLimits) -> Server {
+    start_with_token(limits, None).await
+}
+
+async fn start_with_token(limits: AdminLimits, token: Option<&'static str>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hooks = Arc::new(Fake {
         ready: AtomicBool::new(true),
         reloads: AtomicUsize::new(0),
+        token,
     });
     let stop = CancellationToken::new();
     let task = tokio::spawn(serve_with(listener, hooks.clone(), stop.clone(), limits));
@@ -219,6 +228,29 @@ async fn idle_and_partial_connections_never_lock_out_probes() {
         flood.push(TcpStream::connect(s.addr).await.unwrap());
     }
     drop(flood);
+}
+
+#[tokio::test]
+async fn reload_needs_the_bearer_token_when_one_is_set() {
+    let s = start_with_token(AdminLimits::default(), Some("s3cret")).await;
+    let post = |auth: &'static str| {
+        let addr = s.addr;
+        async move {
+            let head =
+                format!("POST /reload HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\n\r\n");
+            raw(addr, head.as_bytes()).await
+        }
+    };
+    let none = post("").await;
+    assert_eq!(status(&none), 401);
+    assert!(none.contains("WWW-Authenticate: Bearer"));
+    assert_eq!(status(&post("Authorization: Bearer wrong\r\n").await), 401);
+    assert_eq!(status(&post("Authorization: Bearer s3cre\r\n").await), 401);
+    assert_eq!(s.hooks.reloads.load(Ordering::Relaxed), 0, "no reload ran");
+    assert_eq!(status(&post("Authorization: Bearer s3cret\r\n").await), 200);
+    // Probes and scrapes stay open.
+    assert_eq!(status(&req(s.addr, "GET", "/live").await), 200);
+    assert_eq!(status(&req(s.addr, "GET", "/metrics").await), 200);
 }
 
 #[tokio::test]

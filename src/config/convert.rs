@@ -29,6 +29,9 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
         "admin",
         &process.admin.as_deref().map_or("null".into(), q),
     );
+    if let Some(t) = &process.admin_token_file {
+        line(o, 0, "admin_token_file", &q(&t.display().to_string()));
+    }
     line(o, 0, "workers", &process.workers.to_string());
     nodes(o, pool);
     hash(o, pool);

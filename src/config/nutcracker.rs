@@ -103,6 +103,7 @@ pub fn parse(text: &str) -> Result<Nutcracker, Vec<Problem>> {
     let config = Config {
         pools: configs,
         admin: None,
+        admin_token_file: None,
         workers: 0,
         log_json: false,
         log_level: "info".into(),

@@ -54,6 +54,12 @@ pub struct FileConfig {
     /// Admin HTTP listener (`host:port`), or `null` for none. Default `127.0.0.1:9121`.
     #[serde(default = "default_admin")]
     pub admin: Option<String>,
+    /// File holding the bearer token `POST /reload` must carry
+    /// (`Authorization: Bearer <token>`); read on each request, so a rotated secret
+    /// takes effect at once. `/live`, `/ready`, `/metrics`, `/topology` stay open.
+    /// Default: none (reload is open, like the rest of the loopback admin port).
+    #[serde(default)]
+    pub admin_token_file: Option<String>,
     /// Tokio worker threads, 0..=1024; 0 = number of cores. Default 0.
     #[serde(default)]
     pub workers: usize,
@@ -336,6 +342,8 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// Admin HTTP listener.
     pub admin: Option<String>,
+    /// The file of the bearer token `POST /reload` must carry.
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Worker threads (0 = cores).
     pub workers: usize,
     /// Log format: true = JSON.

@@ -144,7 +144,7 @@ mod tests {
         let top = fields_of::<FileConfig>();
         assert!(top.contains(&"listen") && top.contains(&"nodes"), "{top:?}");
         let mut text = String::from(
-            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\n",
+            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\n",
         );
         let value = |section: &str, field: &str| -> &'static str {
             match (section, field) {

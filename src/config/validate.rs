@@ -25,6 +25,7 @@ pub fn validate(text: &str, file: FileConfig) -> Result<(Config, Vec<Problem>), 
     let pool = pool(&mut r, &file);
     let config = Config {
         admin: admin(&mut r, &file),
+        admin_token_file: token_file(&mut r, &file),
         workers: num(&mut r, &[Key("workers")], file.workers, 0, 1024),
         log_json: log_json(&mut r, &file.log.format),
         log_level: file.log.level.clone(),
@@ -36,6 +37,16 @@ pub fn validate(text: &str, file: FileConfig) -> Result<(Config, Vec<Problem>), 
     } else {
         Err(problems)
     }
+}
+
+/// `admin_token_file` must hold a token now (its text is never shown).
+fn token_file(r: &mut Report, f: &FileConfig) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(f.admin_token_file.as_ref()?);
+    match crate::admin::read_token(&path) {
+        Ok(_) => {}
+        Err(why) => r.problem(&[Key("admin_token_file")], why),
+    }
+    Some(path)
 }
 
 /// Checks `lo <= v <= hi`; returns `v` either way (the result is only used when valid).

@@ -407,7 +407,7 @@ fn unknown_fields_are_reported_with_their_line() {
     assert_eq!(top[0].0, Some(8));
     assert!(
         top[0].1.starts_with(
-            "listen_port: unknown field, expected one of listen, listen_mode, admin, workers, nodes,"
+            "listen_port: unknown field, expected one of listen, listen_mode, admin, admin_token_file, workers, nodes,"
         ),
         "{}",
         top[0].1
