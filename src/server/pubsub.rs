@@ -7,6 +7,12 @@
 //! When the topology changes, subscriptions follow their channels
 //! ([`super::pubsub_follow`]).
 
+mod wire;
+
+pub(crate) use wire::Family;
+pub use wire::allowed_in_subscribe_mode;
+use wire::{confirmation, is_confirmation};
+
 use super::context::{Ctx, Outcome};
 use super::dedicated::DedicatedSlot;
 use super::replies::{After, ReplyQueue};
@@ -16,8 +22,8 @@ use crate::command::CommandSpec;
 use crate::command::merge::Plan;
 use crate::errors::BackendError;
 use crate::metrics::RequestClass;
-use crate::resp::reply::array_elements;
-use crate::resp::{Proto, Request, encode};
+
+use crate::resp::Request;
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -84,49 +90,6 @@ pub(super) struct SubscriberMark {
 impl Drop for SubscriberMark {
     fn drop(&mut self) {
         self.pool.readiness.leave(&mut self.member);
-    }
-}
-
-/// The six commands, by family.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Family {
-    Channel,
-    Shard,
-    Pattern,
-}
-
-impl Family {
-    /// The family of the channel map `f` (0: channels, 1: shard channels).
-    pub(super) fn of_map(f: usize) -> Family {
-        if f == 1 {
-            Family::Shard
-        } else {
-            Family::Channel
-        }
-    }
-
-    /// The command sent to the nodes.
-    pub(super) fn command(self, subscribe: bool) -> &'static [u8] {
-        match (self, subscribe) {
-            (Family::Channel, true) => b"SUBSCRIBE",
-            (Family::Shard, true) => b"SSUBSCRIBE",
-            (Family::Pattern, true) => b"PSUBSCRIBE",
-            (Family::Channel, false) => b"UNSUBSCRIBE",
-            (Family::Shard, false) => b"SUNSUBSCRIBE",
-            (Family::Pattern, false) => b"PUNSUBSCRIBE",
-        }
-    }
-
-    /// The confirmation's kind.
-    fn kind(self, subscribe: bool) -> &'static [u8] {
-        match (self, subscribe) {
-            (Family::Channel, true) => b"subscribe",
-            (Family::Shard, true) => b"ssubscribe",
-            (Family::Pattern, true) => b"psubscribe",
-            (Family::Channel, false) => b"unsubscribe",
-            (Family::Shard, false) => b"sunsubscribe",
-            (Family::Pattern, false) => b"punsubscribe",
-        }
     }
 }
 
@@ -211,35 +174,6 @@ impl Subscriptions {
     }
 }
 
-/// Commands a RESP2 client may send while subscribed.
-pub fn allowed_in_subscribe_mode(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe"
-            | "ssubscribe"
-            | "psubscribe"
-            | "unsubscribe"
-            | "sunsubscribe"
-            | "punsubscribe"
-            | "ping"
-            | "quit"
-            | "reset"
-    )
-}
-
-fn confirmation(b: &mut BytesMut, proto: Proto, kind: &[u8], name: Option<&[u8]>, count: usize) {
-    match proto {
-        Proto::Resp3 => b.extend_from_slice(b">3\r\n"),
-        Proto::Resp2 => encode::array_header(b, 3),
-    }
-    encode::bulk(b, kind);
-    match name {
-        Some(n) => encode::bulk(b, n),
-        None => encode::null(b, proto),
-    }
-    encode::integer(b, count as i64);
-}
-
 impl Subscriptions {
     /// SUBSCRIBE family.
     pub fn handle(&mut self, cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
@@ -294,28 +228,6 @@ impl Subscriptions {
 
 /// The class messages and lost-connection errors are counted in.
 const CLASS: RequestClass = RequestClass::Dedicated;
-
-/// Whether `frame` confirms a (un)subscription rather than carrying a message.
-fn is_confirmation(frame: &Bytes) -> bool {
-    let kind = array_elements(frame)
-        .and_then(|e| e.first().cloned())
-        .map(|r| frame.slice(r))
-        .unwrap_or_default();
-    let body = kind
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(&kind[..0], |p| &kind[p + 1..]);
-    [
-        &b"subscribe"[..],
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-    ]
-    .iter()
-    .any(|k| body.starts_with(k) && body.get(k.len()) == Some(&b'\r'))
-}
 
 /// Which subscriber gets which names.
 type SendPlan = Vec<(usize, Vec<Bytes>)>;
