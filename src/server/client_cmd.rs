@@ -27,7 +27,7 @@ pub fn answer(cx: &mut Ctx, req: &Request) -> Outcome {
         b"info" => {
             let mut line = Vec::new();
             if let Some(me) = cx.pool.registry.get(cx.client.id) {
-                me.line(&cx.topo.commands, &mut line);
+                me.line(&cx.topo.commands, cx.pool.precise_ms(), &mut line);
             }
             encode::verbatim(&mut b, cx.client.proto, &line);
         }
@@ -100,7 +100,7 @@ fn list(cx: &Ctx, req: &Request, b: &mut BytesMut) {
     }
     let mut text = Vec::new();
     for e in cx.pool.registry.all().iter().filter(|e| keep(e)) {
-        e.line(&cx.topo.commands, &mut text);
+        e.line(&cx.topo.commands, cx.pool.precise_ms(), &mut text);
     }
     encode::verbatim(b, cx.client.proto, &text);
 }

@@ -42,7 +42,8 @@ pub struct ClientEntry {
     pub fd: i32,
     created: Instant,
     io: Weak<ClientIo>,
-    /// Milliseconds from `created` to the last batch of requests.
+    /// When it last sent a batch of requests, on the pool's coarse clock
+    /// ([`super::PoolContext::coarse_ms`]).
     last_ms: AtomicU64,
     /// Command-table id + 1 of the last command (0: none yet).
     last_cmd: AtomicU32,
@@ -81,10 +82,10 @@ impl ClientEntry {
         self.last_cmd.store(cmd + 1, Ordering::Relaxed);
     }
 
-    /// The session served a batch of requests now.
-    pub fn touch(&self) {
-        let ms = self.created.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+    /// The session served a batch of requests at `coarse_ms` (the pool's coarse
+    /// clock: no clock is read per batch).
+    pub fn touch(&self, coarse_ms: u64) {
+        self.last_ms.store(coarse_ms, Ordering::Relaxed);
     }
 
     /// Replaces what the session shows, when it changed.
@@ -133,13 +134,17 @@ impl ClientEntry {
     }
 
     /// The entry as one CLIENT LIST line (with the final `\n`).
-    pub fn line(&self, commands: &CommandTable, out: &mut Vec<u8>) {
+    /// `now_ms`: the pool's clock now (in the time base of [`ClientEntry::touch`]).
+    pub fn line(&self, commands: &CommandTable, now_ms: u64, out: &mut Vec<u8>) {
         let s = self.shown();
-        let idle_ms = self
-            .created
-            .elapsed()
-            .as_millis()
-            .saturating_sub(u128::from(self.last_ms.load(Ordering::Relaxed)));
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let age_ms = self.created.elapsed().as_millis() as u64;
+        // Never touched: idle since it connected.
+        let idle_ms = if last == 0 {
+            age_ms
+        } else {
+            now_ms.saturating_sub(last)
+        };
         let cmd = match self.last_cmd.load(Ordering::Relaxed) {
             0 => "NULL",
             id => commands.by_id(id - 1).map_or("NULL", |c| c.name.as_str()),

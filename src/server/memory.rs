@@ -57,12 +57,14 @@ impl Held {
     }
 }
 
-/// Checks the pool's budget every [`CHECK_EVERY`] for as long as the pool lives.
+/// Checks the pool's budget every [`CHECK_EVERY`] for as long as the pool lives,
+/// and advances its coarse clock.
 pub async fn budget_loop(pool: std::sync::Weak<PoolContext>) {
     let mut over_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         let Some(pool) = pool.upgrade() else { return };
+        pool.coarse_ms.store(pool.precise_ms(), Ordering::Relaxed);
         let total = pool.client_memory.load(Ordering::Relaxed);
         pool.metrics.client_memory.set(total as i64);
         let budget = pool.router.load().limits.clients.max_memory;

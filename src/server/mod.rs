@@ -132,6 +132,9 @@ pub struct PoolContext {
     next: tokio::sync::watch::Sender<Option<Arc<crate::topology::Topology>>>,
     /// Bytes held in client buffers now, all sessions together.
     pub client_memory: AtomicUsize,
+    /// Milliseconds since `started`, advanced every 100 ms by the pool's budget
+    /// check: a clock sessions read per batch without a system call.
+    pub coarse_ms: AtomicU64,
     /// Subscribed clients, and their readiness for a coming topology.
     pub readiness: readiness::Readiness,
 }
@@ -162,7 +165,14 @@ impl PoolContext {
             next: tokio::sync::watch::Sender::new(None),
             readiness: readiness::Readiness::default(),
             client_memory: AtomicUsize::new(0),
+            coarse_ms: AtomicU64::new(1),
         }
+    }
+
+    /// Milliseconds since `started`, read from the clock (at least 1: 0 means
+    /// never on the coarse clock).
+    pub fn precise_ms(&self) -> u64 {
+        (self.started.elapsed().as_millis() as u64).max(1)
     }
 
     /// Makes `topo` the current topology and tells the sessions that watch.

@@ -71,6 +71,8 @@ pub struct Session {
     held_bytes: super::memory::Held,
     /// `limits.max_client_memory` of the topology seen last.
     memory_budget: usize,
+    /// Not read while over its share of the memory budget (as of the last step).
+    paused: bool,
     /// The idle, slow-request and memory-pause timer.
     deadlines: super::deadline::Deadlines,
     _slot: ClientSlot,
@@ -110,6 +112,7 @@ impl Session {
             follow: None,
             held_bytes: Default::default(),
             memory_budget: clients.max_memory,
+            paused: false,
             deadlines,
             _slot: slot,
         }
@@ -165,7 +168,7 @@ impl Session {
             && self.queue.len() < self.max_pipeline
             && self.out.has_room()
             && (self.deferred.is_none() || self.rbuf.len() < READ_MAX)
-            && !self.memory_paused()
+            && !self.paused
     }
 
     /// The pool's client memory is over budget and this client holds more than
@@ -195,6 +198,7 @@ impl Session {
     fn account(&mut self) {
         let bytes = self.rbuf.capacity() + self.out.capacity() + self.queue.ready_bytes();
         self.held_bytes.report(&self.pool, &self.entry, bytes);
+        self.paused = self.memory_paused();
         let open = self.reading == Reading::Open;
         self.deadlines.after_step(super::deadline::Now {
             partial: open && !self.rbuf.is_empty() && self.deferred.is_none(),
@@ -202,7 +206,7 @@ impl Session {
                 && self.queue.is_empty()
                 && !self.held.on_nodes()
                 && !self.held.dedicated.in_multi(),
-            paused: self.memory_paused(),
+            paused: self.paused,
         });
     }
 
@@ -337,7 +341,11 @@ impl Session {
                 }
             }
         }
-        self.entry.touch();
+        self.entry.touch(
+            self.pool
+                .coarse_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
     }
 
     /// Runs `f` with a [`Ctx`] over `topo` for a request of `class`.
