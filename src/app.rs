@@ -7,6 +7,7 @@ use crate::backend::pool::PoolShared;
 use crate::config::{Config, Listen, PoolConfig};
 use crate::metrics::Metrics;
 use crate::server::PoolContext;
+use crate::tls::server::ServerTls;
 use crate::server::listener::{Listener, accept_loop};
 use crate::topology::{Router, Topology};
 use crate::workers::Workers;
@@ -30,6 +31,26 @@ pub enum AppError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A listener's TLS files could not be loaded.
+    #[error("pool {pool}: TLS: {source}")]
+    Tls {
+        /// The pool.
+        pool: String,
+        /// Why.
+        source: crate::tls::TlsError,
+    },
+}
+
+/// Loads every pool's listener TLS (before anything is bound).
+fn load_tls(config: &Config) -> Result<Vec<Option<Arc<ServerTls>>>, AppError> {
+    let load = |p: &PoolConfig| {
+        let Some(f) = &p.tls else { return Ok(None) };
+        ServerTls::new(f).map(|t| Some(Arc::new(t))).map_err(|source| AppError::Tls {
+            pool: p.name.clone(),
+            source,
+        })
+    };
+    config.pools.iter().map(load).collect()
 }
 
 /// One running pool.
@@ -80,7 +101,12 @@ async fn bind(listen: &Listen) -> Result<Listener, AppError> {
 }
 
 /// Builds one pool's runtime (spawns its backend connection and health tasks).
-pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>, workers: &Workers) -> RunningPool {
+pub fn start_pool(
+    p: &PoolConfig,
+    metrics: &Arc<Metrics>,
+    workers: &Workers,
+    tls: Option<Arc<ServerTls>>,
+) -> RunningPool {
     let shared = PoolShared {
         workers: workers.clone(),
         pool: p.name.as_str().into(),
@@ -93,7 +119,8 @@ pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>, workers: &Workers) -> 
     let pm = metrics.pool(&p.name);
     pm.topology_version.set(1);
     let router = Arc::new(Router::from_pointee(topo));
-    let ctx = Arc::new(PoolContext::new(p.name.clone(), router, p.max_clients, pm));
+    let ctx = PoolContext::new(p.name.clone(), router, p.max_clients, pm).with_tls(tls);
+    let ctx = Arc::new(ctx);
     tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
     RunningPool { ctx, shared }
 }
@@ -127,6 +154,7 @@ pub async fn run(
     if let Some(a) = &admin_override {
         config.admin = a.clone();
     }
+    let tls = load_tls(&config)?;
     let mut listeners = Vec::new();
     for pool in &config.pools {
         listeners.push(bind(&pool.listen).await?);
@@ -156,8 +184,21 @@ pub async fn run(
     let pools: Vec<RunningPool> = config
         .pools
         .iter()
-        .map(|p| start_pool(p, &metrics, &workers))
+        .zip(tls)
+        .map(|(p, tls)| start_pool(p, &metrics, &workers, tls))
         .collect();
+    for p in &pools {
+        if let Some(tls) = &p.ctx.tls {
+            let watch = crate::tls::rotate::watch_loop(
+                p.ctx.name.clone(),
+                tls.clone(),
+                metrics.clone(),
+                crate::reload::WATCH_INTERVAL,
+                shutdown.clone(),
+            );
+            tokio::spawn(watch);
+        }
+    }
     for (l, p) in listeners.into_iter().zip(&pools) {
         serve_on_workers(l, &p.ctx, &workers, &shutdown).map_err(|source| AppError::Bind {
             addr: format!("{:?}", p.ctx.name),

@@ -21,6 +21,7 @@
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
 //!                  given a narrow Ctx and returning an Outcome; output (writes, accounting)
+//! tls/             TLS: config → rustls, certificate loading, rotation, client stream
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
@@ -63,5 +64,6 @@ pub mod resp;
 pub mod route;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod topology;
 pub mod workers;

@@ -18,6 +18,7 @@ pub mod nutcracker;
 pub mod schema;
 pub mod size;
 mod unknown;
+mod tls_check;
 mod validate;
 pub mod yaml;
 

@@ -123,6 +123,8 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         allow_flush: f.allow_flush,
         allow_admin: f.allow_admin,
         preconnect: f.pool.preconnect,
+        tls: super::tls_check::listener(r, f),
+        backend_tls: super::tls_check::backend(r, f),
     }
 }
 

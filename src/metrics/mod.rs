@@ -92,6 +92,7 @@ families! {
     node_transitions: IntCounterVec = counter("ringproxy_node_transitions_total", "Node health changes.", NODE);
     node_inflight: IntGaugeVec = gauge("ringproxy_node_inflight", "Requests sent to the node and not yet answered.", NODE);
     reloads: IntCounterVec = counter("ringproxy_reloads_total", "Topology reloads by result.", &["result"]);
+    tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -209,6 +210,12 @@ impl Metrics {
     /// Counts one reload with its result.
     pub fn reloaded(&self, result: ReloadResult) {
         self.reloads[result as usize].inc();
+    }
+
+    /// Counts one reload of a listener's TLS files (`ok` or refused).
+    pub fn tls_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.families.tls_reloads.with_label_values(&[result]).inc();
     }
 
     /// Publishes `ringproxy_config_info{hash}` = 1, replacing the previous hash's series.

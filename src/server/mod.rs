@@ -126,6 +126,8 @@ pub struct PoolContext {
     pub prepared: AtomicUsize,
     /// Woken when a client becomes ready.
     pub prepared_notify: tokio::sync::Notify,
+    /// TLS on the listener (`None`: plain text).
+    pub tls: Option<Arc<crate::tls::server::ServerTls>>,
 }
 
 impl PoolContext {
@@ -154,7 +156,14 @@ impl PoolContext {
             subscribers: AtomicUsize::new(0),
             prepared: AtomicUsize::new(0),
             prepared_notify: tokio::sync::Notify::new(),
+            tls: None,
         }
+    }
+
+    /// The same context with TLS on the listener.
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::server::ServerTls>>) -> PoolContext {
+        self.tls = tls;
+        self
     }
 
     /// Makes `topo` the current topology and tells the sessions that watch.
