@@ -193,8 +193,16 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     }
     for p in &new.pools {
         match old.pools.iter().find(|o| o.name == p.name) {
-            Some(o) if o.listen != p.listen => out.push(format!("pool {} listen", p.name)),
-            Some(_) => {}
+            Some(o) => {
+                if o.listen != p.listen {
+                    out.push(format!("pool {} listen", p.name));
+                }
+                // New contents of the same files are picked up live (rotation); other
+                // files, or TLS switched on or off, need a restart.
+                if o.tls != p.tls {
+                    out.push(format!("pool {} tls", p.name));
+                }
+            }
             None => out.push(format!("new pool {}", p.name)),
         }
     }
