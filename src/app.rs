@@ -7,8 +7,8 @@ use crate::backend::pool::PoolShared;
 use crate::config::{Config, Listen, PoolConfig};
 use crate::metrics::Metrics;
 use crate::server::PoolContext;
-use crate::tls::server::ServerTls;
 use crate::server::listener::{Listener, accept_loop};
+use crate::tls::server::ServerTls;
 use crate::topology::{Router, Topology};
 use crate::workers::Workers;
 use std::path::PathBuf;
@@ -45,10 +45,12 @@ pub enum AppError {
 fn load_tls(config: &Config) -> Result<Vec<Option<Arc<ServerTls>>>, AppError> {
     let load = |p: &PoolConfig| {
         let Some(f) = &p.tls else { return Ok(None) };
-        ServerTls::new(f).map(|t| Some(Arc::new(t))).map_err(|source| AppError::Tls {
-            pool: p.name.clone(),
-            source,
-        })
+        ServerTls::new(f)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|source| AppError::Tls {
+                pool: p.name.clone(),
+                source,
+            })
     };
     config.pools.iter().map(load).collect()
 }

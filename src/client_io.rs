@@ -20,6 +20,7 @@
 //! completions and the session's waker (one lock, no channel, per reply).
 
 use crate::command::merge::PartReply;
+use crate::tls::stream::TlsClient;
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::io;
@@ -27,7 +28,6 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
-use crate::tls::stream::TlsClient;
 
 /// A backend reply (or failure) for one part of one session request.
 #[derive(Debug)]

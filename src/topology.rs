@@ -175,12 +175,17 @@ pub type Router = ArcSwap<Topology>;
 /// they keep their connections), else built anew (warned about when unverified).
 fn backend_tls(cfg: &PoolConfig, old: &[Arc<Node>]) -> Option<Arc<crate::tls::client::BackendTls>> {
     let file = cfg.backend_tls.as_ref()?;
-    let same = old.iter().filter_map(|n| n.tls()).find(|t| t.file() == file);
+    let same = old
+        .iter()
+        .filter_map(|n| n.tls())
+        .find(|t| t.file() == file);
     if let Some(t) = same {
         if file.insecure_skip_verify {
             tracing::warn!(pool = %cfg.name, "backend.tls.insecure_skip_verify is on: node certificates are NOT verified");
         }
         return Some(t.clone());
     }
-    Some(Arc::new(crate::tls::client::BackendTls::new(&cfg.name, file)))
+    Some(Arc::new(crate::tls::client::BackendTls::new(
+        &cfg.name, file,
+    )))
 }

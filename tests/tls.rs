@@ -76,9 +76,17 @@ fn redis_cli_redis_py_and_a_rust_client_through_a_tls_listener() {
          p = r.pipeline(transaction=False)\nfor i in range(200): p.set(f'py{{i}}', 'x' * 1000)\n\
          print(sum(1 for ok in p.execute() if ok))\n"
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.trim(), "v2\n200", "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        text.trim(),
+        "v2\n200",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut c = TlsConn::connect(proxy.port(), &cfg).unwrap();
     assert_eq!(c.cmd(&["GET", "py-key"]), bulk("v2"));
@@ -108,14 +116,21 @@ fn mutual_tls_requires_a_certificate_from_the_client_ca() {
     let bad = other.issue("bad-client");
     let node = RedisServer::start();
     let with_good = client_config(&[&ca.cert], Some(&good));
-    let proxy = tls_proxy(&[&node], &tls_yaml(&server, Some(&clients)), with_good.clone());
+    let proxy = tls_proxy(
+        &[&node],
+        &tls_yaml(&server, Some(&clients)),
+        with_good.clone(),
+    );
 
     let mut c = TlsConn::connect(proxy.port(), &with_good).unwrap();
     assert_eq!(c.cmd(&["SET", "m", "1"]), Reply::ok());
 
     // No certificate, or one from another CA: refused (at the handshake in TLS 1.2,
     // at the first read in TLS 1.3, where the client finishes first).
-    for cfg in [client_config(&[&ca.cert], None), client_config(&[&ca.cert], Some(&bad))] {
+    for cfg in [
+        client_config(&[&ca.cert], None),
+        client_config(&[&ca.cert], Some(&bad)),
+    ] {
         let refused = match TlsConn::connect(proxy.port(), &cfg) {
             Err(_) => true,
             Ok(mut c) => c.try_cmd(&["PING"]).is_err(),
@@ -165,18 +180,35 @@ fn bad_handshakes_are_closed_and_other_clients_are_unaffected() {
     // Plain text on the TLS port.
     let mut plain = connect();
     plain.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
-    assert!(closed_within(&mut plain, Duration::from_secs(3)), "plain client left open");
+    assert!(
+        closed_within(&mut plain, Duration::from_secs(3)),
+        "plain client left open"
+    );
     // Garbage instead of a ClientHello.
     let mut garbage = connect();
-    garbage.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    garbage
+        .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7])
+        .unwrap();
     garbage.write_all(&[0xAB; 70_000]).unwrap_or(());
-    assert!(closed_within(&mut garbage, Duration::from_secs(3)), "garbage left open");
+    assert!(
+        closed_within(&mut garbage, Duration::from_secs(3)),
+        "garbage left open"
+    );
     // Half a handshake: a ClientHello record header and part of it, then silence.
     let mut half = connect();
-    half.write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03]).unwrap();
+    half.write_all(&[
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ])
+    .unwrap();
     let started = Instant::now();
-    assert!(closed_within(&mut half, Duration::from_secs(9)), "half handshake left open");
-    assert!(started.elapsed() >= Duration::from_secs(4), "closed before the handshake timeout");
+    assert!(
+        closed_within(&mut half, Duration::from_secs(9)),
+        "half handshake left open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "closed before the handshake timeout"
+    );
     // Silent client: closed by the same timeout (checked above); a TLS client on a
     // plain port gets a protocol error and is closed.
     let plain_proxy = Proxy::with_nodes(&[&node], "");
@@ -250,9 +282,12 @@ fn rotation_serves_the_new_pair_without_a_restart_and_refuses_a_bad_one() {
     // is refused; the next look takes the whole new pair.
     replace_file(&second.key, &live.key);
     replace_file(&second.cert, &live.cert);
-    poll("the new certificate served", ROTATE_TIMEOUT, Duration::from_millis(20), || {
-        TlsConn::connect(proxy.port(), &only_second).map_err(|e| e.to_string())
-    });
+    poll(
+        "the new certificate served",
+        ROTATE_TIMEOUT,
+        Duration::from_millis(20),
+        || TlsConn::connect(proxy.port(), &only_second).map_err(|e| e.to_string()),
+    );
     let admin = proxy.admin_port();
     let ok = r#"ringproxy_tls_reloads_total{result="ok"}"#;
     let errors_before = scrape(admin).series(r#"ringproxy_tls_reloads_total{result="error"}"#);
@@ -290,8 +325,16 @@ fn tls_node(pair: &Pair, ca: &Ca, auth_clients: bool) -> (RedisServer, u16) {
     );
     let auth = if auth_clients { "yes" } else { "no" };
     let node = RedisServer::start_with(&[
-        "--tls-port", &port, "--tls-cert-file", &cert, "--tls-key-file", &key,
-        "--tls-ca-cert-file", &cacert, "--tls-auth-clients", auth,
+        "--tls-port",
+        &port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &cacert,
+        "--tls-auth-clients",
+        auth,
     ]);
     (node, tls_port)
 }
@@ -328,23 +371,38 @@ fn backend_tls_is_verified_and_used_by_every_connection() {
     // Pub/sub (a subscriber connection).
     let mut sub = proxy.conn();
     let _ = sub.cmd(&["SUBSCRIBE", "ch"]);
-    poll("the message delivered", Duration::from_secs(5), Duration::from_millis(20), || {
-        match c.cmd(&["PUBLISH", "ch", "hello"]) {
+    poll(
+        "the message delivered",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || match c.cmd(&["PUBLISH", "ch", "hello"]) {
             Reply::Int(1) => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
+        },
+    );
     let msg = sub.read().unwrap();
-    assert_eq!(msg, Reply::Array(vec![bulk("message"), bulk("ch"), bulk("hello")]));
+    assert_eq!(
+        msg,
+        Reply::Array(vec![bulk("message"), bulk("ch"), bulk("hello")])
+    );
     // Health checks over TLS: with 50 ms checks and 2 failures to go down, a
     // plain-text check on the TLS port would have failed many times by now.
     std::thread::sleep(Duration::from_millis(500));
     assert!(topology(admin).node("n0").up());
-    assert_eq!(scrape(admin).sum("ringproxy_node_transitions_total", &[]), 0.0);
+    assert_eq!(
+        scrape(admin).sum("ringproxy_node_transitions_total", &[]),
+        0.0
+    );
     // Every connection the node sees from the proxy is a TLS one (none on the plain port
     // but the test's own).
     let list = node.cli(&["CLIENT", "LIST"]);
-    assert!(list.lines().filter(|l| l.contains(&format!("laddr=127.0.0.1:{tls_port}"))).count() >= 3, "{list}");
+    assert!(
+        list.lines()
+            .filter(|l| l.contains(&format!("laddr=127.0.0.1:{tls_port}")))
+            .count()
+            >= 3,
+        "{list}"
+    );
 
     // A wrong CA: node certificates are refused; the node goes down, requests fail.
     let bad = format!("    ca: {}\n", wrong.cert.display());
@@ -352,12 +410,15 @@ fn backend_tls_is_verified_and_used_by_every_connection() {
     let refused = Proxy::start(&backend_yaml(port, admin, tls_port, &bad));
     let mut c = refused.conn();
     assert!(matches!(c.cmd(&["GET", "bk"]), Reply::Error(_)));
-    poll("the node marked down", Duration::from_secs(5), Duration::from_millis(20), || {
-        match topology(admin).node("n0").up() {
+    poll(
+        "the node marked down",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || match topology(admin).node("n0").up() {
             false => Ok(()),
             true => Err("still up".to_string()),
-        }
-    });
+        },
+    );
 
     // insecure_skip_verify: the same wrong CA, but nothing is checked; said loudly.
     let skip = format!(
@@ -369,7 +430,11 @@ fn backend_tls_is_verified_and_used_by_every_connection() {
     let (port, admin) = (free_port(), free_port());
     let unverified = Proxy::start(&backend_yaml(port, admin, tls_port, &skip));
     assert_eq!(unverified.conn().cmd(&["GET", "bk"]), bulk("v"));
-    assert!(unverified.log().contains("NOT verified"), "{}", unverified.log());
+    assert!(
+        unverified.log().contains("NOT verified"),
+        "{}",
+        unverified.log()
+    );
 }
 
 #[test]
@@ -384,25 +449,77 @@ fn bad_tls_files_are_refused_by_check_with_their_line() {
         let yaml = format!("listen: 127.0.0.1:1\nnodes:\n  - addr: 127.0.0.1:2\n{tls}");
         let path = dir.join("check.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let out = Command::new(ringproxy_bin()).arg("--check").arg("-c").arg(&path).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        let out = Command::new(ringproxy_bin())
+            .arg("--check")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
         (out.status.success(), text)
     };
-    let (ok, _) = check(&format!("tls:\n  cert: {}\n  key: {}\n", pair.cert.display(), pair.key.display()));
+    let (ok, _) = check(&format!(
+        "tls:\n  cert: {}\n  key: {}\n",
+        pair.cert.display(),
+        pair.key.display()
+    ));
     assert!(ok);
     let cases = [
-        (format!("tls:\n  cert: {}\n  key: {}\n", dir.join("missing.pem").display(), pair.key.display()), "line 5", "cannot read"),
-        (format!("tls:\n  cert: {}\n  key: {}\n", garbage.display(), pair.key.display()), "line 5", "no PEM certificate"),
-        (format!("tls:\n  cert: {}\n  key: {}\n", pair.cert.display(), garbage.display()), "line 6", "no valid PEM private key"),
-        (format!("tls:\n  cert: {}\n  key: {}\n", pair.cert.display(), other.key.display()), "line 4", "unusable certificate and key"),
-        (format!("backend:\n  tls:\n    ca: {}\n", garbage.display()), "line 6", "no PEM certificate"),
+        (
+            format!(
+                "tls:\n  cert: {}\n  key: {}\n",
+                dir.join("missing.pem").display(),
+                pair.key.display()
+            ),
+            "line 5",
+            "cannot read",
+        ),
+        (
+            format!(
+                "tls:\n  cert: {}\n  key: {}\n",
+                garbage.display(),
+                pair.key.display()
+            ),
+            "line 5",
+            "no PEM certificate",
+        ),
+        (
+            format!(
+                "tls:\n  cert: {}\n  key: {}\n",
+                pair.cert.display(),
+                garbage.display()
+            ),
+            "line 6",
+            "no valid PEM private key",
+        ),
+        (
+            format!(
+                "tls:\n  cert: {}\n  key: {}\n",
+                pair.cert.display(),
+                other.key.display()
+            ),
+            "line 4",
+            "unusable certificate and key",
+        ),
+        (
+            format!("backend:\n  tls:\n    ca: {}\n", garbage.display()),
+            "line 6",
+            "no PEM certificate",
+        ),
     ];
     for (tls, line, what) in cases {
         let (ok, text) = check(&tls);
         assert!(!ok, "accepted: {tls}");
-        assert!(text.contains(line) && text.contains(what), "{tls}\n→ {text}");
+        assert!(
+            text.contains(line) && text.contains(what),
+            "{tls}\n→ {text}"
+        );
         let key = std::fs::read_to_string(&pair.key).unwrap();
         let secret = key.lines().nth(1).unwrap();
-        assert!(!text.contains("-----") && !text.contains(secret), "file content in the error: {text}");
+        assert!(
+            !text.contains("-----") && !text.contains(secret),
+            "file content in the error: {text}"
+        );
     }
 }

@@ -9,10 +9,10 @@
 //! and wakes the pool's ejection task.
 
 use super::stream::{BackendStream, connect};
-use crate::tls::client::BackendTls;
 use crate::config::NodeAddr;
 use crate::metrics::NodeMetrics;
 use crate::resp::reply::reply_len;
+use crate::tls::client::BackendTls;
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

@@ -29,7 +29,9 @@ pub async fn connect(
                 let s = TcpStream::connect(a.as_str()).await?;
                 s.set_nodelay(true)?;
                 match tls {
-                    Some(tls) => Ok(BackendStream::Tls(Box::new(tls.connect(s, host_of(a)).await?))),
+                    Some(tls) => Ok(BackendStream::Tls(Box::new(
+                        tls.connect(s, host_of(a)).await?,
+                    ))),
                     None => Ok(BackendStream::Tcp(s)),
                 }
             }

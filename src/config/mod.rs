@@ -17,8 +17,8 @@ mod locate;
 pub mod nutcracker;
 pub mod schema;
 pub mod size;
-mod unknown;
 mod tls_check;
+mod unknown;
 mod validate;
 pub mod yaml;
 

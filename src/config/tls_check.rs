@@ -11,7 +11,10 @@ use crate::tls::{self, TlsError};
 pub(super) fn listener(r: &mut Report, f: &FileConfig) -> Option<ListenerTlsFile> {
     let t = f.tls.as_ref()?;
     if f.listen.starts_with("unix:") {
-        r.problem(&[Key("tls")], "TLS is only for a TCP listener (listen: host:port)");
+        r.problem(
+            &[Key("tls")],
+            "TLS is only for a TCP listener (listen: host:port)",
+        );
     }
     let file_ok = |r: &mut Report, key: &str, res: Result<(), TlsError>| {
         let ok = res.is_ok();
@@ -51,12 +54,21 @@ pub(super) fn backend(r: &mut Report, f: &FileConfig) -> Option<BackendTlsFile> 
         file(r, "server_name", tls::client::server_name(name).map(drop));
     }
     if t.cert.is_some() != t.key.is_some() {
-        r.problem(&[Key("backend"), Key("tls")], "cert and key must be given together");
+        r.problem(
+            &[Key("backend"), Key("tls")],
+            "cert and key must be given together",
+        );
     } else if ok && let Err(e) = tls::client::client_config(t) {
-        r.problem(&[Key("backend"), Key("tls")], format!("unusable settings: {e}"));
+        r.problem(
+            &[Key("backend"), Key("tls")],
+            format!("unusable settings: {e}"),
+        );
     }
     if t.insecure_skip_verify {
-        r.note(&at("insecure_skip_verify"), "node certificates are not verified");
+        r.note(
+            &at("insecure_skip_verify"),
+            "node certificates are not verified",
+        );
     }
     Some(t.clone())
 }

@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(file.nodes[0].weight, 1);
         // Only the TLS files (which do not exist here) are refused.
         let problems = check(&text).err().unwrap_or_default();
-        let not_tls = problems.iter().filter(|p| !p.message.starts_with("tls.")).count();
+        let not_tls = problems
+            .iter()
+            .filter(|p| !p.message.starts_with("tls."))
+            .count();
         assert_eq!(not_tls, 0, "{problems:?}\n{text}");
     }
 

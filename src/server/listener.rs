@@ -112,7 +112,11 @@ async fn accept(listener: &Listener, ctx: &Arc<PoolContext>) -> std::io::Result<
 
 /// Runs the TLS handshake (within [`crate::tls::HANDSHAKE_TIMEOUT`]) in the
 /// client's own task, then its session. A failed or slow handshake closes the socket.
-async fn handshake(s: tokio::net::TcpStream, acceptor: tokio_rustls::TlsAcceptor, ctx: Arc<PoolContext>) {
+async fn handshake(
+    s: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    ctx: Arc<PoolContext>,
+) {
     let peer = s.peer_addr().ok();
     let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
         Ok(Ok(t)) => t,

@@ -14,7 +14,8 @@ use tokio_rustls::client::TlsStream;
 /// Builds the client config of `f`: verification against `ca` (or the Mozilla
 /// roots), or none with `insecure_skip_verify`; a client certificate with `cert`/`key`.
 pub fn client_config(f: &BackendTlsFile) -> Result<Arc<ClientConfig>, TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
     let builder = if f.insecure_skip_verify {
         builder
             .dangerous()
@@ -29,7 +30,9 @@ pub fn client_config(f: &BackendTlsFile) -> Result<Arc<ClientConfig>, TlsError> 
         builder.with_root_certificates(roots)
     };
     let config = match (&f.cert, &f.key) {
-        (Some(cert), Some(key)) => builder.with_client_auth_cert(pem::certs(cert)?, pem::key(key)?)?,
+        (Some(cert), Some(key)) => {
+            builder.with_client_auth_cert(pem::certs(cert)?, pem::key(key)?)?
+        }
         (None, None) => builder.with_no_client_auth(),
         _ => return Err(TlsError::HalfPair),
     };
@@ -51,7 +54,9 @@ pub struct BackendTls {
 
 impl std::fmt::Debug for BackendTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendTls").field("file", &self.file).finish_non_exhaustive()
+        f.debug_struct("BackendTls")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +72,10 @@ impl BackendTls {
     /// Builds the connector of `file` for pool `pool`; warns when verification is off.
     pub fn new(pool: &str, file: &BackendTlsFile) -> BackendTls {
         if file.insecure_skip_verify {
-            tracing::warn!(pool, "backend.tls.insecure_skip_verify is on: node certificates are NOT verified");
+            tracing::warn!(
+                pool,
+                "backend.tls.insecure_skip_verify is on: node certificates are NOT verified"
+            );
         }
         let ready = (|| {
             let config = client_config(file)?;
@@ -91,8 +99,15 @@ impl BackendTls {
 
     /// Runs the TLS handshake on `tcp`, to node host `host` (the name checked
     /// unless `server_name` is set).
-    pub async fn connect(&self, tcp: TcpStream, host: &str) -> std::io::Result<TlsStream<TcpStream>> {
-        let (connector, name) = self.ready.as_ref().map_err(|e| std::io::Error::other(e.clone()))?;
+    pub async fn connect(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let (connector, name) = self
+            .ready
+            .as_ref()
+            .map_err(|e| std::io::Error::other(e.clone()))?;
         let name = match name {
             Some(n) => n.clone(),
             None => server_name(host).map_err(std::io::Error::other)?,

@@ -36,8 +36,12 @@ pub fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// The first private key (PKCS#8, PKCS#1 or SEC1) in the PEM file at `path`.
 pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let bytes = read(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|_| bad(path, "no valid PEM private key (PKCS#8, PKCS#1 or SEC1) found"))
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| {
+        bad(
+            path,
+            "no valid PEM private key (PKCS#8, PKCS#1 or SEC1) found",
+        )
+    })
 }
 
 /// The CA certificates in the PEM file at `path` as a root store (at least one).

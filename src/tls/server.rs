@@ -15,7 +15,8 @@ use tokio_rustls::TlsAcceptor;
 pub fn server_config(f: &ListenerTlsFile) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = pem::certs(&f.cert)?;
     let key = pem::key(&f.key)?;
-    let builder = ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
     let builder = match &f.client_ca {
         Some(ca) => {
             let roots = Arc::new(pem::roots(ca)?);
@@ -49,7 +50,9 @@ pub struct ServerTls {
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerTls").field("file", &self.file).finish_non_exhaustive()
+        f.debug_struct("ServerTls")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
     }
 }
 

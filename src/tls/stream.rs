@@ -43,7 +43,9 @@ pub struct TlsClient {
 
 impl std::fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsClient").field("fd", &self.fd).finish_non_exhaustive()
+        f.debug_struct("TlsClient")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
     }
 }
 

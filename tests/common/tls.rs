@@ -37,7 +37,9 @@ impl Ca {
     pub fn new(dir: &TempDir, name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let cert = dir.join(&format!("{name}-ca.pem"));
         std::fs::write(&cert, issuer.pem()).unwrap();
@@ -129,13 +131,22 @@ impl TlsConn {
 
     /// The common name of the server's certificate (its leaf's subject, raw DER search).
     pub fn peer_cert_der(&self) -> Vec<u8> {
-        let certs = self.reader.get_ref().conn.peer_certificates().unwrap_or_default();
+        let certs = self
+            .reader
+            .get_ref()
+            .conn
+            .peer_certificates()
+            .unwrap_or_default();
         certs.first().map(|c| c.to_vec()).unwrap_or_default()
     }
 
     /// Changes the read timeout.
     pub fn set_timeout(&self, t: Duration) {
-        self.reader.get_ref().sock.set_read_timeout(Some(t)).unwrap();
+        self.reader
+            .get_ref()
+            .sock
+            .set_read_timeout(Some(t))
+            .unwrap();
     }
 
     /// Sends one command and reads its reply.
@@ -158,7 +169,8 @@ impl TlsConn {
 
     /// Sends one command and reads its reply; panics on IO errors.
     pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
-        self.try_cmd(args).unwrap_or_else(|e| panic!("TLS command failed: {e}"))
+        self.try_cmd(args)
+            .unwrap_or_else(|e| panic!("TLS command failed: {e}"))
     }
 }
 
