@@ -225,6 +225,8 @@ fn bad_handshakes_are_closed_and_other_clients_are_unaffected() {
     scrape_until(admin, Duration::from_secs(5), "one client connected", |s| {
         s.sum("ringproxy_client_connections", &[]) == 1.0
     });
+    // Plain, garbage and half: three failed handshakes counted.
+    assert!(scrape(admin).sum("ringproxy_tls_handshake_failures_total", &[]) >= 3.0);
 }
 
 /// A load of TLS clients, each opening a new connection every few requests (so

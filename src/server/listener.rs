@@ -121,10 +121,12 @@ async fn handshake(
     let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
+            ctx.metrics.tls_handshake_failures.inc();
             tracing::debug!(pool = %ctx.name, ?peer, error = %e, "TLS handshake failed");
             return;
         }
         Err(_) => {
+            ctx.metrics.tls_handshake_failures.inc();
             tracing::debug!(pool = %ctx.name, ?peer, "TLS handshake timed out");
             return;
         }
