@@ -524,3 +524,40 @@ fn bad_tls_files_are_refused_by_check_with_their_line() {
         );
     }
 }
+
+#[test]
+fn handshakes_count_against_max_clients() {
+    let dir = TempDir::new("tls");
+    let ca = Ca::new(&dir, "main");
+    let server = ca.issue("proxy");
+    let node = RedisServer::start();
+    let cfg = client_config(&[&ca.cert], None);
+    let extra = tls_yaml(&server, None) + "limits:\n  max_clients: 1\n";
+    let proxy = tls_proxy(&[&node], &extra, cfg.clone());
+    let poll_ms = Duration::from_millis(20);
+    let mut first = poll("the only client admitted", READY_TIMEOUT, poll_ms, || {
+        let mut c = TlsConn::connect(proxy.port(), &cfg).map_err(|e| e.to_string())?;
+        c.try_cmd(&["PING"]).map_err(|e| e.to_string())?;
+        Ok(c)
+    });
+    // A silent connection (a handshake that never starts) holds no place beyond the
+    // limit either: with the one client in, it is closed at once.
+    let mut silent = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(3)),
+        "over the limit, left open"
+    );
+    let refused = match TlsConn::connect(proxy.port(), &cfg) {
+        Err(_) => true,
+        Ok(mut c) => c.try_cmd(&["PING"]).is_err(),
+    };
+    assert!(refused, "a second client was served with max_clients: 1");
+    let admin = proxy.admin_port();
+    assert!(scrape(admin).sum("ringproxy_client_connections_rejected_total", &[]) >= 2.0);
+    assert_eq!(first.cmd(&["PING"]), Reply::Status("PONG".into()));
+    drop(first);
+    poll("a new client admitted", READY_TIMEOUT, poll_ms, || {
+        let mut c = TlsConn::connect(proxy.port(), &cfg).map_err(|e| e.to_string())?;
+        c.try_cmd(&["PING"]).map_err(|e| e.to_string())
+    });
+}

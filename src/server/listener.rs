@@ -94,7 +94,9 @@ async fn accept(listener: &Listener, ctx: &Arc<PoolContext>) -> std::io::Result<
             let (s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
             if let Some(tls) = &ctx.tls {
-                tokio::spawn(handshake(s, tls.acceptor(), ctx.clone()));
+                if let Some(pending) = Handshaking::start(ctx) {
+                    tokio::spawn(handshake(s, tls.acceptor(), pending));
+                }
                 return Ok(());
             }
             ClientStream::Tcp(s)
@@ -115,8 +117,9 @@ async fn accept(listener: &Listener, ctx: &Arc<PoolContext>) -> std::io::Result<
 async fn handshake(
     s: tokio::net::TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
-    ctx: Arc<PoolContext>,
+    pending: Handshaking,
 ) {
+    let ctx = pending.0.clone();
     let peer = s.peer_addr().ok();
     let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
         Ok(Ok(t)) => t,
@@ -131,6 +134,7 @@ async fn handshake(
             return;
         }
     };
+    drop(pending);
     let stream = match crate::tls::stream::TlsClient::new(tls) {
         Ok(t) => ClientStream::Tls(Box::new(t)),
         Err(e) => {
@@ -141,6 +145,31 @@ async fn handshake(
     match admit(&ctx, stream) {
         Ok(session) => session.run().await,
         Err(io) => refuse(&io).await,
+    }
+}
+
+/// A TLS handshake under way, counted in [`PoolContext::handshakes`] until dropped.
+struct Handshaking(Arc<PoolContext>);
+
+impl Handshaking {
+    /// Counts a handshake in, or refuses it (the socket is closed at once, counted
+    /// as rejected) when clients and handshakes already reach `max_clients`.
+    fn start(ctx: &Arc<PoolContext>) -> Option<Handshaking> {
+        let pending = ctx.handshakes.fetch_add(1, Ordering::Relaxed);
+        let busy = pending + ctx.clients.load(Ordering::Relaxed);
+        let guard = Handshaking(ctx.clone());
+        if busy >= ctx.max_clients.load(Ordering::Relaxed) {
+            ctx.metrics.client_connections_rejected.inc();
+            tracing::debug!(pool = %ctx.name, "TLS client refused: max_clients reached");
+            return None;
+        }
+        Some(guard)
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshakes.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

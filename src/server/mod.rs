@@ -128,6 +128,9 @@ pub struct PoolContext {
     pub prepared_notify: tokio::sync::Notify,
     /// TLS on the listener (`None`: plain text).
     pub tls: Option<Arc<crate::tls::server::ServerTls>>,
+    /// TLS handshakes under way: they count against `max_clients`, so a flood of
+    /// connections that never finish cannot hold more than that many sockets.
+    pub handshakes: AtomicUsize,
 }
 
 impl PoolContext {
@@ -157,6 +160,7 @@ impl PoolContext {
             prepared: AtomicUsize::new(0),
             prepared_notify: tokio::sync::Notify::new(),
             tls: None,
+            handshakes: AtomicUsize::new(0),
         }
     }
 
