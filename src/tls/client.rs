@@ -157,3 +157,30 @@ impl ServerCertVerifier for NoVerify {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_dns_names_or_ip_addresses() {
+        assert!(server_name("redis.internal").is_ok());
+        assert!(server_name("127.0.0.1").is_ok());
+        assert!(server_name("[::1]").is_ok());
+        assert!(matches!(
+            server_name("not a name"),
+            Err(TlsError::ServerName(_))
+        ));
+    }
+
+    #[test]
+    fn half_a_client_pair_is_refused() {
+        let f = BackendTlsFile {
+            cert: Some("/nonexistent.pem".into()),
+            ..BackendTlsFile::default()
+        };
+        assert!(matches!(client_config(&f), Err(TlsError::HalfPair)));
+        let t = BackendTls::new("p", &f);
+        assert!(t.ready.is_err());
+    }
+}
