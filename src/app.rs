@@ -10,6 +10,7 @@ use crate::config::{Config, Listen, PoolConfig};
 use crate::metrics::Metrics;
 use crate::server::PoolContext;
 use crate::server::listener::{Listener, accept_loop};
+use crate::tls::server::ServerTls;
 use crate::topology::{Router, Topology};
 use crate::workers::Workers;
 use std::path::PathBuf;
@@ -32,6 +33,28 @@ pub enum AppError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A listener's TLS files could not be loaded.
+    #[error("pool {pool}: TLS: {source}")]
+    Tls {
+        /// The pool.
+        pool: String,
+        /// Why.
+        source: crate::tls::TlsError,
+    },
+}
+
+/// Loads every pool's listener TLS (before anything is bound).
+fn load_tls(config: &Config) -> Result<Vec<Option<Arc<ServerTls>>>, AppError> {
+    let load = |p: &PoolConfig| {
+        let Some(f) = &p.tls else { return Ok(None) };
+        ServerTls::new(f)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|source| AppError::Tls {
+                pool: p.name.clone(),
+                source,
+            })
+    };
+    config.pools.iter().map(load).collect()
 }
 
 /// One running pool.
@@ -91,7 +114,12 @@ async fn bind(listen: &Listen, mode: Option<u32>) -> Result<Listener, AppError> 
 }
 
 /// Builds one pool's runtime (spawns its backend connection and health tasks).
-pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>, workers: &Workers) -> RunningPool {
+pub fn start_pool(
+    p: &PoolConfig,
+    metrics: &Arc<Metrics>,
+    workers: &Workers,
+    tls: Option<Arc<ServerTls>>,
+) -> RunningPool {
     let shared = PoolShared {
         workers: workers.clone(),
         pool: p.name.as_str().into(),
@@ -104,7 +132,8 @@ pub fn start_pool(p: &PoolConfig, metrics: &Arc<Metrics>, workers: &Workers) -> 
     let pm = metrics.pool(&p.name);
     pm.topology_version.set(1);
     let router = Arc::new(Router::from_pointee(topo));
-    let ctx = Arc::new(PoolContext::new(p.name.clone(), router, p.max_clients, pm));
+    let ctx = PoolContext::new(p.name.clone(), router, p.max_clients, pm).with_tls(tls);
+    let ctx = Arc::new(ctx);
     tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
     tokio::spawn(crate::server::memory::budget_loop(Arc::downgrade(&ctx)));
     RunningPool { ctx, shared }
@@ -139,6 +168,7 @@ pub async fn run(
     if let Some(a) = &admin_override {
         config.admin = a.clone();
     }
+    let tls = load_tls(&config)?;
     let mut listeners = Vec::new();
     for pool in &config.pools {
         listeners.push(bind(&pool.listen, pool.listen_mode).await?);
@@ -168,8 +198,21 @@ pub async fn run(
     let pools: Vec<RunningPool> = config
         .pools
         .iter()
-        .map(|p| start_pool(p, &metrics, &workers))
+        .zip(tls)
+        .map(|(p, tls)| start_pool(p, &metrics, &workers, tls))
         .collect();
+    for p in &pools {
+        if let Some(tls) = &p.ctx.tls {
+            let watch = crate::tls::rotate::watch_loop(
+                p.ctx.name.clone(),
+                tls.clone(),
+                metrics.clone(),
+                crate::reload::WATCH_INTERVAL,
+                shutdown.clone(),
+            );
+            tokio::spawn(watch);
+        }
+    }
     for (l, p) in listeners.into_iter().zip(&pools) {
         serve_on_workers(l, &p.ctx, &workers, &shutdown).map_err(|source| AppError::Bind {
             addr: format!("{:?}", p.ctx.name),
@@ -244,7 +287,7 @@ async fn ejection_loop(ctx: Arc<PoolContext>, changed: Arc<tokio::sync::Notify>)
             .collect();
         if !back.is_empty() {
             let frames = ctx.replay.snapshot().1;
-            replay_on_nodes(frames, &back, &t.config, "node back on the ring").await;
+            replay_on_nodes(frames, &back, "node back on the ring").await;
         }
         // Health may have changed during the replay: build from what it is now.
         if let Some(t) = ctx.router.load().ejection_update() {

@@ -20,6 +20,7 @@
 //! completions and the session's waker (one lock, no channel, per reply).
 
 use crate::command::merge::PartReply;
+use crate::tls::stream::TlsClient;
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::io;
@@ -50,13 +51,15 @@ pub struct Head {
     pub error: bool,
 }
 
-/// A client connection over TCP or a unix socket.
+/// A client connection over TCP, a unix socket, or TLS over TCP.
 #[derive(Debug)]
 pub enum ClientStream {
     /// TCP.
     Tcp(TcpStream),
     /// Unix socket.
     Unix(UnixStream),
+    /// TLS over TCP (handshake done).
+    Tls(Box<TlsClient>),
 }
 
 impl ClientStream {
@@ -67,6 +70,7 @@ impl ClientStream {
         std::future::poll_fn(|cx| match self {
             ClientStream::Tcp(s) => s.poll_read_ready(cx),
             ClientStream::Unix(s) => s.poll_read_ready(cx),
+            ClientStream::Tls(t) => t.poll_readable(cx),
         })
         .await
     }
@@ -76,12 +80,16 @@ impl ClientStream {
     /// does): the next wait goes straight to the reactor instead of costing a read
     /// that fails with EAGAIN.
     pub fn try_read_draining(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        if let ClientStream::Tls(t) = self {
+            return t.try_read(buf);
+        }
         let free = buf.capacity() - buf.len();
         let mut got = 0;
         let read = || {
             got = match self {
                 ClientStream::Tcp(s) => s.try_read_buf(buf)?,
                 ClientStream::Unix(s) => s.try_read_buf(buf)?,
+                ClientStream::Tls(_) => 0,
             };
             if got > 0 && got < free {
                 return Err(io::Error::from(io::ErrorKind::WouldBlock));
@@ -91,6 +99,7 @@ impl ClientStream {
         let r = match self {
             ClientStream::Tcp(s) => s.try_io(Interest::READABLE, read),
             ClientStream::Unix(s) => s.try_io(Interest::READABLE, read),
+            ClientStream::Tls(_) => Ok(()),
         };
         match r {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
@@ -111,6 +120,7 @@ impl ClientStream {
                     s.writable().await?;
                     s.try_write(data)
                 }
+                ClientStream::Tls(t) => std::future::poll_fn(|cx| t.poll_write(cx, data)).await,
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -125,7 +135,35 @@ impl ClientStream {
         let _ = match self {
             ClientStream::Tcp(s) => socket2::SockRef::from(s).shutdown(how),
             ClientStream::Unix(s) => socket2::SockRef::from(s).shutdown(how),
+            ClientStream::Tls(t) => {
+                t.shutdown(how);
+                Ok(())
+            }
         };
+    }
+
+    /// Whether written bytes still wait inside the stream (TLS records the socket
+    /// did not take yet): the session then waits on [`ClientStream::flush`].
+    pub fn wants_flush(&self) -> bool {
+        match self {
+            ClientStream::Tcp(_) | ClientStream::Unix(_) => false,
+            ClientStream::Tls(t) => t.wants_flush(),
+        }
+    }
+
+    /// Pushes out what [`ClientStream::wants_flush`] says is waiting.
+    pub async fn flush(&self) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(_) | ClientStream::Unix(_) => Ok(()),
+            ClientStream::Tls(t) => std::future::poll_fn(|cx| t.poll_flush(cx)).await,
+        }
+    }
+
+    /// When the session ends: a TLS stream flushes and sends close_notify (bounded).
+    pub async fn close(&self) {
+        if let ClientStream::Tls(t) = self {
+            t.close().await;
+        }
     }
 
     /// The peer's and the local address as CLIENT LIST shows them (`ip:port`;
@@ -144,6 +182,7 @@ impl ClientStream {
                     .unwrap_or_default();
                 (format!("{path}:0"), format!("{path}:0"))
             }
+            ClientStream::Tls(t) => t.addrs(),
         }
     }
 
@@ -153,6 +192,7 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.as_raw_fd(),
             ClientStream::Unix(s) => s.as_raw_fd(),
+            ClientStream::Tls(t) => t.fd(),
         }
     }
 
@@ -161,6 +201,7 @@ impl ClientStream {
     pub fn direct_writes(&self) -> bool {
         match self {
             ClientStream::Tcp(_) | ClientStream::Unix(_) => true,
+            ClientStream::Tls(_) => false,
         }
     }
 
@@ -169,6 +210,7 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.try_write(data),
             ClientStream::Unix(s) => s.try_write(data),
+            ClientStream::Tls(t) => t.try_write(data),
         }
     }
 }

@@ -23,6 +23,7 @@
 //!                  given a narrow Ctx and returning an Outcome; output (writes, accounting);
 //!                  clients registry; subscriptions, blocked commands and transactions
 //!                  that follow topology changes
+//! tls/             TLS: config → rustls, certificate loading, rotation, client stream
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
@@ -65,5 +66,6 @@ pub mod resp;
 pub mod route;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod topology;
 pub mod workers;

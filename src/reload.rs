@@ -167,9 +167,9 @@ impl Proxy {
         // Scripts and functions reach the new nodes before they take traffic; what
         // is recorded meanwhile (sent with the old topology) follows right after.
         let (seq, frames) = ctx.replay.snapshot();
-        replay_on_nodes(frames, &added, cfg, "reload").await;
+        replay_on_nodes(frames, &added, "reload").await;
         ctx.switch(topo).await;
-        replay_on_nodes(ctx.replay.since(seq).1, &added, cfg, "reload").await;
+        replay_on_nodes(ctx.replay.since(seq).1, &added, "reload").await;
         ctx.metrics.topology_version.set(version as i64);
         for (o, kept) in old.nodes.iter().zip(kept) {
             if !kept && !cfg.nodes.iter().any(|n| *n.name == *o.name) {
@@ -211,8 +211,16 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     }
     for p in &new.pools {
         match old.pools.iter().find(|o| o.name == p.name) {
-            Some(o) if o.listen != p.listen => out.push(format!("pool {} listen", p.name)),
-            Some(_) => {}
+            Some(o) => {
+                if o.listen != p.listen {
+                    out.push(format!("pool {} listen", p.name));
+                }
+                // New contents of the same files are picked up live (rotation); other
+                // files, or TLS switched on or off, need a restart.
+                if o.tls != p.tls {
+                    out.push(format!("pool {} tls", p.name));
+                }
+            }
             None => out.push(format!("new pool {}", p.name)),
         }
     }

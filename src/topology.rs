@@ -63,6 +63,7 @@ impl Topology {
             password: cfg.backend_password.clone(),
             db: cfg.backend_db,
             preconnect: cfg.preconnect,
+            tls: backend_tls(cfg, old),
         };
         let nodes: Vec<Arc<Node>> = cfg
             .nodes
@@ -200,3 +201,22 @@ pub fn limits_of(cfg: &PoolConfig) -> SessionLimits {
 
 /// The current topology of a pool.
 pub type Router = ArcSwap<Topology>;
+
+/// The pool's backend TLS: the old nodes' one while `backend.tls` is unchanged (so
+/// they keep their connections), else built anew (warned about when unverified).
+fn backend_tls(cfg: &PoolConfig, old: &[Arc<Node>]) -> Option<Arc<crate::tls::client::BackendTls>> {
+    let file = cfg.backend_tls.as_ref()?;
+    let same = old
+        .iter()
+        .filter_map(|n| n.tls())
+        .find(|t| t.file() == file);
+    if let Some(t) = same {
+        if file.insecure_skip_verify {
+            tracing::warn!(pool = %cfg.name, "backend.tls.insecure_skip_verify is on: node certificates are NOT verified");
+        }
+        return Some(t.clone());
+    }
+    Some(Arc::new(crate::tls::client::BackendTls::new(
+        &cfg.name, file,
+    )))
+}

@@ -135,6 +135,8 @@ pub struct ConnSpec {
     /// once, abandoning what is in flight (a blocked BLPOP must not outlive its
     /// client). Shared connections instead finish their in-flight requests.
     pub dedicated: bool,
+    /// TLS to the node (`None`: plain text).
+    pub tls: Option<Arc<crate::tls::client::BackendTls>>,
 }
 
 /// Handle to a connection task. Dropping every handle ends the task once its
@@ -239,6 +241,10 @@ impl ConnTask {
                             let (r, w) = s.split();
                             self.serve(r, w, first.take()).await
                         }
+                        BackendStream::Tls(s) => {
+                            let (r, w) = tokio::io::split(s);
+                            self.serve(r, w, first.take()).await
+                        }
                     };
                     self.env.metrics.backend_connections.dec();
                     if let End::Closed = end {
@@ -292,13 +298,15 @@ impl ConnTask {
     }
 
     async fn connect(&mut self) -> std::io::Result<BackendStream> {
-        let mut stream = connect(&self.spec.addr, self.env.timeouts.connect()).await?;
+        let tls = self.spec.tls.as_deref();
+        let mut stream = connect(&self.spec.addr, self.env.timeouts.connect(), tls).await?;
         let hello = handshake::commands(&self.spec);
         if !hello.is_empty() {
             let deadline = self.env.timeouts.connect().max(self.env.timeouts.request());
             match &mut stream {
                 BackendStream::Tcp(s) => handshake::run(s, &hello, deadline).await?,
                 BackendStream::Unix(s) => handshake::run(s, &hello, deadline).await?,
+                BackendStream::Tls(s) => handshake::run(s, &hello, deadline).await?,
             }
         }
         tracing::debug!(node = %self.spec.node, proto = ?self.spec.proto, "backend connected");

@@ -12,6 +12,7 @@ use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::metrics::NodeMetrics;
 use crate::resp::reply::reply_len;
+use crate::tls::client::BackendTls;
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -205,7 +206,13 @@ impl Machine {
 }
 
 /// PINGs `addr` every interval until `health`'s owner is dropped.
-pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<HealthPolicy>) {
+pub async fn check_loop(
+    addr: NodeAddr,
+    health: Weak<NodeHealth>,
+    policy: Arc<HealthPolicy>,
+    tls: Option<Arc<BackendTls>>,
+) {
+    let tls = tls.as_deref();
     let mut machine = Machine::default();
     let mut conn: Option<BackendStream> = None;
     let mut down_since: Option<tokio::time::Instant> = None;
@@ -224,7 +231,7 @@ pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<He
             h.set_down(false, "retry timeout elapsed");
             continue;
         }
-        let ok = ping(&mut conn, &addr, policy.timeout()).await;
+        let ok = ping(&mut conn, &addr, policy.timeout(), tls).await;
         if !ok {
             conn = None;
         }
@@ -243,14 +250,19 @@ pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<He
 /// One PING on the checker's own connection (opened if needed), within `timeout`.
 /// A kept connection the server closed (idle timeout, CLIENT KILL) is not a failed
 /// check: it is replaced and the PING tried again at once, within the same timeout.
-async fn ping(conn: &mut Option<BackendStream>, addr: &NodeAddr, timeout: Duration) -> bool {
+async fn ping(
+    conn: &mut Option<BackendStream>,
+    addr: &NodeAddr,
+    timeout: Duration,
+    tls: Option<&BackendTls>,
+) -> bool {
     let fut = async {
         let reused = conn.is_some();
-        match ping_once(conn, addr, timeout).await {
+        match ping_once(conn, addr, timeout, tls).await {
             Some(ok) => Some(ok),
             None if reused => {
                 *conn = None;
-                ping_once(conn, addr, timeout).await
+                ping_once(conn, addr, timeout, tls).await
             }
             None => None,
         }
@@ -262,13 +274,15 @@ async fn ping_once(
     conn: &mut Option<BackendStream>,
     addr: &NodeAddr,
     timeout: Duration,
+    tls: Option<&BackendTls>,
 ) -> Option<bool> {
     if conn.is_none() {
-        *conn = Some(connect(addr, timeout).await.ok()?);
+        *conn = Some(connect(addr, timeout, tls).await.ok()?);
     }
     match conn.as_mut()? {
         BackendStream::Tcp(s) => ping_on(s).await,
         BackendStream::Unix(s) => ping_on(s).await,
+        BackendStream::Tls(s) => ping_on(s).await,
     }
 }
 
@@ -352,7 +366,7 @@ mod tests {
         ));
         // A unix socket path that does not exist: connect fails at once.
         let addr = NodeAddr::Unix("/nonexistent/ringproxy-test.sock".into());
-        tokio::spawn(check_loop(addr, Arc::downgrade(&h), policy));
+        tokio::spawn(check_loop(addr, Arc::downgrade(&h), policy, None));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!h.is_down());
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -18,6 +18,8 @@ pub struct PoolSpec {
     pub db: u32,
     /// Connect RESP2 connections at start.
     pub preconnect: bool,
+    /// TLS to the nodes (`None`: plain text).
+    pub tls: Option<Arc<crate::tls::client::BackendTls>>,
 }
 
 /// What a pool's nodes share, stable across reloads (changed in place).
@@ -73,6 +75,7 @@ impl Node {
             cfg.addr.clone(),
             Arc::downgrade(&health),
             shared.policy.clone(),
+            pool.tls.clone(),
         ));
         let env = conn::ConnEnv {
             timeouts: shared.timeouts.clone(),
@@ -89,6 +92,7 @@ impl Node {
                         password: pool.password.clone(),
                         db: pool.db,
                         dedicated: false,
+                        tls: pool.tls.clone(),
                     };
                     let pre = pool.preconnect && proto == Proto::Resp2;
                     conn::spawn_on(rt, spec, env.clone(), pre)
@@ -114,7 +118,7 @@ impl Node {
     }
 
     /// How a connection of one client's own to this node logs in.
-    fn client_spec(&self, proto: Proto) -> ConnSpec {
+    pub(crate) fn client_spec(&self, proto: Proto) -> ConnSpec {
         ConnSpec {
             node: self.name.clone(),
             addr: self.addr.clone(),
@@ -122,6 +126,7 @@ impl Node {
             password: self.spec.password.clone(),
             db: self.spec.db,
             dedicated: true,
+            tls: self.spec.tls.clone(),
         }
     }
 
@@ -139,6 +144,11 @@ impl Node {
     /// connects on first use and closes as soon as the handle is dropped.
     pub fn dedicated(&self, proto: Proto) -> ConnHandle {
         conn::spawn(self.client_spec(proto), self.env.clone(), false)
+    }
+
+    /// The TLS its connections use.
+    pub fn tls(&self) -> Option<&Arc<crate::tls::client::BackendTls>> {
+        self.spec.tls.as_ref()
     }
 
     /// Whether this node can serve as `cfg` in a pool built with `pool` unchanged

@@ -13,7 +13,6 @@ use super::conn::ConnSpec;
 use super::handshake;
 use super::pool::Node;
 use super::stream::{BackendStream, connect};
-use crate::config::PoolConfig;
 use crate::resp::Proto;
 use crate::resp::Request;
 use crate::resp::reply::{is_error, reply_len};
@@ -209,9 +208,10 @@ pub const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
 /// it does not have).
 pub async fn replay_on(spec: &ConnSpec, frames: &[Bytes], timeout: Duration) -> io::Result<usize> {
     let fut = async {
-        match connect(&spec.addr, timeout).await? {
+        match connect(&spec.addr, timeout, spec.tls.as_deref()).await? {
             BackendStream::Tcp(mut s) => send_all(&mut s, spec, frames, timeout).await,
             BackendStream::Unix(mut s) => send_all(&mut s, spec, frames, timeout).await,
+            BackendStream::Tls(mut s) => send_all(&mut *s, spec, frames, timeout).await,
         }
     };
     tokio::time::timeout(timeout, fut)
@@ -245,24 +245,17 @@ where
     Ok(refused)
 }
 
-/// Replays `frames` on each of `nodes` of a pool configured as `cfg`, at once on
+/// Replays `frames` on each of `nodes` (each logging in as its connections do), at once on
 /// all of them, each within [`REPLAY_TIMEOUT`]; best effort: a node that cannot be
 /// reached is logged and left as it is. `why` says which change it is for (logs).
-pub async fn replay_on_nodes(frames: Vec<Bytes>, nodes: &[Arc<Node>], cfg: &PoolConfig, why: &str) {
+pub async fn replay_on_nodes(frames: Vec<Bytes>, nodes: &[Arc<Node>], why: &str) {
     if frames.is_empty() || nodes.is_empty() {
         return;
     }
     let frames: Arc<[Bytes]> = frames.into();
     let mut tasks = tokio::task::JoinSet::new();
     for n in nodes {
-        let spec = ConnSpec {
-            node: n.name.clone(),
-            addr: n.addr.clone(),
-            proto: Proto::Resp2,
-            password: cfg.backend_password.clone(),
-            db: cfg.backend_db,
-            dedicated: true,
-        };
+        let spec = n.client_spec(Proto::Resp2);
         let frames = frames.clone();
         tasks.spawn(async move {
             let r = replay_on(&spec, &frames, REPLAY_TIMEOUT).await;

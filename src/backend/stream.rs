@@ -1,6 +1,7 @@
-//! Connecting to a node over TCP or a unix socket.
+//! Connecting to a node over TCP (plain or TLS) or a unix socket.
 
 use crate::config::NodeAddr;
+use crate::tls::client::BackendTls;
 use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -11,16 +12,28 @@ pub enum BackendStream {
     Tcp(TcpStream),
     /// Unix domain socket.
     Unix(UnixStream),
+    /// TLS over TCP (handshake done, certificate verified unless configured not to).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-/// Connects to `addr` within `timeout`.
-pub async fn connect(addr: &NodeAddr, timeout: Duration) -> std::io::Result<BackendStream> {
+/// Connects to `addr` within `timeout` (the TLS handshake included, with `tls`;
+/// unix sockets stay plain).
+pub async fn connect(
+    addr: &NodeAddr,
+    timeout: Duration,
+    tls: Option<&BackendTls>,
+) -> std::io::Result<BackendStream> {
     let fut = async {
         match addr {
             NodeAddr::Tcp(a) => {
                 let s = TcpStream::connect(a.as_str()).await?;
                 s.set_nodelay(true)?;
-                Ok(BackendStream::Tcp(s))
+                match tls {
+                    Some(tls) => Ok(BackendStream::Tls(Box::new(
+                        tls.connect(s, host_of(a)).await?,
+                    ))),
+                    None => Ok(BackendStream::Tcp(s)),
+                }
             }
             NodeAddr::Unix(p) => Ok(BackendStream::Unix(UnixStream::connect(p).await?)),
         }
@@ -31,5 +44,23 @@ pub async fn connect(addr: &NodeAddr, timeout: Duration) -> std::io::Result<Back
             std::io::ErrorKind::TimedOut,
             "connect timeout",
         )),
+    }
+}
+
+/// The host part of `host:port` (without the brackets of an IPv6 address).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn the_host_of_an_address_is_what_certificates_are_checked_for() {
+        assert_eq!(host_of("redis.internal:6379"), "redis.internal");
+        assert_eq!(host_of("127.0.0.1:7001"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:7001"), "::1");
     }
 }

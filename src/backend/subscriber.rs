@@ -63,7 +63,7 @@ async fn run(
     sub: usize,
     out: &mpsc::Sender<SubFrame>,
 ) -> Result<(), BackendError> {
-    let mut stream = connect(&spec.addr, timeouts.connect())
+    let mut stream = connect(&spec.addr, timeouts.connect(), spec.tls.as_deref())
         .await
         .map_err(|_| BackendError::Down)?;
     let hello = handshake::commands(spec);
@@ -71,6 +71,7 @@ async fn run(
     let login = match &mut stream {
         BackendStream::Tcp(s) => handshake::run(s, &hello, deadline).await,
         BackendStream::Unix(s) => handshake::run(s, &hello, deadline).await,
+        BackendStream::Tls(s) => handshake::run(s, &hello, deadline).await,
     };
     login.map_err(|_| BackendError::Down)?;
     match stream {
@@ -80,6 +81,10 @@ async fn run(
         }
         BackendStream::Unix(mut s) => {
             let (r, w) = s.split();
+            pump(r, w, rx, sub, out).await
+        }
+        BackendStream::Tls(s) => {
+            let (r, w) = tokio::io::split(s);
             pump(r, w, rx, sub, out).await
         }
     }

@@ -18,6 +18,7 @@ mod locate;
 pub mod nutcracker;
 pub mod schema;
 pub mod size;
+mod tls_check;
 mod unknown;
 mod validate;
 pub mod yaml;

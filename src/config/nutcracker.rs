@@ -166,6 +166,8 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         allow_flush: false,
         allow_admin: false,
         preconnect: p.preconnect.unwrap_or(false),
+        tls: None,
+        backend_tls: None,
     }
 }
 

@@ -99,6 +99,9 @@ pub struct FileConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogFile,
+    /// TLS on the client listener (TCP only); `null` (default) = plain text.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsFile>,
 }
 
 fn default_admin() -> Option<String> {
@@ -285,6 +288,42 @@ pub struct BackendFile {
     pub password: Option<String>,
     /// Database selected on every backend connection (any number the backends accept). Default 0.
     pub db: u32,
+    /// TLS to the nodes (every connection: shared, dedicated, pub/sub, health
+    /// checks); `null` (default) = plain text.
+    pub tls: Option<BackendTlsFile>,
+}
+
+/// `tls:` section: TLS (1.2 and 1.3) on the client listener. The files are read
+/// when the config is checked and again whenever they change (rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsFile {
+    /// PEM file with the server certificate chain (leaf first). Required.
+    pub cert: PathBuf,
+    /// PEM file with the private key of `cert` (PKCS#8, PKCS#1 or SEC1). Required.
+    pub key: PathBuf,
+    /// PEM file of CA certificates: when set, clients must present a certificate
+    /// signed by one of them (mutual TLS). Default none (no client certificates).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `backend.tls:` section: TLS (1.2 and 1.3) from the proxy to every node.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendTlsFile {
+    /// PEM file of CA certificates that node certificates are verified against.
+    /// Default none: the Mozilla root set (webpki-roots).
+    pub ca: Option<PathBuf>,
+    /// Name the node certificates must carry (and sent as SNI). Default: the host
+    /// part of each node's `addr`.
+    pub server_name: Option<String>,
+    /// PEM client certificate chain, for nodes that require one (with `key`). Default none.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`. Default none.
+    pub key: Option<PathBuf>,
+    /// Accept any node certificate, unverified (logged as a warning). Default false.
+    pub insecure_skip_verify: bool,
 }
 
 /// One extra command (e.g. a module's) under `commands:`.
@@ -470,4 +509,8 @@ pub struct PoolConfig {
     pub clients: super::clients::ClientLimits,
     /// Permissions set on a unix-socket listener's file.
     pub listen_mode: Option<u32>,
+    /// TLS on the client listener.
+    pub tls: Option<ListenerTlsFile>,
+    /// TLS to the nodes.
+    pub backend_tls: Option<BackendTlsFile>,
 }

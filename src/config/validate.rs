@@ -137,6 +137,8 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         preconnect: f.pool.preconnect,
         clients: client_limits(r, &f.limits, t),
         listen_mode: listen_mode(r, f),
+        tls: super::tls_check::listener(r, f),
+        backend_tls: super::tls_check::backend(r, f),
     }
 }
 

@@ -15,6 +15,8 @@ pub struct PoolMetrics {
     pub client_connections_total: IntCounter,
     /// Client connections refused (`max_clients`).
     pub client_connections_rejected: IntCounter,
+    /// Client TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: IntCounter,
     /// Requests by [`RequestClass`] index.
     pub requests: [HotCounter; RequestClass::COUNT],
     /// Requests answered with an error, by [`RequestClass`] index.

@@ -95,6 +95,8 @@ families! {
     node_transitions: IntCounterVec = counter("ringproxy_node_transitions_total", "Node health changes.", NODE);
     node_inflight: IntGaugeVec = gauge("ringproxy_node_inflight", "Requests sent to the node and not yet answered.", NODE);
     reloads: IntCounterVec = counter("ringproxy_reloads_total", "Topology reloads by result.", &["result"]);
+    tls_handshake_failures: IntCounterVec = counter("ringproxy_tls_handshake_failures_total", "Client TLS handshakes that failed or timed out (the connection was closed).", POOL);
+    tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -158,6 +160,7 @@ impl Metrics {
             client_connections: f.client_connections.with_label_values(p),
             client_connections_total: f.client_connections_total.with_label_values(p),
             client_connections_rejected: f.client_connections_rejected.with_label_values(p),
+            tls_handshake_failures: f.tls_handshake_failures.with_label_values(p),
             requests: by_class(&f.requests),
             request_errors: by_class(&f.request_errors),
             split_fanout: f.split_fanout.with_label_values(p),
@@ -215,6 +218,12 @@ impl Metrics {
     /// Counts one reload with its result.
     pub fn reloaded(&self, result: ReloadResult) {
         self.reloads[result as usize].inc();
+    }
+
+    /// Counts one reload of a listener's TLS files (`ok` or refused).
+    pub fn tls_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.families.tls_reloads.with_label_values(&[result]).inc();
     }
 
     /// Publishes `ringproxy_config_info{hash}` = 1, replacing the previous hash's series.

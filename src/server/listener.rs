@@ -1,4 +1,4 @@
-//! Accepting clients on TCP or a unix socket.
+//! Accepting clients on TCP (plain or TLS) or a unix socket.
 
 use super::PoolContext;
 use super::clients::ClientEntry;
@@ -93,30 +93,104 @@ async fn accept(listener: &Listener, ctx: &Arc<PoolContext>) -> std::io::Result<
         Listener::Tcp(l) => {
             let (s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
+            if let Some(tls) = &ctx.tls {
+                if let Some(pending) = Handshaking::start(ctx) {
+                    tokio::spawn(handshake(s, tls.acceptor(), pending));
+                }
+                return Ok(());
+            }
             ClientStream::Tcp(s)
         }
         Listener::Unix(l, _) => ClientStream::Unix(l.accept().await?.0),
     };
-    let io = Arc::new(ClientIo::new(stream));
-    match admit(ctx, &io) {
-        Some(session) => {
+    match admit(ctx, stream) {
+        Ok(session) => {
             tokio::spawn(session.run());
         }
-        None => {
-            let _ = io.stream.write(errors::MAX_CLIENTS).await;
-        }
+        Err(io) => refuse(&io).await,
     }
     Ok(())
 }
 
+/// Runs the TLS handshake (within [`crate::tls::HANDSHAKE_TIMEOUT`]) in the
+/// client's own task, then its session. A failed or slow handshake closes the socket.
+async fn handshake(
+    s: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    pending: Handshaking,
+) {
+    let ctx = pending.0.clone();
+    let peer = s.peer_addr().ok();
+    let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            ctx.metrics.tls_handshake_failures.inc();
+            tracing::debug!(pool = %ctx.name, ?peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            ctx.metrics.tls_handshake_failures.inc();
+            tracing::debug!(pool = %ctx.name, ?peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    drop(pending);
+    let stream = match crate::tls::stream::TlsClient::new(tls) {
+        Ok(t) => ClientStream::Tls(Box::new(t)),
+        Err(e) => {
+            tracing::debug!(pool = %ctx.name, ?peer, error = %e, "TLS client setup failed");
+            return;
+        }
+    };
+    match admit(&ctx, stream) {
+        Ok(session) => session.run().await,
+        Err(io) => refuse(&io).await,
+    }
+}
+
+/// A TLS handshake under way, counted in [`PoolContext::handshakes`] until dropped.
+struct Handshaking(Arc<PoolContext>);
+
+impl Handshaking {
+    /// Counts a handshake in, or refuses it (the socket is closed at once, counted
+    /// as rejected) when clients and handshakes already reach `max_clients`.
+    fn start(ctx: &Arc<PoolContext>) -> Option<Handshaking> {
+        let pending = ctx.handshakes.fetch_add(1, Ordering::Relaxed);
+        let busy = pending + ctx.clients.load(Ordering::Relaxed);
+        let guard = Handshaking(ctx.clone());
+        if busy >= ctx.max_clients.load(Ordering::Relaxed) {
+            ctx.metrics.client_connections_rejected.inc();
+            tracing::debug!(pool = %ctx.name, "TLS client refused: max_clients reached");
+            return None;
+        }
+        Some(guard)
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshakes.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Tells a client over `max_clients` why it is closed.
+async fn refuse(io: &ClientIo) {
+    let _ = io.stream.write(errors::MAX_CLIENTS).await;
+    if io.stream.wants_flush() {
+        let _ = io.stream.flush().await;
+    }
+    io.stream.close().await;
+}
+
 /// Counts a new client in, or refuses it when `max_clients` is reached.
-fn admit(ctx: &Arc<PoolContext>, io: &Arc<ClientIo>) -> Option<Session> {
+fn admit(ctx: &Arc<PoolContext>, stream: ClientStream) -> Result<Session, Arc<ClientIo>> {
+    let io = &Arc::new(ClientIo::new(stream));
     let now = ctx.clients.fetch_add(1, Ordering::Relaxed);
     if now >= ctx.max_clients.load(Ordering::Relaxed) {
         ctx.clients.fetch_sub(1, Ordering::Relaxed);
         ctx.metrics.client_connections_rejected.inc();
         tracing::debug!(pool = %ctx.name, "client refused: max_clients reached");
-        return None;
+        return Err(io.clone());
     }
     ctx.clients_total.fetch_add(1, Ordering::Relaxed);
     ctx.metrics.client_connections_total.inc();
@@ -124,7 +198,7 @@ fn admit(ctx: &Arc<PoolContext>, io: &Arc<ClientIo>) -> Option<Session> {
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let entry = Arc::new(ClientEntry::new(id, io));
     ctx.registry.add(entry.clone());
-    Some(Session::new(
+    Ok(Session::new(
         ctx.clone(),
         entry,
         ClientSlot(ctx.clone(), id),

@@ -137,6 +137,11 @@ pub struct PoolContext {
     pub coarse_ms: AtomicU64,
     /// Subscribed clients, and their readiness for a coming topology.
     pub readiness: readiness::Readiness,
+    /// TLS on the listener (`None`: plain text).
+    pub tls: Option<Arc<crate::tls::server::ServerTls>>,
+    /// TLS handshakes under way: they count against `max_clients`, so a flood of
+    /// connections that never finish cannot hold more than that many sockets.
+    pub handshakes: AtomicUsize,
 }
 
 impl PoolContext {
@@ -166,6 +171,8 @@ impl PoolContext {
             readiness: readiness::Readiness::default(),
             client_memory: AtomicUsize::new(0),
             coarse_ms: AtomicU64::new(1),
+            tls: None,
+            handshakes: AtomicUsize::new(0),
         }
     }
 
@@ -173,6 +180,12 @@ impl PoolContext {
     /// never on the coarse clock).
     pub fn precise_ms(&self) -> u64 {
         (self.started.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// The same context with TLS on the listener.
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::server::ServerTls>>) -> PoolContext {
+        self.tls = tls;
+        self
     }
 
     /// Makes `topo` the current topology and tells the sessions that watch.

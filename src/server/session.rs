@@ -121,7 +121,13 @@ impl Session {
     /// Serves the client until it leaves, or until a protocol error or QUIT is answered.
     /// At shutdown the proxy shuts the socket for reading ([`PoolContext::stop_reading`]):
     /// the session sees end of input, answers what is in flight, then closes.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
+        let io = self.io.clone();
+        self.serve().await;
+        io.stream.close().await;
+    }
+
+    async fn serve(mut self) {
         // Held for the session's life so that each batch can borrow a snapshot
         // (an arc-swap guard, no shared reference count touched).
         let router = self.pool.router.clone();
@@ -135,6 +141,9 @@ impl Session {
                 r = io.stream.write(self.out.pending()), if !self.out.is_empty() => match r {
                     Ok(n) if n > 0 => self.out.wrote(n, &self.pool.metrics),
                     _ => return,
+                },
+                r = io.stream.flush(), if io.stream.wants_flush() => if r.is_err() {
+                    return;
                 },
                 r = read_some(&io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
                     Ok(0) if self.held.dedicated.blocked(&self.queue) => return,

@@ -32,6 +32,7 @@ pub mod proxy;
 pub mod redis_server;
 pub mod resp;
 pub mod route;
+pub mod tls;
 pub mod topo;
 pub mod util;
 

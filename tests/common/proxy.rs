@@ -59,6 +59,16 @@ impl Proxy {
     /// Like [`Proxy::try_start`], with extra command-line arguments, e.g.
     /// `["--admin", "127.0.0.1:<port>"]` (then that is the admin port, not the file's).
     pub fn try_start_with(yaml: &str, args: &[&str]) -> Result<Proxy, String> {
+        Proxy::try_start_ready(yaml, args, &answers_ping)
+    }
+
+    /// Like [`Proxy::try_start_with`], ready when `ready(port)` says so (e.g. a TLS
+    /// client's PING on a TLS listener).
+    pub fn try_start_ready(
+        yaml: &str,
+        args: &[&str],
+        ready: &dyn Fn(u16) -> bool,
+    ) -> Result<Proxy, String> {
         let port = port_of(yaml, "listen").ok_or("config has no `listen: host:port` line")?;
         let admin_port = match args.iter().position(|a| *a == "--admin") {
             Some(i) => args
@@ -85,11 +95,11 @@ impl Proxy {
             log,
             dir,
         };
-        p.wait_ready()?;
+        p.wait_ready(ready)?;
         Ok(p)
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready(&mut self, ready: &dyn Fn(u16) -> bool) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let child = self.child.as_mut().expect("child");
@@ -102,7 +112,7 @@ impl Proxy {
                     tail(&self.log, 40)
                 ));
             }
-            if answers_ping(self.port) {
+            if ready(self.port) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
