@@ -3,6 +3,7 @@
 //! requests and never hold it across an `.await`. New snapshots are built off the
 //! hot path (reload, ejection) and swapped in with one store.
 
+use crate::acl::Users;
 use crate::backend::pool::{Node, PoolShared, PoolSpec};
 use crate::command::CommandTable;
 use crate::config::PoolConfig;
@@ -42,6 +43,8 @@ pub struct Topology {
     pub commands: Arc<CommandTable>,
     /// Per-session settings.
     pub limits: SessionLimits,
+    /// Users and their permissions.
+    pub users: Arc<Users>,
 }
 
 impl Topology {
@@ -55,6 +58,7 @@ impl Topology {
     ) -> Topology {
         let pool = PoolSpec {
             connections: cfg.connections,
+            username: cfg.backend_username.clone(),
             password: cfg.backend_password.clone(),
             db: cfg.backend_db,
             preconnect: cfg.preconnect,
@@ -76,7 +80,9 @@ impl Topology {
             nodes,
             commands: Arc::new(CommandTable::new(&cfg.commands)),
             limits: limits_of(cfg),
+            users: Arc::new(Users::empty()),
         };
+        t.users = Arc::new(users_of(cfg, &t.commands));
         if let Some(ejected) = t.ejection_update() {
             t = ejected;
         }
@@ -108,6 +114,7 @@ impl Topology {
             on_ring,
             commands: self.commands.clone(),
             limits: self.limits.clone(),
+            users: self.users.clone(),
         })
     }
 
@@ -154,6 +161,15 @@ pub fn placement_for(cfg: &PoolConfig, on_ring: &[bool]) -> Placement {
         })
         .collect();
     Placement::build(&spec, &nodes)
+}
+
+/// The users of `cfg`, compiled against `table`. Validation compiled them already;
+/// should that fail here anyway, nobody can log in (never everybody).
+fn users_of(cfg: &PoolConfig, table: &CommandTable) -> Users {
+    Users::build(&cfg.users, cfg.auth.as_deref(), table).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "users do not compile; every login refused");
+        Users::empty()
+    })
 }
 
 /// Session limits from config.

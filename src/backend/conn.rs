@@ -127,6 +127,8 @@ pub struct ConnSpec {
     pub addr: NodeAddr,
     /// RESP version spoken on this connection.
     pub proto: Proto,
+    /// AUTH user name (`None`: `default`).
+    pub username: Option<String>,
     /// AUTH password.
     pub password: Option<String>,
     /// SELECTed database.

@@ -8,11 +8,12 @@
 //! it back, after `successes` consecutive good PINGs. Every transition is logged once
 //! and wakes the pool's ejection task.
 
+use super::handshake;
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::metrics::NodeMetrics;
 use crate::resp::reply::reply_len;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -204,8 +205,14 @@ impl Machine {
     }
 }
 
-/// PINGs `addr` every interval until `health`'s owner is dropped.
-pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<HealthPolicy>) {
+/// PINGs `addr` every interval until `health`'s owner is dropped; a new checker
+/// connection first sends `login` (the pool's AUTH, see [`super::handshake`]).
+pub async fn check_loop(
+    addr: NodeAddr,
+    login: Vec<Bytes>,
+    health: Weak<NodeHealth>,
+    policy: Arc<HealthPolicy>,
+) {
     let mut machine = Machine::default();
     let mut conn: Option<BackendStream> = None;
     let mut down_since: Option<tokio::time::Instant> = None;
@@ -224,7 +231,7 @@ pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<He
             h.set_down(false, "retry timeout elapsed");
             continue;
         }
-        let ok = ping(&mut conn, &addr, policy.timeout()).await;
+        let ok = ping(&mut conn, &addr, &login, policy.timeout()).await;
         if !ok {
             conn = None;
         }
@@ -243,14 +250,19 @@ pub async fn check_loop(addr: NodeAddr, health: Weak<NodeHealth>, policy: Arc<He
 /// One PING on the checker's own connection (opened if needed), within `timeout`.
 /// A kept connection the server closed (idle timeout, CLIENT KILL) is not a failed
 /// check: it is replaced and the PING tried again at once, within the same timeout.
-async fn ping(conn: &mut Option<BackendStream>, addr: &NodeAddr, timeout: Duration) -> bool {
+async fn ping(
+    conn: &mut Option<BackendStream>,
+    addr: &NodeAddr,
+    login: &[Bytes],
+    timeout: Duration,
+) -> bool {
     let fut = async {
         let reused = conn.is_some();
-        match ping_once(conn, addr, timeout).await {
+        match ping_once(conn, addr, login, timeout).await {
             Some(ok) => Some(ok),
             None if reused => {
                 *conn = None;
-                ping_once(conn, addr, timeout).await
+                ping_once(conn, addr, login, timeout).await
             }
             None => None,
         }
@@ -261,10 +273,17 @@ async fn ping(conn: &mut Option<BackendStream>, addr: &NodeAddr, timeout: Durati
 async fn ping_once(
     conn: &mut Option<BackendStream>,
     addr: &NodeAddr,
+    login: &[Bytes],
     timeout: Duration,
 ) -> Option<bool> {
     if conn.is_none() {
-        *conn = Some(connect(addr, timeout).await.ok()?);
+        let mut s = connect(addr, timeout).await.ok()?;
+        let logged_in = match &mut s {
+            BackendStream::Tcp(t) => handshake::run(t, login, timeout).await,
+            BackendStream::Unix(u) => handshake::run(u, login, timeout).await,
+        };
+        logged_in.ok()?;
+        *conn = Some(s);
     }
     match conn.as_mut()? {
         BackendStream::Tcp(s) => ping_on(s).await,
@@ -352,7 +371,7 @@ mod tests {
         ));
         // A unix socket path that does not exist: connect fails at once.
         let addr = NodeAddr::Unix("/nonexistent/ringproxy-test.sock".into());
-        tokio::spawn(check_loop(addr, Arc::downgrade(&h), policy));
+        tokio::spawn(check_loop(addr, Vec::new(), Arc::downgrade(&h), policy));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!h.is_down());
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub struct PoolSpec {
     /// Connections per node and protocol version.
     pub connections: usize,
+    /// Backend user name (`None`: the nodes' default user).
+    pub username: Option<String>,
     /// Backend password.
     pub password: Option<String>,
     /// Backend database.
@@ -69,8 +71,18 @@ impl Node {
             shared.changed.clone(),
             Some(metrics.clone()),
         ));
+        let login = super::handshake::commands(&ConnSpec {
+            node: name.clone(),
+            addr: cfg.addr.clone(),
+            proto: Proto::Resp2,
+            username: pool.username.clone(),
+            password: pool.password.clone(),
+            db: 0,
+            dedicated: false,
+        });
         tokio::spawn(check_loop(
             cfg.addr.clone(),
+            login,
             Arc::downgrade(&health),
             shared.policy.clone(),
         ));
@@ -86,6 +98,7 @@ impl Node {
                         node: name.clone(),
                         addr: cfg.addr.clone(),
                         proto,
+                        username: pool.username.clone(),
                         password: pool.password.clone(),
                         db: pool.db,
                         dedicated: false,
@@ -119,6 +132,7 @@ impl Node {
             node: self.name.clone(),
             addr: self.addr.clone(),
             proto,
+            username: self.spec.username.clone(),
             password: self.spec.password.clone(),
             db: self.spec.db,
             dedicated: true,

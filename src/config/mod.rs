@@ -18,6 +18,7 @@ pub mod nutcracker;
 pub mod schema;
 pub mod size;
 mod unknown;
+mod users;
 mod validate;
 pub mod yaml;
 

@@ -151,6 +151,8 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         max_dedicated: DEFAULT_MAX_DEDICATED,
         health: health(r, name, p),
         auth: pw.clone(),
+        users: Vec::new(),
+        backend_username: None,
         backend_password: pw,
         backend_db: int(
             r,

@@ -78,14 +78,14 @@ impl Session {
         slot: ClientSlot,
         io: Arc<ClientIo>,
     ) -> Session {
-        let (authed, max_pipeline) = {
+        let (client, max_pipeline) = {
             let t = pool.router.load();
-            (t.limits.auth.is_none(), t.limits.max_pipeline)
+            (ClientState::new(entry.id, &t.users), t.limits.max_pipeline)
         };
         Session {
             pool,
             io,
-            client: ClientState::new(entry.id, authed),
+            client,
             entry,
             queue: ReplyQueue::default(),
             held: Held::default(),
