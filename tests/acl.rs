@@ -10,8 +10,17 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
-/// The users of the tests: (name, password, commands, keys, channels).
-const USERS: &[(&str, &str, &str, &[&str], &[&str])] = &[
+/// One test user: (name, password, commands, keys, channels).
+type TestUser = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// The users of the tests.
+const USERS: &[TestUser] = &[
     ("reader", "rpw", "+@read +ping", &["*"], &[]),
     (
         "app",

@@ -39,7 +39,7 @@ fn classes() {
     assert!(!m("h[a-b]llo", "hcllo"));
     assert!(m("h[b-a]llo", "hallo"), "reversed ranges are swapped");
     assert!(m("[\\]]", "]"));
-    assert!(m("[]", "]") == false);
+    assert!(!m("[]", "]"));
     assert!(m("a[bc", "ab"), "an unclosed class ends the pattern");
     assert!(m("a[bc", "ac"));
     assert!(!m("a[bc", "abc"));

@@ -1,4 +1,4 @@
-//! Logging a new backend connection in: HELLO 3 [AUTH user pass] / AUTH [user] pass /
+//! Logging a new backend connection in: `HELLO 3 [AUTH user pass]`, `AUTH [user] pass`,
 //! SELECT. The password is never logged: a refused login names the node's error only.
 
 use super::conn::ConnSpec;

@@ -146,3 +146,7 @@ pub(super) fn backend_username(r: &mut Report, b: &BackendFile) -> Option<String
     }
     Some(u.clone())
 }
+
+#[cfg(test)]
+#[path = "users_tests.rs"]
+mod tests;

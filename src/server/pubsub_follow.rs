@@ -1,10 +1,10 @@
 //! Subscriptions that follow a topology change. Before a reload's topology takes
 //! traffic, every subscribed client subscribes its channels on their owners in the
-//! coming topology and its patterns on nodes that join ([`PubSub::prepare`]); the
+//! coming topology and its patterns on nodes that join (`PubSub::prepare`); the
 //! reload waits for those confirmations (bounded). Once the topology is current,
 //! each client moves its channels to the subscriptions made for them, unsubscribes
 //! them from their old owners, and closes the subscribers of nodes that left
-//! ([`PubSub::follow`]). A PUBLISH goes to one node, the owner in the topology it was
+//! (`PubSub::follow`). A PUBLISH goes to one node, the owner in the topology it was
 //! routed with, and the channel is subscribed there at that moment: each message is
 //! delivered once. None of these confirmations reaches the client.
 

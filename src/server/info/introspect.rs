@@ -10,7 +10,7 @@
 //! - CONFIG SET, CONFIG RESETSTAT, SLOWLOG RESET, LATENCY RESET: sent to every node
 //!   only with `allow_admin: true`, refused otherwise. CONFIG REWRITE and the other
 //!   LATENCY subcommands are refused by the command table.
-//! - SLOWLOG GET [count], SLOWLOG LEN, LATENCY LATEST: merged over the nodes.
+//! - SLOWLOG GET `[count]`, SLOWLOG LEN, LATENCY LATEST: merged over the nodes.
 
 use super::super::context::{Ctx, Outcome};
 use super::super::forward;
