@@ -190,6 +190,8 @@ fn auth_hello_whoami_and_failures() {
         let hello = c.cmd(&["HELLO", "3", "AUTH", "app", "apw"]);
         assert!(matches!(hello, Reply::Map(_)), "{hello}");
         assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Reply::bulk("app"));
+        let info = String::from_utf8_lossy(c.cmd(&["CLIENT", "INFO"]).bytes()).into_owned();
+        assert!(info.contains(" user=app "), "{info}");
         // A failed AUTH keeps the login it had.
         assert_eq!(c.cmd(&["AUTH", "reader", "nope"]), wrong);
         assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Reply::bulk("app"));

@@ -357,6 +357,7 @@ impl Session {
             psub,
             ssub,
             multi: self.held.dedicated.in_multi(),
+            user: self.client.user.as_ref().map(|u| u.name.clone()),
         }
     }
 }
