@@ -165,6 +165,21 @@ fn commands_keys_and_channels_as_redis() {
     )));
     assert!(denied(&same(p, r, "app", &["PSUBSCRIBE", "news.a*"])));
     assert!(denied(&same(p, r, "reader", &["PUBLISH", "news.x", "m"])));
+    // Inside MULTI a denied command fails the transaction, as in Redis.
+    for port in [p, r] {
+        let mut c = login(port, "app", "apw");
+        assert_eq!(c.cmd(&["MULTI"]), Reply::ok());
+        assert_eq!(
+            c.cmd(&["SET", "app:m", "1"]),
+            Reply::Status("QUEUED".into())
+        );
+        assert!(denied(&c.cmd(&["SET", "other", "1"])));
+        let exec = c.cmd(&["EXEC"]);
+        assert_eq!(
+            exec.err_text(),
+            "EXECABORT Transaction discarded because of previous errors."
+        );
+    }
     let mut sub = login(p, "app", "apw");
     let ok = sub.cmd(&["PSUBSCRIBE", "news.*"]);
     assert!(!ok.is_error(), "{ok}");
@@ -202,6 +217,12 @@ fn auth_hello_whoami_and_failures() {
         assert_eq!(c.cmd(&["RESET"]), Reply::Status("RESET".into()));
         assert_eq!(c.cmd(&["GET", "k"]), noauth);
     }
+    let mut c = login(proxy.port(), "default", "defpw");
+    let info = String::from_utf8_lossy(c.cmd(&["INFO"]).bytes()).into_owned();
+    assert!(
+        !info.contains("defpw") && !info.contains("apw"),
+        "INFO shows a password"
+    );
     let admin = proxy.admin_port();
     let failures = scrape(admin).series("ringproxy_auth_failures_total{pool=\"default\"}");
     assert_eq!(failures, 5.0);
