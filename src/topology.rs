@@ -19,7 +19,7 @@ pub struct SessionLimits {
     /// Largest request in bytes.
     pub max_request_size: usize,
     /// Client password.
-    pub auth: Option<Arc<str>>,
+    pub auth: Option<crate::config::Password>,
     /// FLUSHALL/FLUSHDB allowed.
     pub allow_flush: bool,
     /// Dedicated backend connections allowed at once.
@@ -177,7 +177,7 @@ pub fn limits_of(cfg: &PoolConfig) -> SessionLimits {
     SessionLimits {
         max_pipeline: cfg.max_pipeline,
         max_request_size: cfg.max_request_size,
-        auth: cfg.auth.as_deref().map(Arc::from),
+        auth: cfg.auth.clone(),
         allow_flush: cfg.allow_flush,
         max_dedicated: cfg.max_dedicated,
     }

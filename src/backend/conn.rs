@@ -130,7 +130,7 @@ pub struct ConnSpec {
     /// AUTH user name (`None`: `default`).
     pub username: Option<String>,
     /// AUTH password.
-    pub password: Option<String>,
+    pub password: Option<crate::config::Password>,
     /// SELECTed database.
     pub db: u32,
     /// Dedicated to one client: when its handle is dropped the connection closes at

@@ -15,7 +15,7 @@ pub struct PoolSpec {
     /// Backend user name (`None`: the nodes' default user).
     pub username: Option<String>,
     /// Backend password.
-    pub password: Option<String>,
+    pub password: Option<crate::config::Password>,
     /// Backend database.
     pub db: u32,
     /// Connect RESP2 connections at start.

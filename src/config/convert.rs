@@ -246,10 +246,10 @@ mod tests {
     fn round_trip(pool: &PoolConfig, process: &Config) {
         let text = to_ringproxy_yaml(pool, process);
         for pw in [&pool.auth, &pool.backend_password].into_iter().flatten() {
-            assert!(!text.contains(pw.as_str()), "a secret was printed:\n{text}");
+            assert!(!text.contains(&**pw), "a secret was printed:\n{text}");
         }
         // What the operator does: writes the secrets in.
-        let fill = |key: &str, pw: &Option<String>, text: String| match pw {
+        let fill = |key: &str, pw: &Option<Password>, text: String| match pw {
             Some(pw) => text.replacen(&format!("{key}: \"\""), &format!("{key}: {}", q(pw)), 1),
             None => text,
         };

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod duration;
 mod locate;
 pub mod nutcracker;
+pub mod password;
 pub mod schema;
 pub mod size;
 mod unknown;
@@ -26,6 +27,7 @@ pub use checks::HASH_NAMES;
 
 use std::path::Path;
 
+pub use password::Password;
 pub use schema::*;
 
 /// One problem in a config file.

@@ -150,10 +150,10 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         max_request_size: DEFAULT_MAX_REQUEST_SIZE,
         max_dedicated: DEFAULT_MAX_DEDICATED,
         health: health(r, name, p),
-        auth: pw.clone(),
+        auth: pw.clone().map(Password::from),
         users: Vec::new(),
         backend_username: None,
-        backend_password: pw,
+        backend_password: pw.map(Password::from),
         backend_db: int(
             r,
             &at("redis_db"),

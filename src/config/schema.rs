@@ -1,6 +1,7 @@
 //! The config types: [`FileConfig`] is the YAML schema; [`Config`] is the validated
 //! form the rest of the proxy uses (one [`PoolConfig`] per listener).
 
+use super::password::Password;
 use crate::route::{Distribution, HashFunction, HashMode};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -480,13 +481,13 @@ pub struct PoolConfig {
     /// Health policy.
     pub health: HealthConfig,
     /// Client password (the default user's).
-    pub auth: Option<String>,
+    pub auth: Option<Password>,
     /// Users.
     pub users: Vec<UserConfig>,
     /// Backend user name.
     pub backend_username: Option<String>,
     /// Backend password (from `password` or read from `password_file`).
-    pub backend_password: Option<String>,
+    pub backend_password: Option<Password>,
     /// Backend database.
     pub backend_db: u32,
     /// Extra commands.
