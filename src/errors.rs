@@ -141,6 +141,27 @@ pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
 pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
 /// Wrong password (Redis's own text).
 pub const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+/// A key the user may not touch (Redis 7.0's own text).
+pub const NOPERM_KEY: &[u8] =
+    b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
+/// A channel the user may not use (Redis 7.0's own text).
+pub const NOPERM_CHANNEL: &[u8] =
+    b"-NOPERM this user has no permissions to access one of the channels used as arguments\r\n";
+
+/// Redis 7.0's NOPERM reply for `denied` (`command`: the table name, `config|set`).
+pub fn noperm(buf: &mut BytesMut, denied: crate::acl::Denied, command: &str) {
+    use crate::acl::Denied;
+    match denied {
+        Denied::Command => {
+            buf.extend_from_slice(b"-NOPERM this user has no permissions to run the '");
+            buf.extend_from_slice(command.as_bytes());
+            buf.extend_from_slice(b"' command\r\n");
+        }
+        Denied::Key => buf.extend_from_slice(NOPERM_KEY),
+        Denied::Channel => buf.extend_from_slice(NOPERM_CHANNEL),
+    }
+}
+
 /// AUTH sent while no password is configured (Redis's own text).
 pub const AUTH_NOT_SET: &[u8] =
     b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n";

@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! ```text
+//! acl/             users and permissions: ACL rules, glob patterns, the user table
 //! main.rs          CLI: serve, --check, route, convert (anyhow only here)
 //! app.rs           composition root: bind, build topologies, spawn tasks, drain
 //! reload.rs        reload triggers (file watch, SIGHUP) and the apply step
@@ -52,6 +53,7 @@
 //!             reload (file watch, SIGHUP, POST /reload), admin HTTP, drain on SIGTERM
 //! ```
 
+pub mod acl;
 pub mod admin;
 pub mod app;
 pub mod backend;

@@ -109,11 +109,8 @@ impl Proxy {
             Err(e) => return self.failed(trigger, format!("cannot read {}: {e}", path.display())),
         };
         let hash = text_hash(&text);
-        if hash == applied.1 {
-            self.metrics.reloaded(ReloadResult::Unchanged);
-            tracing::info!(trigger, hash = format!("{hash:016x}"), "config unchanged");
-            return Ok("config unchanged".into());
-        }
+        // Parsed even when the text is unchanged: password files it names are read
+        // again, and a rotated secret is a change.
         let mut new = match config::check(&text) {
             Ok((c, _notes)) => c,
             Err(problems) => {
@@ -123,6 +120,11 @@ impl Proxy {
         };
         if let Some(a) = &self.admin_override {
             new.admin = a.clone();
+        }
+        if hash == applied.1 && new == applied.0 {
+            self.metrics.reloaded(ReloadResult::Unchanged);
+            tracing::info!(trigger, hash = format!("{hash:016x}"), "config unchanged");
+            return Ok("config unchanged".into());
         }
         let restart = needs_restart(&applied.0, &new);
         let mut versions = Vec::new();

@@ -3,6 +3,7 @@
 //! requests and never hold it across an `.await`. New snapshots are built off the
 //! hot path (reload, ejection) and swapped in with one store.
 
+use crate::acl::Users;
 use crate::backend::pool::{Node, PoolShared, PoolSpec};
 use crate::command::CommandTable;
 use crate::config::PoolConfig;
@@ -18,7 +19,7 @@ pub struct SessionLimits {
     /// Largest request in bytes.
     pub max_request_size: usize,
     /// Client password.
-    pub auth: Option<Arc<str>>,
+    pub auth: Option<crate::config::Password>,
     /// FLUSHALL/FLUSHDB allowed.
     pub allow_flush: bool,
     /// Dedicated backend connections allowed at once.
@@ -47,6 +48,8 @@ pub struct Topology {
     /// SCAN's walk: (scan tag, node index) sorted by tag, over every node (see
     /// [`crate::command::scan`]).
     pub scan_order: Arc<[(u16, usize)]>,
+    /// Users and their permissions.
+    pub users: Arc<Users>,
 }
 
 impl Topology {
@@ -60,6 +63,7 @@ impl Topology {
     ) -> Topology {
         let pool = PoolSpec {
             connections: cfg.connections,
+            username: cfg.backend_username.clone(),
             password: cfg.backend_password.clone(),
             db: cfg.backend_db,
             preconnect: cfg.preconnect,
@@ -85,7 +89,9 @@ impl Topology {
             nodes,
             commands: Arc::new(CommandTable::new(&cfg.commands)),
             limits: limits_of(cfg),
+            users: Arc::new(Users::empty()),
         };
+        t.users = Arc::new(users_of(cfg, &t.commands));
         if let Some(ejected) = t.ejection_update() {
             t = ejected;
         }
@@ -118,6 +124,7 @@ impl Topology {
             commands: self.commands.clone(),
             limits: self.limits.clone(),
             scan_order: self.scan_order.clone(),
+            users: self.users.clone(),
         })
     }
 
@@ -187,12 +194,21 @@ pub fn placement_for(cfg: &PoolConfig, on_ring: &[bool]) -> Placement {
     Placement::build(&spec, &nodes)
 }
 
+/// The users of `cfg`, compiled against `table`. Validation compiled them already;
+/// should that fail here anyway, nobody can log in (never everybody).
+fn users_of(cfg: &PoolConfig, table: &CommandTable) -> Users {
+    Users::build(&cfg.users, cfg.auth.as_deref(), table).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "users do not compile; every login refused");
+        Users::empty()
+    })
+}
+
 /// Session limits from config.
 pub fn limits_of(cfg: &PoolConfig) -> SessionLimits {
     SessionLimits {
         max_pipeline: cfg.max_pipeline,
         max_request_size: cfg.max_request_size,
-        auth: cfg.auth.as_deref().map(Arc::from),
+        auth: cfg.auth.clone(),
         allow_flush: cfg.allow_flush,
         max_dedicated: cfg.max_dedicated,
         clients: cfg.clients,

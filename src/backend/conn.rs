@@ -127,8 +127,10 @@ pub struct ConnSpec {
     pub addr: NodeAddr,
     /// RESP version spoken on this connection.
     pub proto: Proto,
+    /// AUTH user name (`None`: `default`).
+    pub username: Option<String>,
     /// AUTH password.
-    pub password: Option<String>,
+    pub password: Option<crate::config::Password>,
     /// SELECTed database.
     pub db: u32,
     /// Dedicated to one client: when its handle is dropped the connection closes at

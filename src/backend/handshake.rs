@@ -1,4 +1,5 @@
-//! Logging a new backend connection in: HELLO 3 / AUTH / SELECT.
+//! Logging a new backend connection in: `HELLO 3 [AUTH user pass]`, `AUTH [user] pass`,
+//! SELECT. The password is never logged: a refused login names the node's error only.
 
 use super::conn::ConnSpec;
 use crate::resp::reply::{is_error, reply_len};
@@ -11,17 +12,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// password on database 0).
 pub fn commands(spec: &ConnSpec) -> Vec<Bytes> {
     let mut cmds = Vec::new();
-    let pw = spec.password.as_deref();
+    let pw = spec.password.as_deref().map(str::as_bytes);
+    let user = spec.username.as_deref().map(str::as_bytes);
     match (spec.proto, pw) {
-        (Proto::Resp3, Some(p)) => cmds.push(command(&[
-            b"HELLO",
-            b"3",
-            b"AUTH",
-            b"default",
-            p.as_bytes(),
-        ])),
+        (Proto::Resp3, Some(p)) => {
+            let user = user.unwrap_or(b"default");
+            cmds.push(command(&[b"HELLO", b"3", b"AUTH", user, p]));
+        }
         (Proto::Resp3, None) => cmds.push(command(&[b"HELLO", b"3"])),
-        (Proto::Resp2, Some(p)) => cmds.push(command(&[b"AUTH", p.as_bytes()])),
+        (Proto::Resp2, Some(p)) => match user {
+            Some(u) => cmds.push(command(&[b"AUTH", u, p])),
+            None => cmds.push(command(&[b"AUTH", p])),
+        },
         (Proto::Resp2, None) => {}
     }
     if spec.db != 0 {

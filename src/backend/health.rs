@@ -8,12 +8,13 @@
 //! it back, after `successes` consecutive good PINGs. Every transition is logged once
 //! and wakes the pool's ejection task.
 
+use super::handshake;
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::metrics::NodeMetrics;
 use crate::resp::reply::reply_len;
 use crate::tls::client::BackendTls;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -205,9 +206,11 @@ impl Machine {
     }
 }
 
-/// PINGs `addr` every interval until `health`'s owner is dropped.
+/// PINGs `addr` every interval until `health`'s owner is dropped; a new checker
+/// connection first sends `login` (the pool's AUTH, see [`super::handshake`]).
 pub async fn check_loop(
     addr: NodeAddr,
+    login: Vec<Bytes>,
     health: Weak<NodeHealth>,
     policy: Arc<HealthPolicy>,
     tls: Option<Arc<BackendTls>>,
@@ -231,7 +234,7 @@ pub async fn check_loop(
             h.set_down(false, "retry timeout elapsed");
             continue;
         }
-        let ok = ping(&mut conn, &addr, policy.timeout(), tls).await;
+        let ok = ping(&mut conn, &addr, &login, policy.timeout(), tls).await;
         if !ok {
             conn = None;
         }
@@ -253,16 +256,17 @@ pub async fn check_loop(
 async fn ping(
     conn: &mut Option<BackendStream>,
     addr: &NodeAddr,
+    login: &[Bytes],
     timeout: Duration,
     tls: Option<&BackendTls>,
 ) -> bool {
     let fut = async {
         let reused = conn.is_some();
-        match ping_once(conn, addr, timeout, tls).await {
+        match ping_once(conn, addr, login, timeout, tls).await {
             Some(ok) => Some(ok),
             None if reused => {
                 *conn = None;
-                ping_once(conn, addr, timeout, tls).await
+                ping_once(conn, addr, login, timeout, tls).await
             }
             None => None,
         }
@@ -273,11 +277,19 @@ async fn ping(
 async fn ping_once(
     conn: &mut Option<BackendStream>,
     addr: &NodeAddr,
+    login: &[Bytes],
     timeout: Duration,
     tls: Option<&BackendTls>,
 ) -> Option<bool> {
     if conn.is_none() {
-        *conn = Some(connect(addr, timeout, tls).await.ok()?);
+        let mut s = connect(addr, timeout, tls).await.ok()?;
+        let logged_in = match &mut s {
+            BackendStream::Tcp(t) => handshake::run(t, login, timeout).await,
+            BackendStream::Unix(u) => handshake::run(u, login, timeout).await,
+            BackendStream::Tls(t) => handshake::run(&mut **t, login, timeout).await,
+        };
+        logged_in.ok()?;
+        *conn = Some(s);
     }
     match conn.as_mut()? {
         BackendStream::Tcp(s) => ping_on(s).await,
@@ -366,7 +378,13 @@ mod tests {
         ));
         // A unix socket path that does not exist: connect fails at once.
         let addr = NodeAddr::Unix("/nonexistent/ringproxy-test.sock".into());
-        tokio::spawn(check_loop(addr, Arc::downgrade(&h), policy, None));
+        tokio::spawn(check_loop(
+            addr,
+            Vec::new(),
+            Arc::downgrade(&h),
+            policy,
+            None,
+        ));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!h.is_down());
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -12,8 +12,10 @@ use std::sync::Arc;
 pub struct PoolSpec {
     /// Connections per node and protocol version.
     pub connections: usize,
+    /// Backend user name (`None`: the nodes' default user).
+    pub username: Option<String>,
     /// Backend password.
-    pub password: Option<String>,
+    pub password: Option<crate::config::Password>,
     /// Backend database.
     pub db: u32,
     /// Connect RESP2 connections at start.
@@ -71,8 +73,19 @@ impl Node {
             shared.changed.clone(),
             Some(metrics.clone()),
         ));
+        let login = super::handshake::commands(&ConnSpec {
+            node: name.clone(),
+            addr: cfg.addr.clone(),
+            proto: Proto::Resp2,
+            username: pool.username.clone(),
+            password: pool.password.clone(),
+            db: 0,
+            dedicated: false,
+            tls: None,
+        });
         tokio::spawn(check_loop(
             cfg.addr.clone(),
+            login,
             Arc::downgrade(&health),
             shared.policy.clone(),
             pool.tls.clone(),
@@ -89,6 +102,7 @@ impl Node {
                         node: name.clone(),
                         addr: cfg.addr.clone(),
                         proto,
+                        username: pool.username.clone(),
                         password: pool.password.clone(),
                         db: pool.db,
                         dedicated: false,
@@ -123,6 +137,7 @@ impl Node {
             node: self.name.clone(),
             addr: self.addr.clone(),
             proto,
+            username: self.spec.username.clone(),
             password: self.spec.password.clone(),
             db: self.spec.db,
             dedicated: true,

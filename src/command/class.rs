@@ -88,6 +88,8 @@ pub enum LocalKind {
     Command,
     /// RESET
     Reset,
+    /// ACL WHOAMI (other ACL subcommands are refused: users live in the config)
+    Acl,
     /// INFO, ROLE, CONFIG GET/SET/RESETSTAT, SLOWLOG GET/LEN/RESET, LATENCY
     /// LATEST/RESET: the proxy's own figures and the nodes' merged
     /// (`server::info` serves them by command name).
@@ -124,6 +126,7 @@ const REWRITE: &str = "it rewrites the nodes' config files; run it on the nodes 
 /// its keyless subcommands without an entry of their own.
 pub const OVERRIDES: &[(&str, Class)] = &[
     ("acl", R(ADMIN)),
+    ("acl|whoami", L(LocalKind::Acl)),
     ("asking", R(CLUSTER)),
     ("auth", L(LocalKind::Auth)),
     ("bgrewriteaof", R(ADMIN)),
@@ -413,7 +416,7 @@ mod tests {
             ("ROLE", L(LocalKind::Info)),
             ("CLIENT LIST", L(LocalKind::Client)),
             ("CLIENT TRACKING on", R(CONN_STATE)),
-            ("ACL WHOAMI", R(ADMIN)),
+            ("ACL WHOAMI", L(LocalKind::Acl)),
             ("CLUSTER INFO", R(CLUSTER)),
             ("MOVE k 1", R(DB)),
             ("MIGRATE h 1 k 0 5", R(MOVES_KEYS)),

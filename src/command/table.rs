@@ -4,6 +4,7 @@
 
 use super::class::{Class, class_of};
 use super::keys::{self, Begin, Find, KeyError, KeyIter, KeyProc, KeySpec, MAX_SPECS};
+use crate::acl::Categories;
 use crate::config::ExtraCommand;
 use crate::resp::Request;
 use fnv::FnvHashMap;
@@ -13,8 +14,8 @@ const TSV: &str = include_str!("commands.tsv");
 
 /// Commands newer than the server that generated `commands.tsv` which clients send
 /// on connect (same format); added only when the table lacks them.
-const LATER: &str = "client|setinfo\t4\tnoscript,loading,stale\t0\t0\t0\t-\n\
-                     client|no-touch\t3\tnoscript,loading,stale\t0\t0\t0\t-\n";
+const LATER: &str = "client|setinfo\t4\tnoscript,loading,stale\t0\t0\t0\t-\tslow,connection\n\
+                     client|no-touch\t3\tnoscript,loading,stale\t0\t0\t0\t-\tslow,connection\n";
 
 /// Longest command name the table holds, in bytes (`container|sub` included).
 pub const MAX_NAME: usize = 64;
@@ -110,6 +111,8 @@ pub struct CommandSpec {
     pub arity: i32,
     /// Redis flags.
     pub flags: CommandFlags,
+    /// ACL categories (none for module commands: only `+@all` or their name allows them).
+    pub categories: Categories,
     /// What the proxy does with it.
     pub class: Class,
     /// Its place in the table (stable for the built-in commands).
@@ -122,7 +125,13 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    fn build(name: String, arity: i32, flags: CommandFlags, specs: Vec<KeySpec>) -> Self {
+    fn build(
+        name: String,
+        arity: i32,
+        flags: CommandFlags,
+        categories: Categories,
+        specs: Vec<KeySpec>,
+    ) -> Self {
         let class = class_of(&name, flags, specs.iter().any(KeySpec::is_key));
         let proc = KeyProc::for_name(&name);
         let first_arg_key = proc == KeyProc::Specs
@@ -134,6 +143,7 @@ impl CommandSpec {
             name,
             arity,
             flags,
+            categories,
             class,
             id: 0,
             specs,
@@ -341,6 +351,7 @@ fn extra_spec(e: &ExtraCommand) -> Option<CommandSpec> {
         name,
         e.arity,
         CommandFlags::MODULE,
+        Categories::default(),
         specs,
     ))
 }
@@ -358,8 +369,8 @@ fn parse_tsv(text: &str) -> Result<Vec<CommandSpec>, String> {
 
 fn parse_line(line: &str) -> Result<CommandSpec, String> {
     let f: Vec<&str> = line.split('\t').collect();
-    let [name, arity, flags, first, last, step, specs] = f.as_slice() else {
-        return Err(format!("want 7 tab-separated fields, got {}", f.len()));
+    let [name, arity, flags, first, last, step, specs, cats] = f.as_slice() else {
+        return Err(format!("want 8 tab-separated fields, got {}", f.len()));
     };
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "|-_.".contains(c);
     if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(valid) {
@@ -377,7 +388,14 @@ fn parse_line(line: &str) -> Result<CommandSpec, String> {
         num::<i32>(legacy)?; // checked only: the key specs say more
     }
     let flags = CommandFlags::parse(flags)?;
-    Ok(CommandSpec::build(name.to_string(), arity, flags, specs))
+    let cats = Categories::parse_list(cats)?;
+    Ok(CommandSpec::build(
+        name.to_string(),
+        arity,
+        flags,
+        cats,
+        specs,
+    ))
 }
 
 fn num<T: std::str::FromStr>(s: &str) -> Result<T, String> {

@@ -86,11 +86,12 @@ fn flag_names_match_bits() {
 #[test]
 fn malformed_lines_are_reported() {
     let bad = [
-        ("get\t2\t-\t1\t1\t1", "7 tab-separated"),
-        ("GET\t2\t-\t1\t1\t1\t-", "bad name"),
-        ("get\tx\t-\t1\t1\t1\t-", "bad number"),
-        ("get\t0\t-\t1\t1\t1\t-", "arity 0"),
-        ("get\t2\tnope\t1\t1\t1\t-", "unknown command flag"),
+        ("get\t2\t-\t1\t1\t1\t-", "8 tab-separated"),
+        ("GET\t2\t-\t1\t1\t1\t-\t-", "bad name"),
+        ("get\tx\t-\t1\t1\t1\t-\t-", "bad number"),
+        ("get\t0\t-\t1\t1\t1\t-\t-", "arity 0"),
+        ("get\t2\tnope\t1\t1\t1\t-\t-", "unknown command flag"),
+        ("get\t2\t-\t1\t1\t1\t-\tread,nope", "unknown ACL category"),
     ];
     let bad_specs = [
         ("index:1 range:0:1:0", "3 space-separated"),
@@ -104,7 +105,7 @@ fn malformed_lines_are_reported() {
             "too many",
         ),
     ];
-    let specs = bad_specs.map(|(spec, want)| (format!("get\t2\t-\t1\t1\t1\t{spec}"), want));
+    let specs = bad_specs.map(|(spec, want)| (format!("get\t2\t-\t1\t1\t1\t{spec}\tread"), want));
     for (line, want) in bad.map(|(l, w)| (l.to_string(), w)).iter().chain(&specs) {
         let err = parse_tsv(&format!("# c\n{line}\n"))
             .err()

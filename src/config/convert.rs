@@ -6,6 +6,10 @@
 //! with a comment naming the pool: save each document as its own file. A nutcracker
 //! file binds no admin port, so neither does its conversion (`admin: null`): give each
 //! document its own admin address to enable it.
+//!
+//! Secrets are never printed: a set password (`auth`, `backend.password`, a user's)
+//! is written as `""` after a comment saying so, which `--check` refuses until the
+//! operator writes the secret in (or names a `password_file`).
 
 use super::checks::{self as ck};
 use super::nutcracker::Nutcracker;
@@ -53,15 +57,12 @@ pub fn to_ringproxy_yaml(pool: &PoolConfig, process: &Config) -> String {
     section(o, "timeouts", &t);
     limits(o, pool);
     health(o, &pool.health);
-    line(o, 0, "auth", &opt_q(&pool.auth));
-    section(
-        o,
-        "backend",
-        &[
-            ("password", opt_q(&pool.backend_password)),
-            ("db", pool.backend_db.to_string()),
-        ],
-    );
+    secret_line(o, 0, "auth", pool.auth.is_some());
+    users(o, &pool.users);
+    o.push_str("backend:\n");
+    line(o, 2, "username", &opt_q(&pool.backend_username));
+    secret_line(o, 2, "password", pool.backend_password.is_some());
+    line(o, 2, "db", &pool.backend_db.to_string());
     commands(o, &pool.commands);
     line(o, 0, "allow_flush", &pool.allow_flush.to_string());
     line(o, 0, "allow_admin", &pool.allow_admin.to_string());
@@ -195,6 +196,36 @@ fn commands(o: &mut String, list: &[ExtraCommand]) {
     }
 }
 
+/// A password field: `null` when unset, else `""` after a comment (never the secret).
+fn secret_line(o: &mut String, indent: usize, key: &str, set: bool) {
+    if set {
+        let _ = writeln!(
+            o,
+            "{:indent$}# {key}: set, not printed (a secret): write it in",
+            ""
+        );
+        line(o, indent, key, "\"\"");
+    } else {
+        line(o, indent, key, "null");
+    }
+}
+
+fn users(o: &mut String, list: &[UserConfig]) {
+    if list.is_empty() {
+        o.push_str("users: []\n");
+        return;
+    }
+    o.push_str("users:\n");
+    for u in list {
+        let _ = writeln!(o, "  - name: {}", q(&u.name));
+        secret_line(o, 4, "password", true);
+        line(o, 4, "commands", &q(&u.commands));
+        let list = |l: &[String]| l.iter().map(|p| q(p)).collect::<Vec<_>>().join(", ");
+        line(o, 4, "keys", &format!("[{}]", list(&u.keys)));
+        line(o, 4, "channels", &format!("[{}]", list(&u.channels)));
+    }
+}
+
 fn opt_q(s: &Option<String>) -> String {
     s.as_deref().map_or("null".into(), q)
 }
@@ -224,6 +255,16 @@ mod tests {
 
     fn round_trip(pool: &PoolConfig, process: &Config) {
         let text = to_ringproxy_yaml(pool, process);
+        for pw in [&pool.auth, &pool.backend_password].into_iter().flatten() {
+            assert!(!text.contains(&**pw), "a secret was printed:\n{text}");
+        }
+        // What the operator does: writes the secrets in.
+        let fill = |key: &str, pw: &Option<Password>, text: String| match pw {
+            Some(pw) => text.replacen(&format!("{key}: \"\""), &format!("{key}: {}", q(pw)), 1),
+            None => text,
+        };
+        let text = fill("auth", &pool.auth, text);
+        let text = fill("  password", &pool.backend_password, text);
         let back = parse(&text).unwrap_or_else(|p| panic!("{text}\n{p:?}"));
         let expected = PoolConfig {
             name: "default".into(),

@@ -16,10 +16,12 @@ pub mod convert;
 pub mod duration;
 mod locate;
 pub mod nutcracker;
+pub mod password;
 pub mod schema;
 pub mod size;
 mod tls_check;
 mod unknown;
+mod users;
 mod validate;
 pub mod yaml;
 
@@ -27,6 +29,7 @@ pub use checks::HASH_NAMES;
 
 use std::path::Path;
 
+pub use password::Password;
 pub use schema::*;
 
 /// One problem in a config file.

@@ -153,8 +153,10 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         clients: super::clients::ClientLimits::default(),
         listen_mode: listen_mode(r, name, p.listen.as_deref()),
         health: health(r, name, p),
-        auth: pw.clone(),
-        backend_password: pw,
+        auth: pw.clone().map(Password::from),
+        users: Vec::new(),
+        backend_username: None,
+        backend_password: pw.map(Password::from),
         backend_db: int(
             r,
             &at("redis_db"),

@@ -1,6 +1,7 @@
 //! The config types: [`FileConfig`] is the YAML schema; [`Config`] is the validated
 //! form the rest of the proxy uses (one [`PoolConfig`] per listener).
 
+use super::password::Password;
 use crate::route::{Distribution, HashFunction, HashMode};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -80,9 +81,14 @@ pub struct FileConfig {
     /// Active health checks and ejection policy.
     #[serde(default)]
     pub health: HealthFile,
-    /// Password clients must send with AUTH (non-empty); `null` (default) = no auth.
+    /// Password clients must send with AUTH (non-empty): the `default` user's, unless
+    /// `users` defines `default`; `null` (default) = no auth.
     #[serde(default)]
     pub auth: Option<String>,
+    /// Users and their permissions (Redis ACL semantics). Default none: only the
+    /// `default` user, with every permission.
+    #[serde(default)]
+    pub users: Vec<UserFile>,
     /// How the proxy logs in to backends.
     #[serde(default)]
     pub backend: BackendFile,
@@ -284,8 +290,14 @@ impl Default for HealthFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendFile {
+    /// User name sent with AUTH on every backend connection. Default none (`AUTH
+    /// password`, the nodes' default user).
+    pub username: Option<String>,
     /// Password sent with AUTH on every backend connection (non-empty). Default none.
     pub password: Option<String>,
+    /// File holding the backend password (instead of `password`; one trailing
+    /// newline is dropped), re-read on every reload. Default none.
+    pub password_file: Option<String>,
     /// Database selected on every backend connection (any number the backends accept). Default 0.
     pub db: u32,
     /// TLS to the nodes (every connection: shared, dedicated, pub/sub, health
@@ -324,6 +336,51 @@ pub struct BackendTlsFile {
     pub key: Option<PathBuf>,
     /// Accept any node certificate, unverified (logged as a warning). Default false.
     pub insecure_skip_verify: bool,
+}
+
+/// One user under `users:`. Exactly one of `password`, `password_file`,
+/// `password_sha256` is required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    /// User name (non-empty, no spaces), unique; `default` replaces the default user.
+    pub name: String,
+    /// Password in clear text. Default none.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding the password (one trailing newline is dropped), re-read on every
+    /// reload. Default none.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// SHA-256 of the password, 64 hex digits (as Redis's `#<hash>`). Default none.
+    #[serde(default)]
+    pub password_sha256: Option<String>,
+    /// Redis ACL command rules, applied in order from no commands, e.g.
+    /// `"+@all -@admin -@dangerous"`, `"+@read +ping"`, `"+config -config|set"`.
+    /// Default `""` (no commands).
+    #[serde(default)]
+    pub commands: String,
+    /// Key glob patterns (Redis `~pattern`; `"*"` = all keys). Default none.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Channel glob patterns (Redis `&pattern`; `"*"` = all channels). Default none.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+/// A validated user (its password resolved to a secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    /// User name.
+    pub name: String,
+    /// What it logs in with (never printed).
+    pub secret: crate::acl::Secret,
+    /// Command rules.
+    pub commands: String,
+    /// Key patterns.
+    pub keys: Vec<String>,
+    /// Channel patterns.
+    pub channels: Vec<String>,
 }
 
 /// One extra command (e.g. a module's) under `commands:`.
@@ -491,10 +548,14 @@ pub struct PoolConfig {
     pub max_dedicated: usize,
     /// Health policy.
     pub health: HealthConfig,
-    /// Client password.
-    pub auth: Option<String>,
-    /// Backend password.
-    pub backend_password: Option<String>,
+    /// Client password (the default user's).
+    pub auth: Option<Password>,
+    /// Users.
+    pub users: Vec<UserConfig>,
+    /// Backend user name.
+    pub backend_username: Option<String>,
+    /// Backend password (from `password` or read from `password_file`).
+    pub backend_password: Option<Password>,
     /// Backend database.
     pub backend_db: u32,
     /// Extra commands.

@@ -32,6 +32,7 @@ const SECTIONS: &[(&str, Section)] = &[
     ("health", Section::Map(fields_of::<HealthFile>)),
     ("backend", Section::Map(fields_of::<BackendFile>)),
     ("commands", Section::List(fields_of::<CommandFile>)),
+    ("users", Section::List(fields_of::<UserFile>)),
     ("log", Section::Map(fields_of::<LogFile>)),
     ("tls", Section::Map(fields_of::<ListenerTlsFile>)),
 ];
@@ -161,6 +162,10 @@ mod tests {
                 ("limits", _) | ("backend", "db") | ("health", "max_ejected_percent") => "1",
                 ("timeouts" | "health", _) => "1s",
                 ("log", "format") => "text",
+                ("users", "name") => "app",
+                ("users", "password") => "pw",
+                ("users", "commands") => "\"+get\"",
+                ("users", "keys" | "channels") => "[\"*\"]",
                 _ => "null",
             }
         };

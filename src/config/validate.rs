@@ -76,6 +76,7 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
     let listen = r.check(&[Key("listen")], ck::listen(&f.listen));
     let t = &f.timeouts;
     let l = &f.limits;
+    let extra = commands(r, &f.commands);
     PoolConfig {
         name: "default".into(),
         listen: listen.unwrap_or_else(|| Listen::Tcp(f.listen.clone())),
@@ -128,10 +129,12 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
             MAX_COUNT,
         ),
         health: health(r, &f.health),
-        auth: password(r, &[Key("auth")], &f.auth),
-        backend_password: password(r, &[Key("backend"), Key("password")], &f.backend.password),
+        auth: password(r, &[Key("auth")], &f.auth).map(Password::from),
+        users: super::users::users(r, &f.users, f.auth.as_deref(), &extra),
+        backend_username: super::users::backend_username(r, &f.backend),
+        backend_password: super::users::backend_password(r, &f.backend).map(Password::from),
         backend_db: f.backend.db,
-        commands: commands(r, &f.commands),
+        commands: extra,
         allow_flush: f.allow_flush,
         allow_admin: f.allow_admin,
         preconnect: f.pool.preconnect,

@@ -25,6 +25,8 @@ pub struct PoolMetrics {
     pub split_fanout: Histogram,
     /// Requests failed by the request timeout.
     pub timeouts: IntCounter,
+    /// Failed AUTH and HELLO AUTH attempts.
+    pub auth_failures: IntCounter,
     /// Version of the pool's current topology.
     pub topology_version: IntGauge,
     /// Bytes read from clients.

@@ -79,6 +79,7 @@ families! {
     request_errors: IntCounterVec = counter("ringproxy_request_errors_total", "Client requests answered with an error, by handling class.", CLASS);
     split_fanout: HistogramVec = histogram("ringproxy_split_fanout", "Sub-requests per split command.", POOL, &FANOUT_BUCKETS);
     timeouts: IntCounterVec = counter("ringproxy_timeouts_total", "Requests failed by the request timeout.", POOL);
+    auth_failures: IntCounterVec = counter("ringproxy_auth_failures_total", "Failed AUTH and HELLO AUTH attempts.", POOL);
     topology_version: IntGaugeVec = gauge("ringproxy_topology_version", "Version of the current topology.", POOL);
     bytes_received: IntCounterVec = counter("ringproxy_bytes_received_total", "Bytes read from clients.", POOL);
     bytes_sent: IntCounterVec = counter("ringproxy_bytes_sent_total", "Bytes written to clients.", POOL);
@@ -165,6 +166,7 @@ impl Metrics {
             request_errors: by_class(&f.request_errors),
             split_fanout: f.split_fanout.with_label_values(p),
             timeouts: f.timeouts.with_label_values(p),
+            auth_failures: f.auth_failures.with_label_values(p),
             topology_version: f.topology_version.with_label_values(p),
             bytes_received: self.hot(f.bytes_received.with_label_values(p)),
             bytes_sent: self.hot(f.bytes_sent.with_label_values(p)),

@@ -27,6 +27,8 @@ pub struct Shown {
     pub ssub: usize,
     /// Between MULTI and EXEC.
     pub multi: bool,
+    /// The user it is logged in as (`None`: not yet; shown as `default`, as Redis).
+    pub user: Option<String>,
 }
 
 /// One client of a pool.
@@ -167,13 +169,14 @@ impl ClientEntry {
             text,
             " age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi={} qbuf=0 \
              qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
-             events=r cmd={cmd} user=default redir=-1 resp={}",
+             events=r cmd={cmd} user={} redir=-1 resp={}",
             self.created.elapsed().as_secs(),
             idle_ms / 1000,
             s.sub,
             s.psub,
             s.ssub,
             if s.multi { 0 } else { -1 },
+            s.user.as_deref().unwrap_or(crate::acl::DEFAULT_USER),
             s.resp
         );
         out.extend_from_slice(text.as_bytes());

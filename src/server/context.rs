@@ -7,6 +7,7 @@
 
 use super::PoolContext;
 use super::replies::{After, ReplyQueue};
+use crate::acl::{User, Users};
 use crate::backend::ReplyTo;
 use crate::client_io::ClientIo;
 use crate::command::merge::Plan;
@@ -63,8 +64,11 @@ pub struct ClientState {
     pub proto: Proto,
     /// CLIENT SETNAME.
     pub name: Option<Bytes>,
-    /// Authenticated (or no password configured).
-    pub authed: bool,
+    /// The user it is logged in as (`None`: not authenticated), from the user table
+    /// numbered [`ClientState::users_generation`].
+    pub user: Option<Arc<User>>,
+    /// [`Users::generation`] of the table `user` is from.
+    pub users_generation: u64,
     /// Lane of the requests in flight.
     pub lane: Lane,
     /// CLIENT REPLY.
@@ -72,16 +76,45 @@ pub struct ClientState {
 }
 
 impl ClientState {
-    /// A new client `id`; `authed` when no password is configured.
-    pub fn new(id: u64, authed: bool) -> ClientState {
+    /// A new client `id`, logged in as `users`' initial user (if any).
+    pub fn new(id: u64, users: &Users) -> ClientState {
         ClientState {
             id,
             proto: Proto::Resp2,
             name: None,
-            authed,
+            user: users.initial(),
+            users_generation: users.generation(),
             lane: Lane::Shared(Proto::Resp2),
             reply: ReplyMode::On,
         }
+    }
+}
+
+impl ClientState {
+    /// The user the client is logged in as under `users` (the table of the current
+    /// topology): after a reload the login is looked up again by name; a user that
+    /// is gone falls back to the table's initial user, as a new connection would.
+    pub fn user_in(&mut self, users: &Users) -> Option<&Arc<User>> {
+        if self.users_generation != users.generation() {
+            let again = self
+                .user
+                .as_ref()
+                .and_then(|u| users.get(u.name.as_bytes()));
+            self.user = again.cloned().or_else(|| users.initial());
+            self.users_generation = users.generation();
+        }
+        self.user.as_ref()
+    }
+
+    /// Logs in as `user` of `users`.
+    pub fn log_in(&mut self, user: Arc<User>, users: &Users) {
+        self.user = Some(user);
+        self.users_generation = users.generation();
+    }
+
+    /// Whether the client is authenticated.
+    pub fn authed(&self) -> bool {
+        self.user.is_some()
     }
 }
 

@@ -175,15 +175,19 @@ fn on_shared_lane(class: Class) -> bool {
 }
 
 /// The error for a request that cannot run at all: auth, subcommand, arity,
-/// RESP2 subscribe mode.
+/// permissions (before any backend IO), RESP2 subscribe mode.
 fn precheck(
-    cx: &Ctx,
+    cx: &mut Ctx,
     held: &Held,
     req: &Request,
     spec: &CommandSpec,
     class: Class,
 ) -> Option<Bytes> {
-    if !cx.client.authed && !local::allowed_before_auth(spec) {
+    let verdict = cx
+        .client
+        .user_in(&cx.topo.users)
+        .map(|u| u.allows(spec, req));
+    if verdict.is_none() && !local::allowed_before_auth(spec) {
         return Some(Bytes::from_static(errors::NOAUTH));
     }
     let mut b = BytesMut::new();
@@ -195,6 +199,10 @@ fn precheck(
         || (class == Class::Split(SplitKind::Mset) && req.argc().is_multiple_of(2))
     {
         errors::wrong_arity(&mut b, &spec.name);
+        return Some(b.freeze());
+    }
+    if let Some(Err(denied)) = verdict {
+        errors::noperm(&mut b, denied, &spec.name);
         return Some(b.freeze());
     }
     let subscribe_mode = held.subs.count() > 0 && cx.client.proto == Proto::Resp2;

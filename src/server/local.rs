@@ -2,6 +2,7 @@
 //! auth) lives in the session and never reaches a shared backend connection.
 
 use super::context::{ClientState, Ctx, Outcome};
+use crate::acl::{DEFAULT_USER, Secret};
 use crate::command::{CommandSpec, LocalKind};
 use crate::errors;
 use crate::resp::{Proto, Request, encode};
@@ -30,8 +31,9 @@ pub fn answer(cx: &mut Ctx, req: &Request, kind: LocalKind, subscribed: bool) ->
         LocalKind::Ping => ping(cx.client, req, subscribed, &mut b),
         LocalKind::Echo => encode::bulk(&mut b, req.arg(1)),
         LocalKind::Quit => return cx.ready_then_close(b"+OK\r\n"),
-        LocalKind::Hello => hello(cx.client, req, cx.topo, &mut b),
-        LocalKind::Auth => auth(cx.client, req, cx.topo, &mut b),
+        LocalKind::Hello => hello(cx, req, &mut b),
+        LocalKind::Auth => auth(cx, req, &mut b),
+        LocalKind::Acl => whoami(cx.client, &mut b),
         LocalKind::Select => select(req, &mut b),
         LocalKind::Client => return super::client_cmd::answer(cx, req),
         LocalKind::Command => encode::integer(&mut b, cx.topo.commands.len() as i64),
@@ -45,7 +47,8 @@ pub fn answer(cx: &mut Ctx, req: &Request, kind: LocalKind, subscribed: bool) ->
 fn reset(c: &mut ClientState, topo: &Topology, b: &mut BytesMut) {
     c.proto = Proto::Resp2;
     c.name = None;
-    c.authed = topo.limits.auth.is_none();
+    c.user = topo.users.initial();
+    c.users_generation = topo.users.generation();
     encode::simple(b, "RESET");
 }
 
@@ -65,18 +68,31 @@ fn ping(c: &ClientState, req: &Request, subscribed: bool, b: &mut BytesMut) {
     }
 }
 
-/// Whether `user`/`pass` log in. Without a configured password the default user
-/// has none (as Redis's `nopass`): any password is accepted for it.
-fn password_ok(topo: &Topology, user: Option<&[u8]>, pass: &[u8]) -> bool {
-    let user_ok = user.is_none_or(|u| u == b"default");
-    match topo.limits.auth.as_deref() {
-        Some(p) => user_ok && p.as_bytes() == pass,
-        None => user_ok,
+/// Logs the client in as `user` (the default user when `None`) if `pass` is its
+/// password. A failure is counted and logged, without the password (and without the
+/// name when no such user exists: it may be a password typed in the wrong place).
+fn log_in(cx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> bool {
+    let users = &cx.topo.users;
+    if let Some(u) = users.login(user, pass) {
+        cx.client.log_in(u, users);
+        return true;
     }
+    cx.pool.metrics.auth_failures.inc();
+    let name = user.unwrap_or(DEFAULT_USER.as_bytes());
+    let known = users
+        .get(name)
+        .map_or("<unknown user>", |u| u.name.as_str());
+    tracing::warn!(pool = %cx.pool.name, client = cx.client.id, user = known, "authentication failed");
+    false
 }
 
-fn auth(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
-    if topo.limits.auth.is_none() && req.argc() == 2 {
+fn auth(cx: &mut Ctx, req: &Request, b: &mut BytesMut) {
+    let nopass = cx
+        .topo
+        .users
+        .default_user()
+        .is_none_or(|u| u.secret == Secret::NoPass);
+    if nopass && req.argc() == 2 {
         return b.extend_from_slice(errors::AUTH_NOT_SET);
     }
     let (user, pass) = match req.argc() {
@@ -84,19 +100,24 @@ fn auth(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
         3 => (Some(req.arg(1)), req.arg(2)),
         _ => return b.extend_from_slice(errors::SYNTAX),
     };
-    if password_ok(topo, user, pass) {
-        s.authed = true;
+    if log_in(cx, user, pass) {
         encode::simple(b, "OK");
     } else {
         b.extend_from_slice(errors::WRONGPASS);
     }
 }
 
+/// ACL WHOAMI: the user's name.
+fn whoami(c: &ClientState, b: &mut BytesMut) {
+    let name = c.user.as_ref().map_or(DEFAULT_USER, |u| u.name.as_str());
+    encode::bulk(b, name.as_bytes());
+}
+
 /// HELLO [protover [AUTH user pass] [SETNAME name]], checked in Redis's order:
 /// version, options, credentials, authenticated, name; nothing changes on error.
-fn hello(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) {
+fn hello(cx: &mut Ctx, req: &Request, b: &mut BytesMut) {
     let proto = match req.get(1).map(crate::resp::number::parse_i64) {
-        None => s.proto,
+        None => cx.client.proto,
         Some(Some(2)) => Proto::Resp2,
         Some(Some(3)) => Proto::Resp3,
         Some(Some(_)) => return b.extend_from_slice(errors::NOPROTO),
@@ -115,13 +136,13 @@ fn hello(s: &mut ClientState, req: &Request, topo: &Topology, b: &mut BytesMut) 
             return errors::hello_syntax(b, opt);
         }
     }
-    if let Some((user, pass)) = auth {
-        if !password_ok(topo, Some(user), pass) {
-            return b.extend_from_slice(errors::WRONGPASS);
-        }
-        s.authed = true;
+    if let Some((user, pass)) = auth
+        && !log_in(cx, Some(user), pass)
+    {
+        return b.extend_from_slice(errors::WRONGPASS);
     }
-    if !s.authed {
+    let s = &mut *cx.client;
+    if !s.authed() {
         return b.extend_from_slice(errors::HELLO_NOAUTH);
     }
     if let Some(i) = name {

@@ -86,10 +86,10 @@ impl Session {
         slot: ClientSlot,
         io: Arc<ClientIo>,
     ) -> Session {
-        let (authed, max_pipeline, clients) = {
+        let (client, max_pipeline, clients) = {
             let t = pool.router.load();
             (
-                t.limits.auth.is_none(),
+                ClientState::new(entry.id, &t.users),
                 t.limits.max_pipeline,
                 t.limits.clients,
             )
@@ -99,7 +99,7 @@ impl Session {
         Session {
             pool,
             io,
-            client: ClientState::new(entry.id, authed),
+            client,
             entry,
             queue: ReplyQueue::default(),
             held: Held::default(),
@@ -442,6 +442,7 @@ impl Session {
             psub,
             ssub,
             multi: self.held.dedicated.in_multi(),
+            user: self.client.user.as_ref().map(|u| u.name.clone()),
         }
     }
 }

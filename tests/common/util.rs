@@ -182,7 +182,12 @@ pub fn answers_ping(port: u16) -> bool {
     let Ok(mut c) = Conn::try_connect(port, Duration::from_millis(300)) else {
         return false;
     };
-    matches!(c.try_cmd(&["PING"]), Ok(Reply::Status(s)) if s == "PONG")
+    match c.try_cmd(&["PING"]) {
+        Ok(Reply::Status(s)) => s == "PONG",
+        // A proxy (or server) that wants AUTH first is up too.
+        Ok(Reply::Error(e)) => e.starts_with("NOAUTH"),
+        _ => false,
+    }
 }
 
 /// True when something accepts TCP connections on `port`.
