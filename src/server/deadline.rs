@@ -97,15 +97,16 @@ impl Deadlines {
         self.why.is_some()
     }
 
-    /// Waits for the armed deadline (for ever when none is armed).
-    pub async fn fired(&mut self) -> Expired {
+    /// The armed deadline, once it passed (never when none is armed).
+    pub fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Expired> {
+        use std::future::Future;
         match (&mut self.sleep, self.why) {
             (Some(s), Some(why)) => {
-                s.as_mut().await;
+                std::task::ready!(s.as_mut().poll(cx));
                 self.why = None;
-                why
+                std::task::Poll::Ready(why)
             }
-            _ => std::future::pending().await,
+            _ => std::task::Poll::Pending,
         }
     }
 }

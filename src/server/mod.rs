@@ -94,6 +94,37 @@ impl Watch {
     }
 }
 
+/// A session's watch on topology changes, polled in place: the waiting future
+/// lives in one allocation (made when the session starts following, and after
+/// each event), so following adds nothing to the size of the session's task.
+pub struct Follow {
+    fut: std::pin::Pin<Box<dyn std::future::Future<Output = (TopologyEvent, Watch)> + Send>>,
+}
+
+impl Follow {
+    /// Follows `w`.
+    pub fn new(w: Watch) -> Follow {
+        Follow {
+            fut: Box::pin(next_owned(w)),
+        }
+    }
+
+    /// The next event, when there is one.
+    pub fn poll_event(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<TopologyEvent> {
+        let (ev, w) = std::task::ready!(self.fut.as_mut().poll(cx));
+        self.fut = Box::pin(next_owned(w));
+        std::task::Poll::Ready(ev)
+    }
+}
+
+async fn next_owned(mut w: Watch) -> (TopologyEvent, Watch) {
+    let ev = w.next_event().await;
+    (ev, w)
+}
+
 /// What every session of one listener shares.
 #[derive(Debug)]
 pub struct PoolContext {

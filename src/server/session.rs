@@ -66,7 +66,7 @@ pub struct Session {
     /// `limits.max_pipeline` of the topology seen last.
     max_pipeline: usize,
     /// Topology changes, watched while the client holds state on the nodes.
-    follow: Option<super::Watch>,
+    follow: Option<super::Follow>,
     /// Its part of the pool's client memory.
     held_bytes: super::memory::Held,
     /// `limits.max_client_memory` of the topology seen last.
@@ -121,32 +121,28 @@ impl Session {
     /// Serves the client until it leaves, or until a protocol error or QUIT is answered.
     /// At shutdown the proxy shuts the socket for reading ([`PoolContext::stop_reading`]):
     /// the session sees end of input, answers what is in flight, then closes.
-    pub async fn run(self) {
-        let io = self.io.clone();
-        self.serve().await;
-        io.stream.close().await;
-    }
-
-    async fn serve(mut self) {
+    pub async fn run(mut self) {
         // Held for the session's life so that each batch can borrow a snapshot
         // (an arc-swap guard, no shared reference count touched).
         let router = self.pool.router.clone();
         let io = self.io.clone();
         self.account();
-        loop {
+        // One loop in this one future (no inner session future): a session's task
+        // stays as small as its state.
+        'serve: loop {
             let can_read = self.can_read();
             tokio::select! {
                 biased;
                 c = std::future::poll_fn(|cx| io.poll_completion(cx)) => self.on_completion(c),
                 r = io.stream.write(self.out.pending()), if !self.out.is_empty() => match r {
                     Ok(n) if n > 0 => self.out.wrote(n, &self.pool.metrics),
-                    _ => return,
+                    _ => break 'serve,
                 },
                 r = io.stream.flush(), if io.stream.wants_flush() => if r.is_err() {
-                    return;
+                    break 'serve;
                 },
                 r = read_some(&io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
-                    Ok(0) if self.held.dedicated.blocked(&self.queue) => return,
+                    Ok(0) if self.held.dedicated.blocked(&self.queue) => break 'serve,
                     Ok(0) => self.reading = Reading::Eof,
                     Ok(n) => {
                         self.pool.metrics.received(n);
@@ -154,19 +150,25 @@ impl Session {
                     }
                     Err(e) => {
                         tracing::debug!(client = self.client.id, error = %e, "client connection reset");
-                        return;
+                        break 'serve;
                     }
                 },
                 Some(f) = self.held.subs.next_frame(), if self.queue.len() < self.max_pipeline => {
                     self.on_sub_frame(f)
                 }
-                ev = next_event(&mut self.follow), if self.follow.is_some() => self.on_topology(ev, &router),
-                why = self.deadlines.fired(), if self.deadlines.armed() => self.on_deadline(why),
+                ev = std::future::poll_fn(|cx| poll_follow(&mut self.follow, cx)), if self.follow.is_some() => {
+                    self.on_topology(ev, &router)
+                }
+                why = std::future::poll_fn(|cx| self.deadlines.poll_fired(cx)), if self.deadlines.armed() => {
+                    self.on_deadline(why)
+                }
             }
             if !self.step(&router) {
-                return;
+                break 'serve;
             }
         }
+        drop(self);
+        io.stream.close().await;
     }
 
     /// Whether to read more: the client may send, the pipeline and the write
@@ -408,7 +410,7 @@ impl Session {
         }
         let watch = self.pool.watch_changes();
         let coming = watch.next.borrow().clone();
-        self.follow = Some(watch);
+        self.follow = Some(super::Follow::new(watch));
         if let Some(next) = coming {
             self.on_topology(
                 super::TopologyEvent::Coming(next),
@@ -457,10 +459,13 @@ impl Drop for Session {
 }
 
 /// The next topology event, or never without a watch.
-async fn next_event(w: &mut Option<super::Watch>) -> super::TopologyEvent {
-    match w {
-        Some(w) => w.next_event().await,
-        None => std::future::pending().await,
+fn poll_follow(
+    f: &mut Option<super::Follow>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<super::TopologyEvent> {
+    match f {
+        Some(f) => f.poll_event(cx),
+        None => std::task::Poll::Pending,
     }
 }
 
@@ -490,5 +495,21 @@ async fn read_some(io: &ClientIo, buf: &mut BytesMut, hint: &mut usize) -> std::
             (*hint / 2).max(READ_MIN)
         };
         return Ok(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future `f` returns, without making one.
+    fn returned_size<A, F: Fn(A) -> Fut, Fut>(_: F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every connected client is one such task: its size is memory per idle
+    /// client. (A session awaiting an inner session future once doubled it.)
+    #[test]
+    fn a_session_task_stays_small() {
+        let run = returned_size(super::Session::run);
+        assert!(run <= 2048, "Session::run's future is {run} bytes");
     }
 }
