@@ -24,7 +24,7 @@ pub enum Expired {
 }
 
 /// What the session tells the timer after each step.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
     /// A request is partly received.
     pub partial: bool,
@@ -44,12 +44,18 @@ pub struct Deadlines {
     /// The timer, kept allocated once made; armed when `why` is set.
     sleep: Option<Pin<Box<Sleep>>>,
     why: Option<Expired>,
+    /// What the last step said: a step that says the same changes nothing (reads
+    /// that move an idle deadline are looked at when it fires).
+    last: Option<Now>,
 }
 
 impl Deadlines {
     /// The limits in force (from the current topology).
     pub fn set_limits(&mut self, limits: ClientLimits) {
-        self.limits = Some(limits);
+        if self.limits != Some(limits) {
+            self.limits = Some(limits);
+            self.last = None;
+        }
     }
 
     /// Bytes arrived.
@@ -62,6 +68,10 @@ impl Deadlines {
     /// Arms (or disarms) the timer for the session's state now.
     pub fn after_step(&mut self, now: Now) {
         let Some(limits) = self.limits else { return };
+        if self.last == Some(now) && !now.paused {
+            return;
+        }
+        self.last = Some(now);
         if !now.partial {
             self.partial_since = None;
         }
@@ -97,16 +107,27 @@ impl Deadlines {
         self.why.is_some()
     }
 
-    /// The armed deadline, once it passed (never when none is armed).
+    /// The armed deadline, once it passed (never when none is armed). An idle
+    /// deadline that reads have moved since it was set is set again instead.
     pub fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Expired> {
         use std::future::Future;
-        match (&mut self.sleep, self.why) {
-            (Some(s), Some(why)) => {
-                std::task::ready!(s.as_mut().poll(cx));
-                self.why = None;
-                std::task::Poll::Ready(why)
+        loop {
+            let (Some(s), Some(why)) = (&mut self.sleep, self.why) else {
+                return std::task::Poll::Pending;
+            };
+            std::task::ready!(s.as_mut().poll(cx));
+            let moved = match (why, self.last_read, self.limits.and_then(|l| l.idle)) {
+                (Expired::Idle, Some(last), Some(idle)) => Some(last + idle),
+                _ => None,
+            };
+            match moved {
+                Some(at) if at > Instant::now() => s.as_mut().reset(at),
+                _ => {
+                    self.why = None;
+                    self.last = None;
+                    return std::task::Poll::Ready(why);
+                }
             }
-            _ => std::task::Poll::Pending,
         }
     }
 }

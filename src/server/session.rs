@@ -156,12 +156,11 @@ impl Session {
                 Some(f) = self.held.subs.next_frame(), if self.queue.len() < self.max_pipeline => {
                     self.on_sub_frame(f)
                 }
-                ev = std::future::poll_fn(|cx| poll_follow(&mut self.follow, cx)), if self.follow.is_some() => {
-                    self.on_topology(ev, &router)
-                }
-                why = std::future::poll_fn(|cx| self.deadlines.poll_fired(cx)), if self.deadlines.armed() => {
-                    self.on_deadline(why)
-                }
+                side = std::future::poll_fn(|cx| poll_side(&mut self.follow, &mut self.deadlines, cx)),
+                    if self.follow.is_some() || self.deadlines.armed() => match side {
+                    Side::Topology(ev) => self.on_topology(ev, &router),
+                    Side::Deadline(why) => self.on_deadline(why),
+                },
             }
             if !self.step(&router) {
                 break 'serve;
@@ -458,15 +457,25 @@ impl Drop for Session {
     }
 }
 
-/// The next topology event, or never without a watch.
-fn poll_follow(
+/// What happens beside requests and replies (one select branch for both, so the
+/// common loop pays for one).
+enum Side {
+    Topology(super::TopologyEvent),
+    Deadline(super::deadline::Expired),
+}
+
+/// The next topology event or passed deadline.
+fn poll_side(
     f: &mut Option<super::Follow>,
+    d: &mut super::deadline::Deadlines,
     cx: &mut std::task::Context<'_>,
-) -> std::task::Poll<super::TopologyEvent> {
-    match f {
-        Some(f) => f.poll_event(cx),
-        None => std::task::Poll::Pending,
+) -> std::task::Poll<Side> {
+    if let Some(f) = f
+        && let std::task::Poll::Ready(ev) = f.poll_event(cx)
+    {
+        return std::task::Poll::Ready(Side::Topology(ev));
     }
+    d.poll_fired(cx).map(Side::Deadline)
 }
 
 /// Reads into `buf` with at least `hint` bytes free; the hint grows (up to
