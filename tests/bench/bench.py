@@ -3,7 +3,7 @@
 
     python3 tests/bench/bench.py [--quick|--smoke] [--binary PATH] [--out DIR]
                                  [--targets ringproxy,baseline,nutcracker,direct]
-                                 [--baseline PATH [--baseline-label TEXT]]
+                                 [--baseline PATH [--baseline-label TEXT]] [--tls]
 
 See tests/bench/README.md for what it measures and how to read the results.
 """
@@ -18,16 +18,21 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ringbench import load, procs, report, targets as tg  # noqa: E402
+from ringbench import load, procs, report, targets as tg, tls  # noqa: E402
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(BENCH_DIR))
-ALL_TARGETS = ("ringproxy", "baseline", "nutcracker", "direct")
-# Run when --targets is not given (baseline joins them when --baseline is).
+ALL_TARGETS = ("ringproxy", "ringproxy-tls", "ringproxy-tls-both", "baseline", "nutcracker",
+               "direct")
+# Run when --targets is not given (baseline joins them when --baseline is, the TLS
+# targets when --tls is).
 DEFAULT_TARGETS = ("ringproxy", "nutcracker", "direct")
+# ringproxy with TLS on the client side; and also TLS to the nodes (--tls only).
+TLS_TARGETS = ("ringproxy-tls", "ringproxy-tls-both")
 # Proxy pairs whose key placement is compared, when both are among the targets.
 PLACEMENT_PAIRS = (("ringproxy", "nutcracker"), ("baseline", "nutcracker"),
-                   ("ringproxy", "baseline"))
+                   ("ringproxy", "baseline"), ("ringproxy", "ringproxy-tls"),
+                   ("ringproxy", "ringproxy-tls-both"))
 FD_MARGIN = 2000
 
 
@@ -55,6 +60,9 @@ def parse_args(argv):
                    help="comma-separated scenario keys to run (default: all)")
     p.add_argument("--workers", type=int, default=1,
                    help="ringproxy worker threads (default 1, like single-threaded nutcracker)")
+    p.add_argument("--tls", action="store_true",
+                   help="adds the targets ringproxy-tls (TLS clients, plain nodes) and "
+                        "ringproxy-tls-both (TLS to the nodes too) and a TLS cost table")
     p.add_argument("--keep-logs", action="store_true", help="keep the work folder with logs")
     return p.parse_args(argv)
 
@@ -75,13 +83,20 @@ def chosen_targets(args):
         check_baseline(args)
     elif args.baseline:
         print("note: --baseline given but 'baseline' is not in --targets: it is not run")
+    asked_tls = [t for t in names if t in TLS_TARGETS]
+    if asked_tls and not args.tls:
+        sys.exit(f"--targets includes {','.join(asked_tls)}: add --tls")
+    if args.tls and not asked_tls:
+        print("note: --tls given but no TLS target is in --targets: no TLS run")
     return [t for t in ALL_TARGETS if t in names]
 
 
 def requested_targets(args):
-    """The names given with --targets, or the default set (plus baseline with --baseline)."""
+    """The names given with --targets, or the default set (plus baseline with --baseline
+    and the TLS targets with --tls)."""
     if args.targets is None:
-        return list(DEFAULT_TARGETS) + (["baseline"] if args.baseline else [])
+        return (list(DEFAULT_TARGETS) + (["baseline"] if args.baseline else [])
+                + (list(TLS_TARGETS) if args.tls else []))
     return [t.strip() for t in args.targets.split(",") if t.strip()]
 
 
@@ -135,13 +150,19 @@ def fit_idle_to_fds(scenarios):
             print(f"note: RLIMIT_NOFILE is {limit}: idle test reduced to {s.idle} connections")
 
 
-def start_targets(group, workdir, nodes, names, args):
-    """Starts the proxies asked for; returns {name: Target}."""
+def start_targets(group, workdir, nodes, names, args, certs=None):
+    """Starts the proxies asked for (the TLS ones with certs); returns {name: Target}."""
     started = {}
     for name in names:
         if name == "ringproxy":
             tg.ensure_binary(args.binary, REPO_ROOT)
             started[name] = tg.start_ringproxy(group, workdir, nodes, args.binary, args.workers)
+        elif name in TLS_TARGETS:
+            tg.ensure_binary(args.binary, REPO_ROOT)
+            both = name == "ringproxy-tls-both"
+            started[name] = tg.start_ringproxy(group, workdir, nodes, args.binary, args.workers,
+                                               name=name, client_tls=certs,
+                                               backend_tls=certs if both else None)
         elif name == "baseline":
             started[name] = tg.start_ringproxy(group, workdir, nodes, args.baseline,
                                                args.workers, name="baseline")
@@ -149,7 +170,9 @@ def start_targets(group, workdir, nodes, names, args):
             started[name] = tg.start_nutcracker(group, workdir, nodes)
         else:
             started[name] = tg.direct_target(nodes)
-        print(f"started {name} on 127.0.0.1:{started[name].port} (pid {started[name].pid})")
+        tls_note = " with TLS" if started[name].tls_ca else ""
+        print(f"started {name} on 127.0.0.1:{started[name].port}{tls_note} "
+              f"(pid {started[name].pid})")
     return started
 
 
@@ -185,20 +208,21 @@ def rotated(items, k):
 def run_rounds(group, scenarios, started, rounds):
     """Runs every scenario on every target, alternating targets, for rounds rounds."""
     samples = {sc.key: {t: [] for t in started} for sc in scenarios}
+    width = max([10] + [len(t) for t in started])
     for r in range(rounds):
         for sc in scenarios:
             for name in rotated(list(started), r):
                 s = load.measure(group, sc, started[name])
                 samples[sc.key][name].append(s)
-                print_sample(r, rounds, sc, name, s)
+                print_sample(r, rounds, sc, name, s, width)
     return {k: {t: load.median_sample(v) for t, v in per.items()} for k, per in samples.items()}
 
 
-def print_sample(r, rounds, sc, name, s):
+def print_sample(r, rounds, sc, name, s, width=10):
     """One progress line."""
     extra = f"  {s.idle_bytes:,.0f} B/idle conn, ratio {s.idle_ratio:.2f}" if sc.idle else ""
     status = f"  ERROR {s.error}" if s.error else ""
-    print(f"[{r + 1}/{rounds}] {sc.label:<22} {name:<10} {s.rps:>11,.0f} req/s  "
+    print(f"[{r + 1}/{rounds}] {sc.label:<22} {name:<{width}} {s.rps:>11,.0f} req/s  "
           f"p50 {s.p50:.3f}  p99 {s.p99:.3f} ms  cpu {s.cpu_per_m:.2f} s/M{extra}{status}",
           flush=True)
 
@@ -209,13 +233,17 @@ def versions(started, args):
     rows = [("redis", tg.tool_version(["redis-server", "--version"])),
             ("redis-benchmark", tg.tool_version(["redis-benchmark", "--version"])),
             ("nutcracker", tg.tool_version(["nutcracker", "--version"]))]
-    if "ringproxy" in started:
+    if "ringproxy" in started or any(t in started for t in TLS_TARGETS):
         rev = tg.tool_version(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary)))
         rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev}), "
                                   f"workers: {args.workers}"))
     if "baseline" in started:
         rows.append(("baseline", baseline_description(args)))
+    if any(t in started for t in TLS_TARGETS):
+        rows.append(("TLS", f"throwaway CA and ECDSA P-256 server certificate for 127.0.0.1 / "
+                            f"localhost ({tls.openssl_version()}); redis-benchmark --tls "
+                            "--cacert; ringproxy-tls-both talks TLS to the nodes' --tls-port"))
     return rows
 
 
@@ -261,8 +289,10 @@ def benchmark(args, group, workdir):
     names, scenarios = chosen_targets(args), chosen_scenarios(args, profile)
     rounds = args.rounds or load.PROFILES[profile]["rounds"]
     fit_idle_to_fds(scenarios)
-    nodes = tg.start_nodes(group, workdir)
-    started = start_targets(group, workdir, nodes, names, args)
+    certs = tls.make_certs(workdir) if any(t in names for t in TLS_TARGETS) else None
+    node_certs = certs if "ringproxy-tls-both" in names else None
+    nodes = tg.start_nodes(group, workdir, node_certs)
+    started = start_targets(group, workdir, nodes, names, args, certs)
     placement = check_placement(started, nodes)
     load.prefill(nodes)
     for t in started.values():
@@ -273,6 +303,9 @@ def benchmark(args, group, workdir):
            "versions": versions(started, args), "elapsed": time.monotonic() - t0,
            "baseline": baseline_label(args) if "baseline" in started else None}
     md = write_report(args, profile, ctx, scenarios, names, results, workdir)
+    tls_table = report.tls_section(scenarios, names, results)
+    if tls_table:
+        print("\n" + tls_table)
     print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
     return [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]
 

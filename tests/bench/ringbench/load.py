@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import procs, resp
+from . import tls as tlsmod
 
 KEYSPACE = 100_000
 VALUE_SIZE = 64
@@ -38,11 +39,12 @@ class Scenario:
     tests: str = ""
     idle: int = 0
 
-    def argv(self, port):
-        """The redis-benchmark command line for this scenario against 127.0.0.1:port."""
+    def argv(self, port, extra=()):
+        """The redis-benchmark command line for this scenario against 127.0.0.1:port
+        (extra: more options, e.g. --tls --cacert FILE)."""
         argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "--csv",
                 "-n", str(self.requests), "-c", str(self.clients), "-P", str(self.pipeline),
-                "-r", str(KEYSPACE), "-d", str(VALUE_SIZE)]
+                "-r", str(KEYSPACE), "-d", str(VALUE_SIZE)] + list(extra)
         if self.tests:
             argv += ["-t", self.tests]
         return argv + self.command
@@ -100,7 +102,7 @@ def run_benchmark(group, scenario, target):
     timeout = 60 + scenario.requests / 2000
     peak_reset = procs.reset_peak_rss(target.pid)
     cpu0 = procs.cpu_seconds(target.pid)
-    rc, out, err = group.run(scenario.argv(target.port), timeout)
+    rc, out, err = group.run(scenario.argv(target.port, target.client_args()), timeout)
     if not procs.alive(target.pid):
         return Sample(error=f"{target.name} process (pid {target.pid}) died during the run")
     cpu1 = procs.cpu_seconds(target.pid)
@@ -116,13 +118,17 @@ def run_benchmark(group, scenario, target):
     return sample
 
 
-def open_idle(port, count, batch=200):
-    """Opens count connections to port, PINGs each once; returns the sockets."""
+def open_idle(port, count, batch=200, tls_ca=""):
+    """Opens count connections to port (TLS with tls_ca), PINGs each once; returns the sockets."""
     socks = []
     try:
         while len(socks) < count:
-            opened = [connect(port) for _ in range(min(batch, count - len(socks)))]
-            socks += opened
+            opened = []
+            try:
+                for _ in range(min(batch, count - len(socks))):
+                    opened.append(connect(port, tls_ca))
+            finally:
+                socks += opened
             for s in opened:
                 s.sendall(resp.encode("PING"))
             for s in opened:
@@ -133,10 +139,17 @@ def open_idle(port, count, batch=200):
     return socks
 
 
-def connect(port):
-    """One blocking loopback connection that closes with a reset (no TIME_WAIT left behind)."""
+def connect(port, tls_ca=""):
+    """One blocking loopback connection that closes with a reset (no TIME_WAIT left behind);
+    TLS (handshake done, verified against tls_ca) when tls_ca is given."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    if tls_ca:
+        try:
+            s = tlsmod.wrap(s, tls_ca)
+        except BaseException:
+            s.close()
+            raise
     return s
 
 
@@ -165,7 +178,7 @@ def run_idle(group, scenario, target):
         return base
     rss0 = procs.status_bytes(target.pid, "VmRSS")
     try:
-        socks = open_idle(target.port, scenario.idle)
+        socks = open_idle(target.port, scenario.idle, tls_ca=target.tls_ca)
     except (OSError, RuntimeError) as e:
         return Sample(error=f"idle connections: {e}"[:160])
     try:
@@ -222,7 +235,7 @@ def prefill(nodes, chunk=10_000):
 def placement(target, nodes, count=300):
     """SETs count keys through target and returns the node name holding each key (then flushes)."""
     keys = [f"place:{i}:{{t{i % 7}}}x" if i % 3 == 0 else f"place:{i}" for i in range(count)]
-    with resp.Conn(target.port) as c:
+    with resp.Conn(target.port, tls_ca=target.tls_ca) as c:
         for reply in c.pipeline([("SET", k, "1") for k in keys]):
             if reply != "OK":
                 raise RuntimeError(f"SET through {target.name} failed: {reply}")

@@ -103,8 +103,9 @@ def log_tail(path, lines=15):
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_ready(proc, port, log_path, timeout=15.0):
-    """Polls until 127.0.0.1:port answers PING with PONG; raises if proc dies or time runs out."""
+def wait_ready(proc, port, log_path, timeout=15.0, tls_ca=""):
+    """Polls until 127.0.0.1:port answers PING with PONG (over TLS verified against the
+    CA file tls_ca when given); raises if proc dies or time runs out."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -112,7 +113,7 @@ def wait_ready(proc, port, log_path, timeout=15.0):
             raise RuntimeError(f"process exited with {proc.returncode} before answering PING:\n"
                                + log_tail(log_path))
         try:
-            reply = resp.command(port, "PING", timeout=0.5)
+            reply = resp.command(port, "PING", timeout=0.5, tls_ca=tls_ca)
             if reply == "PONG":
                 return
             last = repr(reply)

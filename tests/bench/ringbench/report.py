@@ -5,7 +5,8 @@ import platform
 import statistics
 import shutil
 
-TARGET_ORDER = ("ringproxy", "baseline", "nutcracker", "direct")
+TARGET_ORDER = ("ringproxy", "ringproxy-tls", "ringproxy-tls-both", "baseline", "nutcracker",
+                "direct")
 # (metric attribute, column title, format); lower is better except where noted.
 METRICS = (
     ("rps", "req/s (higher is better)", "{:,.0f}"),
@@ -123,6 +124,40 @@ def baseline_section(scenarios, targets, results, label):
     return "\n".join(head + lines + [""])
 
 
+# The TLS cost table (--tls): each TLS target ÷ plain ringproxy.
+TLS_TARGETS = ("ringproxy-tls", "ringproxy-tls-both")
+TLS_METRICS = (
+    ("cpu_per_m", "CPU per request"),
+    ("rps", "req/s"),
+    ("p99", "p99"),
+)
+
+
+def tls_section(scenarios, targets, results):
+    """Markdown section TLS cost: per scenario, CPU per request, req/s and p99 of each TLS
+    target ÷ plain ringproxy (median of the per-round ratios), or '' without --tls."""
+    tls_targets = [t for t in TLS_TARGETS if t in targets]
+    if not tls_targets:
+        return ""
+    head = ["## TLS cost", "",
+            "Each TLS target ÷ plain ringproxy (same binary, config and workers, alternated "
+            "in every round; median of the per-round ratios). ringproxy-tls: TLS between "
+            "redis-benchmark and the proxy, plain to the nodes; ringproxy-tls-both: TLS on "
+            "both sides (the same three redis-servers, on their TLS ports). CPU per request "
+            "is the proxy's own CPU; above 1.00 = TLS costs that much more.", ""]
+    if "ringproxy" not in targets:
+        return "\n".join(head + ["(plain ringproxy was not among the targets: no ratios)", ""])
+    cols = [(t, attr, f"{t} ÷ ringproxy: {title}") for t in tls_targets
+            for attr, title in TLS_METRICS]
+    lines = ["| scenario | " + " | ".join(c[2] for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for sc in scenarios:
+        plain = results[sc.key]["ringproxy"]
+        cells = [ratio(results[sc.key][t], plain, attr) for t, attr, _ in cols]
+        lines.append(f"| {sc.label} | " + " | ".join(cells) + " |")
+    return "\n".join(head + lines + [""])
+
+
 def ratio(a, b, attr):
     """a/b for one metric, flagged when either side had errors: the median of the
     per-round ratios, so that drift between rounds (a shared machine) cancels out.
@@ -176,6 +211,7 @@ def markdown(ctx, scenarios, targets, results, chart_name):
         "(no chart: matplotlib was not installed)",
         "",
         *optional(baseline_section(scenarios, targets, results, ctx.get("baseline"))),
+        *optional(tls_section(scenarios, targets, results)),
         "## Ratios",
         "",
         ratio_table(scenarios, targets, results),

@@ -2,6 +2,8 @@
 
 import socket
 
+from . import tls as tlsmod
+
 
 class RespError(Exception):
     """An error reply (-ERR ...) or a broken stream."""
@@ -47,11 +49,18 @@ def read_bulk(f, n):
 
 
 class Conn:
-    """One blocking connection to 127.0.0.1:port."""
+    """One blocking connection to 127.0.0.1:port (TLS verified against the CA file
+    tls_ca when given)."""
 
-    def __init__(self, port, timeout=5.0):
+    def __init__(self, port, timeout=5.0, tls_ca=""):
         """Connects with the given socket timeout."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls_ca:
+            try:
+                self.sock = tlsmod.wrap(self.sock, tls_ca)
+            except BaseException:
+                self.sock.close()
+                raise
         self.file = self.sock.makefile("rb")
 
     def call(self, *args):
@@ -81,7 +90,7 @@ class Conn:
         self.close()
 
 
-def command(port, *args, timeout=5.0):
-    """Runs one command on a fresh connection and returns its reply."""
-    with Conn(port, timeout) as c:
+def command(port, *args, timeout=5.0, tls_ca=""):
+    """Runs one command on a fresh connection (TLS with tls_ca) and returns its reply."""
+    with Conn(port, timeout, tls_ca) as c:
         return c.call(*args)

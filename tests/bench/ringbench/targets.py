@@ -16,36 +16,51 @@ class Target:
     name: str
     port: int
     pid: int
+    # CA file of a TLS listener (clients connect with TLS and verify against it); "" = plain.
+    tls_ca: str = ""
+
+    def client_args(self):
+        """The redis-benchmark options a client of this target needs (TLS or none)."""
+        return ["--tls", "--cacert", self.tls_ca] if self.tls_ca else []
 
 
 @dataclass
 class Node:
-    """One backend redis-server."""
+    """One backend redis-server; tls_port > 0 when it also serves TLS (--tls-port)."""
     name: str
     port: int
     pid: int
+    tls_port: int = 0
 
 
-def start_redis(group, workdir, name, attempts=3):
-    """Starts one redis-server on a free port (retrying a lost port race); returns a Node."""
+def start_redis(group, workdir, name, attempts=3, certs=None):
+    """Starts one redis-server on a free port (retrying a lost port race); returns a Node.
+    With certs (tls.Certs) it also serves TLS on a second free port (same data)."""
     for _ in range(attempts):
         port = group.free_port()
         log = os.path.join(workdir, f"redis-{name}.log")
         argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--maxclients", str(MAX_CLIENTS),
                 "--protected-mode", "no", "--dir", workdir, "--logfile", ""]
+        tls_port = group.free_port() if certs else 0
+        if certs:
+            argv += ["--tls-port", str(tls_port), "--tls-cert-file", certs.cert,
+                     "--tls-key-file", certs.key, "--tls-ca-cert-file", certs.ca,
+                     "--tls-auth-clients", "no"]
         proc = group.start(argv, log)
         try:
             procs.wait_ready(proc, port, log)
-            return Node(name, port, proc.pid)
+            if certs:
+                procs.wait_ready(proc, tls_port, log, tls_ca=certs.ca)
+            return Node(name, port, proc.pid, tls_port)
         except RuntimeError as e:
             error = e
     raise RuntimeError(f"redis-server {name} did not start: {error}")
 
 
-def start_nodes(group, workdir):
-    """Starts the three backend nodes n1..n3."""
-    return [start_redis(group, workdir, name) for name in NODE_NAMES]
+def start_nodes(group, workdir, certs=None):
+    """Starts the three backend nodes n1..n3 (each also on a TLS port with certs)."""
+    return [start_redis(group, workdir, name, certs=certs) for name in NODE_NAMES]
 
 
 def nutcracker_config(port, nodes):
@@ -63,16 +78,24 @@ def nutcracker_config(port, nodes):
             "  servers:\n" + servers)
 
 
-def ringproxy_config(port, nodes, workers):
+def ringproxy_config(port, nodes, workers, client_tls=None, backend_tls=None):
     """Returns the ringproxy YAML equivalent to nutcracker_config (twemproxy placement)
-    with `workers` event-loop threads."""
-    node_lines = "".join(f"  - {{name: {n.name}, addr: 127.0.0.1:{n.port}}}\n" for n in nodes)
-    return (f"listen: 127.0.0.1:{port}\n"
+    with `workers` event-loop threads. client_tls (tls.Certs) makes the listener TLS;
+    backend_tls (tls.Certs) makes it talk TLS to the nodes' TLS ports."""
+    node_lines = "".join(
+        f"  - {{name: {n.name}, addr: 127.0.0.1:{n.tls_port if backend_tls else n.port}}}\n"
+        for n in nodes)
+    text = (f"listen: 127.0.0.1:{port}\n"
             "admin: null\n"
             f"workers: {workers}\n"
             "nodes:\n" + node_lines +
             "hash: {mode: twemproxy, function: fnv1a_64, distribution: ketama, tag: \"{}\"}\n"
             f"limits: {{max_clients: {MAX_CLIENTS}}}\n")
+    if client_tls:
+        text += f"tls: {{cert: {client_tls.cert}, key: {client_tls.key}}}\n"
+    if backend_tls:
+        text += f"backend: {{tls: {{ca: {backend_tls.ca}, server_name: localhost}}}}\n"
+    return text
 
 
 def write_file(path, text):
@@ -94,21 +117,25 @@ def start_nutcracker(group, workdir, nodes):
     return Target("nutcracker", port, proc.pid)
 
 
-def start_ringproxy(group, workdir, nodes, binary, workers, name="ringproxy"):
+def start_ringproxy(group, workdir, nodes, binary, workers, name="ringproxy",
+                    client_tls=None, backend_tls=None):
     """Starts `BINARY -c FILE` over nodes with `workers` threads; returns its Target.
 
-    name is the target's name ("ringproxy", or "baseline" for an older build of it):
-    it names the config and log files, and every target of that kind gets the same
-    config from ringproxy_config."""
+    name is the target's name ("ringproxy", "baseline" for an older build of it, or
+    "ringproxy-tls"/"ringproxy-tls-both"): it names the config and log files, and every
+    target of that kind gets the same config from ringproxy_config (client_tls and
+    backend_tls, tls.Certs, as there)."""
     port = group.free_port()
-    conf = write_file(os.path.join(workdir, f"{name}.yml"), ringproxy_config(port, nodes, workers))
+    conf = write_file(os.path.join(workdir, f"{name}.yml"),
+                      ringproxy_config(port, nodes, workers, client_tls, backend_tls))
     log = os.path.join(workdir, f"{name}.log")
     proc = group.start([binary, "-c", conf], log)
+    ca = client_tls.ca if client_tls else ""
     try:
-        procs.wait_ready(proc, port, log, timeout=10)
+        procs.wait_ready(proc, port, log, timeout=10, tls_ca=ca)
     except RuntimeError as e:
         raise RuntimeError(f"{name} ({binary}) did not start: {e}") from None
-    return Target(name, port, proc.pid)
+    return Target(name, port, proc.pid, ca)
 
 
 def direct_target(nodes):
