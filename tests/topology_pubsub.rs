@@ -79,6 +79,7 @@ fn assert_each_once(got: Vec<(String, String)>, names: &[String], tag: &str) {
 #[test]
 fn channels_follow_their_owner_when_nodes_join_and_leave() {
     let rig = Rig::start(4, 3);
+    let load = rig.steady_load();
     let names = channels();
     let mut sub = subscribed(&rig, &names);
     let mut publisher = rig.proxy.conn();
@@ -101,11 +102,13 @@ fn channels_follow_their_owner_when_nodes_join_and_leave() {
     // Nothing else is queued: the next frame is PING's.
     sub.send(&["PING"]).unwrap();
     assert_eq!(sub.read().unwrap().compact(), "[pong, ]");
+    Rig::assert_load_unhurt(load);
 }
 
 #[test]
 fn patterns_reach_nodes_that_join() {
     let rig = Rig::start(4, 3);
+    let load = rig.steady_load();
     let mut psub = rig.proxy.conn();
     assert_eq!(
         psub.cmd(&["PSUBSCRIBE", "news.*"]).compact(),
@@ -128,11 +131,13 @@ fn patterns_reach_nodes_that_join() {
         seen += 1;
     }
     assert_eq!(seen, names.len());
+    Rig::assert_load_unhurt(load);
 }
 
 #[test]
 fn messages_published_while_nodes_change_under_load_arrive_once() {
     let rig = Rig::start(5, 3);
+    let load = rig.steady_load();
     let names = channels();
     let mut sub = subscribed(&rig, &names);
     let mut publisher = rig.proxy.conn();
@@ -153,4 +158,5 @@ fn messages_published_while_nodes_change_under_load_arrive_once() {
         sent += CHANNELS;
     }
     assert_eq!(sent, 4 * CHANNELS);
+    Rig::assert_load_unhurt(load);
 }

@@ -7,11 +7,9 @@
 
 mod common;
 
-use common::load::{Client, Load, Options};
 use common::topo::Rig;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 8;
@@ -119,10 +117,7 @@ fn random_reloads_keep_every_promise_under_load() {
     for round in 0..ROUNDS {
         one_round(&rig, &mut rng, round, &stable, &mut n);
     }
-    let report = load.finish();
-    report.assert_complete();
-    let failed: usize = report.logs.iter().map(|l| l.failed()).sum();
-    assert_eq!(failed, 0, "load requests failed: {}", report.notes());
+    Rig::assert_load_unhurt(load);
     eprintln!(
         "topology_random seed {seed:#x}: {ROUNDS} reloads, {} messages once each, {} blocked woken ({} after TRYAGAIN), {} transactions applied, {} aborted, {} stable keys scanned per round, {:.1} s",
         n.messages,

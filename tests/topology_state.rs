@@ -17,6 +17,7 @@ fn exists_anywhere(rig: &Rig, key: &str) -> Vec<usize> {
 #[test]
 fn a_transaction_whose_key_moved_is_aborted_at_exec() {
     let rig = Rig::start(4, 3);
+    let load = rig.steady_load();
     let mut c = rig.proxy.conn();
     let keys: Vec<String> = (0..400).map(|i| format!("tx:{i}")).collect();
     let before = rig.owners(&keys);
@@ -51,11 +52,13 @@ fn a_transaction_whose_key_moved_is_aborted_at_exec() {
         }
     }
     assert!(moved > 0, "no key of the transactions moved");
+    Rig::assert_load_unhurt(load);
 }
 
 #[test]
 fn a_watch_on_a_key_that_moved_fails_the_transaction() {
     let rig = Rig::start(4, 3);
+    let load = rig.steady_load();
     let keys: Vec<String> = (0..400).map(|i| format!("w:{i}")).collect();
     let before = rig.owners(&keys);
     let mut watchers: Vec<(String, Conn)> = Vec::new();
@@ -81,11 +84,13 @@ fn a_watch_on_a_key_that_moved_fails_the_transaction() {
         }
     }
     assert!(moved > 0, "no watched key moved");
+    Rig::assert_load_unhurt(load);
 }
 
 #[test]
 fn a_transaction_whose_node_left_is_aborted() {
     let rig = Rig::start(3, 3);
+    let load = rig.steady_load();
     let keys: Vec<String> = (0..200).map(|i| format!("gone:{i}")).collect();
     let owners = rig.owners(&keys);
     let k = keys
@@ -106,11 +111,13 @@ fn a_transaction_whose_node_left_is_aborted() {
         exists_anywhere(&rig, &k).is_empty(),
         "the value sits on a node"
     );
+    Rig::assert_load_unhurt(load);
 }
 
 #[test]
 fn blocked_clients_whose_keys_moved_are_answered_and_can_retry() {
     let rig = Rig::start(4, 3);
+    let load = rig.steady_load();
     let keys: Vec<String> = (0..400).map(|i| format!("bl:{i}")).collect();
     let before = rig.owners(&keys);
     let mut blocked: Vec<(String, Conn)> = Vec::new();
@@ -152,11 +159,13 @@ fn blocked_clients_whose_keys_moved_are_answered_and_can_retry() {
         assert_eq!(c.read().unwrap(), Reply::bulks(&[k.as_str(), "v"]));
     }
     assert!(moved > 0, "no blocked key moved");
+    Rig::assert_load_unhurt(load);
 }
 
 #[test]
 fn refused_and_admin_commands_inside_multi_fail_the_transaction() {
     let rig = Rig::start(3, 3);
+    let load = rig.steady_load();
     let mut c = rig.proxy.conn();
     let hz = |s: &RedisServer| s.cmd(&["CONFIG", "GET", "hz"]).items()[1].clone();
     let before: Vec<Reply> = rig.servers.iter().map(hz).collect();
@@ -174,4 +183,5 @@ fn refused_and_admin_commands_inside_multi_fail_the_transaction() {
     }
     let after: Vec<Reply> = rig.servers.iter().map(hz).collect();
     assert_eq!(before, after, "hz changed on a node");
+    Rig::assert_load_unhurt(load);
 }

@@ -1,6 +1,7 @@
 //! A proxy over some of a set of redis-servers, reloaded onto other subsets.
 
 use super::admin;
+use super::load::{Client, Load, Options};
 use super::proxy::Proxy;
 use super::redis_server::RedisServer;
 use super::route::route;
@@ -44,6 +45,39 @@ impl Rig {
             "the reload applied",
             Duration::from_secs(10),
             |t| t.version > before,
+        );
+    }
+
+    /// A steady, bounded load through the proxy while the test changes the
+    /// topology (two clients, SET/GET on keys of their own); see
+    /// [`Rig::assert_load_unhurt`].
+    pub fn steady_load(&self) -> Load {
+        let keys: Vec<(std::sync::Arc<str>, usize)> =
+            (0..64).map(|i| (format!("steady:{i}").into(), 0)).collect();
+        let clients = (0..2)
+            .map(|i| Client {
+                name: format!("steady{i}"),
+                keys: keys.clone(),
+                offset: i * 7,
+            })
+            .collect();
+        let opts = Options {
+            max_time: Duration::from_secs(60),
+            ..Options::default()
+        };
+        Load::start(self.proxy.port(), clients, &opts)
+    }
+
+    /// Stops `load`: every request got its reply, none failed.
+    pub fn assert_load_unhurt(load: Load) {
+        let report = load.finish();
+        report.assert_complete();
+        let failed: usize = report.logs.iter().map(|l| l.failed()).sum();
+        assert_eq!(
+            failed,
+            0,
+            "load requests failed across the change: {}",
+            report.notes()
         );
     }
 
