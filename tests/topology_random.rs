@@ -92,20 +92,7 @@ fn random_reloads_keep_every_promise_under_load() {
     let mut rng = Rng::new(seed);
     let rig = Rig::start(5, 3);
     let stable = stable_keys(&rig);
-    let load_keys: Vec<(Arc<str>, usize)> =
-        (0..64).map(|i| (format!("load:{i}").into(), 0)).collect();
-    let opts = Options {
-        max_time: Duration::from_secs(60),
-        ..Options::default()
-    };
-    let clients = (0..2)
-        .map(|i| Client {
-            name: format!("load{i}"),
-            keys: load_keys.clone(),
-            offset: i * 7,
-        })
-        .collect();
-    let load = Load::start(rig.proxy.port(), clients, &opts);
+    let load = rig.steady_load();
     let started = Instant::now();
     let mut n = Counts {
         messages: 0,
