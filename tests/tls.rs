@@ -1,7 +1,8 @@
 //! TLS (issue "Secure by default where it matters"): real `redis-server` nodes and
 //! a real `ringproxy`, certificates made by the test (rcgen) in a temp dir.
 //!
-//! - client side: redis-cli `--tls`, redis-py `ssl=True` and a rustls client
+//! - client side: redis-cli `--tls`, redis-py `ssl=True`, redis-rs over rustls and a
+//!   rustls client
 //!   through a TLS listener; mutual TLS accepted and refused;
 //! - bad handshakes (plain text on a TLS port, TLS on a plain port, a half
 //!   handshake, garbage) are closed without hurting other clients;
@@ -87,6 +88,23 @@ fn redis_cli_redis_py_and_a_rust_client_through_a_tls_listener() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // redis-rs over rustls, verifying the proxy's certificate against the CA.
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(std::fs::read(&ca.cert).unwrap()),
+    };
+    let rs = redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}/"), certs).unwrap();
+    let mut rc = rs.get_connection().expect("redis-rs TLS connection");
+    let _: () = redis::cmd("SET")
+        .arg("rs-key")
+        .arg("v3")
+        .query(&mut rc)
+        .unwrap();
+    let got: String = redis::cmd("GET").arg("py-key").query(&mut rc).unwrap();
+    assert_eq!(got, "v2", "redis-rs reads what redis-py wrote");
+    let got: String = redis::cmd("GET").arg("rs-key").query(&mut rc).unwrap();
+    assert_eq!(got, "v3");
 
     let mut c = TlsConn::connect(proxy.port(), &cfg).unwrap();
     assert_eq!(c.cmd(&["GET", "py-key"]), bulk("v2"));
