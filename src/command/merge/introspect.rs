@@ -64,26 +64,37 @@ pub fn config_get(parts: &[&Bytes], own: &[(&'static str, Bytes)], proto: Proto)
     out.freeze()
 }
 
+/// One entry of a node's reply: the node's index, its bytes, its element ranges.
+type Entry = (usize, Bytes, Vec<std::ops::Range<usize>>);
+
+/// Each node's reply is an array of arrays (SLOWLOG GET, LATENCY LATEST): every
+/// entry as (node, its bytes, its element ranges); `None` when one is not.
+fn entries_of(parts: &[&Bytes]) -> Option<Vec<Entry>> {
+    let mut out = Vec::new();
+    for (node, p) in parts.iter().enumerate() {
+        for e in array_elements(p)? {
+            let raw = p.slice(e);
+            let fields = array_elements(&raw)?.into_iter().collect();
+            out.push((node, raw, fields));
+        }
+    }
+    Some(out)
+}
+
 /// SLOWLOG GET over the nodes (part `i` from node `names[i]`), at most `count`
 /// entries.
 pub fn slowlog(parts: &[&Bytes], names: &[Arc<str>], count: usize) -> Bytes {
     // (time, node, id, the part, the entry's element ranges)
+    let Some(all) = entries_of(parts) else {
+        return invalid();
+    };
     let mut entries = Vec::new();
-    for (node, p) in parts.iter().enumerate() {
-        let Some(list) = array_elements(p) else {
+    for (node, raw, fields) in all {
+        let int = |i: usize| fields.get(i).and_then(|r| integer(&raw[r.clone()]));
+        let (Some(id), Some(time)) = (int(0), int(1)) else {
             return invalid();
         };
-        for e in list {
-            let raw = p.slice(e);
-            let Some(fields) = array_elements(&raw) else {
-                return invalid();
-            };
-            let int = |i: usize| fields.get(i).and_then(|r| integer(&raw[r.clone()]));
-            let (Some(id), Some(time)) = (int(0), int(1)) else {
-                return invalid();
-            };
-            entries.push((time, node, id, raw, fields));
-        }
+        entries.push((time, node, id, raw, fields));
     }
     entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(b.2.cmp(&a.2)));
     entries.truncate(count);
@@ -110,31 +121,25 @@ pub fn slowlog(parts: &[&Bytes], names: &[Arc<str>], count: usize) -> Bytes {
 pub fn latency_latest(parts: &[&Bytes], names: &[Arc<str>]) -> Bytes {
     let mut out = BytesMut::new();
     let mut events = Vec::new();
-    for (node, p) in parts.iter().enumerate() {
-        let Some(list) = array_elements(p) else {
+    let Some(all) = entries_of(parts) else {
+        return invalid();
+    };
+    for (node, raw, fields) in all {
+        let Some(event) = fields.first().and_then(|r| string_body(&raw[r.clone()])) else {
             return invalid();
         };
-        for e in list {
-            let raw = p.slice(e);
-            let Some(fields) = array_elements(&raw) else {
-                return invalid();
-            };
-            let Some(event) = fields.first().and_then(|r| string_body(&raw[r.clone()])) else {
-                return invalid();
-            };
-            let name = names.get(node).map_or("", |n| n);
-            let mut label = Vec::with_capacity(name.len() + 1 + event.len());
-            label.extend_from_slice(name.as_bytes());
-            label.push(b'/');
-            label.extend_from_slice(event);
-            let mut one = BytesMut::new();
-            encode::array_header(&mut one, fields.len());
-            encode::bulk(&mut one, &label);
-            for r in fields.iter().skip(1) {
-                one.extend_from_slice(&raw[r.clone()]);
-            }
-            events.push(one);
+        let name = names.get(node).map_or("", |n| n);
+        let mut label = Vec::with_capacity(name.len() + 1 + event.len());
+        label.extend_from_slice(name.as_bytes());
+        label.push(b'/');
+        label.extend_from_slice(event);
+        let mut one = BytesMut::new();
+        encode::array_header(&mut one, fields.len());
+        encode::bulk(&mut one, &label);
+        for r in fields.iter().skip(1) {
+            one.extend_from_slice(&raw[r.clone()]);
         }
+        events.push(one);
     }
     encode::array_header(&mut out, events.len());
     events.iter().for_each(|e| out.extend_from_slice(e));
