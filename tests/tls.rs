@@ -45,18 +45,47 @@ fn tls_proxy(nodes: &[&RedisServer], extra: &str, ready: Arc<rustls::ClientConfi
     Proxy::try_start_ready(&yaml, &[], &check).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A TLS listener (no client certificates) in front of one node, and a client
+/// config that trusts its CA.
+struct Plain {
+    _dir: TempDir,
+    ca: Ca,
+    node: RedisServer,
+    cfg: std::sync::Arc<rustls::ClientConfig>,
+    proxy: Proxy,
+}
+
+impl Plain {
+    fn start() -> Plain {
+        let dir = TempDir::new("tls");
+        let ca = Ca::new(&dir, "main");
+        let server = ca.issue("proxy");
+        let node = RedisServer::start();
+        let cfg = client_config(&[&ca.cert], None);
+        let proxy = tls_proxy(&[&node], &tls_yaml(&server, None), cfg.clone());
+        Plain {
+            _dir: dir,
+            ca,
+            node,
+            cfg,
+            proxy,
+        }
+    }
+}
+
 fn bulk(s: &str) -> Reply {
     Reply::Bulk(s.as_bytes().to_vec())
 }
 
 #[test]
 fn redis_cli_redis_py_and_a_rust_client_through_a_tls_listener() {
-    let dir = TempDir::new("tls");
-    let ca = Ca::new(&dir, "main");
-    let server = ca.issue("proxy");
-    let node = RedisServer::start();
-    let cfg = client_config(&[&ca.cert], None);
-    let proxy = tls_proxy(&[&node], &tls_yaml(&server, None), cfg.clone());
+    let Plain {
+        _dir: _keep,
+        ca,
+        node: _node,
+        cfg,
+        proxy,
+    } = Plain::start();
     let port = proxy.port().to_string();
     let cacert = ca.cert.display().to_string();
 
@@ -185,12 +214,13 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn bad_handshakes_are_closed_and_other_clients_are_unaffected() {
-    let dir = TempDir::new("tls");
-    let ca = Ca::new(&dir, "main");
-    let server = ca.issue("proxy");
-    let node = RedisServer::start();
-    let cfg = client_config(&[&ca.cert], None);
-    let proxy = tls_proxy(&[&node], &tls_yaml(&server, None), cfg.clone());
+    let Plain {
+        _dir: _keep,
+        ca: _ca,
+        node,
+        cfg,
+        proxy,
+    } = Plain::start();
     let mut good = TlsConn::connect(proxy.port(), &cfg).unwrap();
     assert_eq!(good.cmd(&["SET", "g", "1"]), Reply::ok());
     let connect = || TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
