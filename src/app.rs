@@ -8,6 +8,7 @@ use crate::backend::pool::PoolShared;
 use crate::backend::replay::replay_on_nodes;
 use crate::config::{Config, Listen, PoolConfig};
 use crate::metrics::Metrics;
+use crate::sentinel::Discovery;
 use crate::server::PoolContext;
 use crate::server::listener::{Listener, accept_loop};
 use crate::tls::server::ServerTls;
@@ -64,6 +65,8 @@ pub struct RunningPool {
     pub ctx: Arc<PoolContext>,
     /// Timeouts, health policy, metrics (changed in place by reload).
     pub shared: PoolShared,
+    /// What the sentinels say of its `sentinel:` nodes.
+    pub discovery: Arc<Discovery>,
 }
 
 /// The running proxy: its pools, metrics and the config applied last.
@@ -116,6 +119,7 @@ async fn bind(listen: &Listen, mode: Option<u32>) -> Result<Listener, AppError> 
 /// Builds one pool's runtime (spawns its backend connection and health tasks).
 pub fn start_pool(
     p: &PoolConfig,
+    discovery: Arc<Discovery>,
     metrics: &Arc<Metrics>,
     workers: &Workers,
     tls: Option<Arc<ServerTls>>,
@@ -128,7 +132,8 @@ pub fn start_pool(
         changed: Arc::new(tokio::sync::Notify::new()),
         metrics: metrics.clone(),
     };
-    let topo = Topology::build(p, &shared, &[], 1);
+    shared.policy.set_replica_lag(p.max_replica_lag);
+    let topo = Topology::build(&discovery.effective(p), &shared, &[], 1);
     let pm = metrics.pool(&p.name);
     pm.topology_version.set(1);
     let router = Arc::new(Router::from_pointee(topo));
@@ -136,7 +141,11 @@ pub fn start_pool(
     let ctx = Arc::new(ctx);
     tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
     tokio::spawn(crate::server::memory::budget_loop(Arc::downgrade(&ctx)));
-    RunningPool { ctx, shared }
+    RunningPool {
+        ctx,
+        shared,
+        discovery,
+    }
 }
 
 /// How the proxy was started, beyond its config.
@@ -195,12 +204,12 @@ pub async fn run(
     };
     let metrics = Metrics::new();
     metrics.set_config_hash(&format!("{config_hash:016x}"));
-    let pools: Vec<RunningPool> = config
-        .pools
-        .iter()
-        .zip(tls)
-        .map(|(p, tls)| start_pool(p, &metrics, &workers, tls))
-        .collect();
+    let mut pools = Vec::new();
+    for (p, tls) in config.pools.iter().zip(tls) {
+        let discovery = Discovery::new(p, metrics.clone());
+        crate::sentinel::first_answers(&discovery, p.connect_timeout, p.request_timeout).await;
+        pools.push(start_pool(p, discovery, &metrics, &workers, tls));
+    }
     for p in &pools {
         if let Some(tls) = &p.ctx.tls {
             let watch = crate::tls::rotate::watch_loop(
@@ -238,6 +247,15 @@ pub async fn run(
         tokio::spawn(crate::admin::serve(l, proxy.clone(), shutdown.clone()));
     }
     crate::reload::spawn_triggers(&proxy, &shutdown);
+    for (i, p) in proxy.pools.iter().enumerate() {
+        let timeouts = p.shared.timeouts.clone();
+        tokio::spawn(crate::sentinel::run(
+            p.discovery.clone(),
+            timeouts,
+            shutdown.clone(),
+        ));
+        tokio::spawn(follow_discovery(Arc::downgrade(&proxy), i));
+    }
     wait_for_signal(&shutdown).await;
     shutdown.cancel();
     for p in &proxy.pools {
@@ -268,6 +286,19 @@ fn serve_on_workers(
         });
     }
     Ok(())
+}
+
+/// Applies what the sentinels say (a failover, replicas coming and going) the way
+/// a reload applies a file: a new topology, unchanged nodes kept.
+async fn follow_discovery(proxy: std::sync::Weak<Proxy>, pool: usize) {
+    let Some(d) = proxy.upgrade().map(|p| p.pools[pool].discovery.clone()) else {
+        return;
+    };
+    loop {
+        d.changed().await;
+        let Some(p) = proxy.upgrade() else { return };
+        p.rediscovered(pool).await;
+    }
 }
 
 /// Rebuilds the ring when node health changes (only moves keys with `eject: true`).

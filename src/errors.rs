@@ -133,6 +133,11 @@ fn quoted_error(buf: &mut BytesMut, prefix: &[u8], arg: &[u8]) {
 pub const CLIENT_NAME: &[u8] =
     b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
 
+/// A read-only request under `read_from: replica` when no replica of the key's
+/// shard is up and in sync.
+pub const NO_READABLE_REPLICA: &[u8] =
+    b"-ERR ringproxy: no replica of this shard is readable (read_from: replica)\r\n";
+
 /// Keys of one request live on different nodes.
 pub const CROSSSLOT: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same node\r\n";
 /// Client limit reached (Redis's own text).

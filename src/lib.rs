@@ -66,6 +66,7 @@ pub mod poll;
 pub mod reload;
 pub mod resp;
 pub mod route;
+pub mod sentinel;
 pub mod server;
 pub mod status;
 pub mod tls;

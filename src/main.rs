@@ -207,10 +207,7 @@ fn route(config: &Config, keys: &[std::ffi::OsString]) -> anyhow::Result<()> {
         let key = k.as_bytes();
         let node = placement.node_for_key(key).context("no node")?;
         let n = &pool.nodes[node];
-        let addr = match &n.addr {
-            config::NodeAddr::Tcp(a) => a.clone(),
-            config::NodeAddr::Unix(p) => format!("unix:{}", p.display()),
-        };
+        let addr = config::checks::addr_text(&n.addr);
         println!("{} {} {}", key.escape_ascii(), n.name, addr);
     }
     Ok(())

@@ -148,8 +148,23 @@ impl Proxy {
         Err(why)
     }
 
-    /// Applies one pool's new config; returns its new topology version.
+    /// Applies what the sentinels now say of pool `pool`'s nodes to its running
+    /// config (see [`crate::sentinel`]).
+    pub async fn rediscovered(&self, pool: usize) {
+        let applied = self.applied.lock().await;
+        let p = &self.pools[pool];
+        if let Some(cfg) = applied.0.pools.iter().find(|c| c.name == p.ctx.name) {
+            let version = self.apply_pool(p, cfg).await;
+            tracing::info!(pool = %p.ctx.name, version, "topology follows the sentinels");
+        }
+    }
+
+    /// Applies one pool's new config (with what the sentinels say of its sentinel
+    /// nodes); returns its new topology version.
     async fn apply_pool(&self, pool: &crate::app::RunningPool, cfg: &PoolConfig) -> u64 {
+        pool.discovery.configure(cfg);
+        let cfg = &pool.discovery.effective(cfg);
+        pool.shared.policy.set_replica_lag(cfg.max_replica_lag);
         let ctx = &pool.ctx;
         pool.shared
             .timeouts
@@ -158,13 +173,9 @@ impl Proxy {
         ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
         let _writer = ctx.writer.lock().await;
         let old = ctx.router.load_full();
-        let topo = Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1);
+        let topo = Topology::build(cfg, &pool.shared, &old.all_nodes(), old.version + 1);
         let version = topo.version;
-        let kept: Vec<bool> = old
-            .nodes
-            .iter()
-            .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
-            .collect();
+        let (old_all, new_all) = (old.all_nodes(), topo.all_nodes());
         let added = added_nodes(&old.nodes, &topo.nodes);
         // Scripts and functions reach the new nodes before they take traffic; what
         // is recorded meanwhile (sent with the old topology) follows right after.
@@ -173,8 +184,8 @@ impl Proxy {
         ctx.switch(topo).await;
         replay_on_nodes(ctx.replay.since(seq).1, &added, "reload").await;
         ctx.metrics.topology_version.set(version as i64);
-        for (o, kept) in old.nodes.iter().zip(kept) {
-            if !kept && !cfg.nodes.iter().any(|n| *n.name == *o.name) {
+        for o in &old_all {
+            if !new_all.iter().any(|n| n.name == o.name) {
                 self.metrics.remove_node(&ctx.name, &o.name);
             }
         }

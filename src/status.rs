@@ -54,7 +54,9 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
         .iter()
         .zip(&t.on_ring)
         .zip(&t.config.nodes)
-        .map(|((n, on_ring), cfg)| {
+        .zip(&t.replicas)
+        .map(|(((n, on_ring), cfg), replicas)| {
+            let replicas: Vec<Value> = replicas.iter().map(|r| replica_view(r)).collect();
             json!({
                 "name": &*n.name,
                 "addr": crate::config::checks::addr_text(&n.addr),
@@ -63,14 +65,27 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
                 "on_ring": on_ring,
                 "connections": n.metrics.backend_connections.get(),
                 "inflight": n.metrics.inflight.get(),
+                "sentinel": cfg.sentinel,
+                "replicas": replicas,
             })
         })
         .collect();
     json!({
         "name": ctx.name,
         "version": t.version,
+        "read_from": t.config.read_from,
         "eject": t.eject(),
         "clients": ctx.clients.load(Ordering::Relaxed),
         "nodes": nodes,
+    })
+}
+
+fn replica_view(r: &crate::backend::Node) -> Value {
+    json!({
+        "name": &*r.name,
+        "addr": crate::config::checks::addr_text(&r.addr),
+        "health": if r.health.is_down() { "down" } else { "up" },
+        "readable": r.readable(),
+        "connections": r.metrics.backend_connections.get(),
     })
 }

@@ -7,6 +7,7 @@ use crate::acl::Users;
 use crate::backend::pool::{Node, PoolShared, PoolSpec};
 use crate::command::CommandTable;
 use crate::config::PoolConfig;
+use crate::config::replicas::ReadFrom;
 use crate::route::{NodeSpec, Placement, PlacementSpec};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -35,8 +36,10 @@ pub struct Topology {
     pub version: u64,
     /// The config it was built from.
     pub config: Arc<PoolConfig>,
-    /// Nodes in config order.
+    /// Nodes (each a shard's primary) in config order.
     pub nodes: Vec<Arc<Node>>,
+    /// Each node's replicas (same index as `nodes`; empty for most pools).
+    pub replicas: Vec<Arc<[Arc<Node>]>>,
     /// Which nodes are on the ring (false: ejected).
     pub on_ring: Vec<bool>,
     /// Key → node index.
@@ -53,8 +56,9 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Builds a topology for `cfg`, reusing `old` nodes whose name, address and
-    /// identity are unchanged (they keep their connections and health).
+    /// Builds a topology for `cfg`, reusing `old` nodes (primaries and replicas, see
+    /// [`Topology::all_nodes`]) whose name, address and identity are unchanged (they
+    /// keep their connections and health).
     pub fn build(
         cfg: &PoolConfig,
         shared: &PoolShared,
@@ -77,6 +81,11 @@ impl Topology {
                 None => Arc::new(Node::new(n, &pool, shared)),
             })
             .collect();
+        let replicas = cfg
+            .nodes
+            .iter()
+            .map(|n| replicas_of(n, &pool, shared, old))
+            .collect();
         let on_ring = vec![true; nodes.len()];
         let ids: Vec<&[u8]> = cfg.nodes.iter().map(|n| n.identity.as_bytes()).collect();
         let scan_order = crate::command::scan::walk_order(&crate::command::scan::assign_tags(&ids));
@@ -87,6 +96,7 @@ impl Topology {
             placement: placement_for(cfg, &on_ring),
             on_ring,
             nodes,
+            replicas,
             commands: Arc::new(CommandTable::new(&cfg.commands)),
             limits: limits_of(cfg),
             users: Arc::new(Users::empty()),
@@ -98,9 +108,38 @@ impl Topology {
         t
     }
 
+    /// Every node: the primaries, then every replica (what a rebuild may reuse).
+    pub fn all_nodes(&self) -> Vec<Arc<Node>> {
+        let replicas = self.replicas.iter().flat_map(|r| r.iter().cloned());
+        self.nodes.iter().cloned().chain(replicas).collect()
+    }
+
     /// The node owning `key`, if any is live.
     pub fn node_for_key(&self, key: &[u8]) -> Option<usize> {
         self.placement.node_for_key(key)
+    }
+
+    /// Where a read-only request for node `idx` goes under the pool's `read_from`:
+    /// a readable replica (picked by `session`, so one client's reads of a shard stay
+    /// on one replica while it is readable), else the primary unless the policy is
+    /// `replica` (`None`: no replica can take it).
+    pub fn read_target(&self, idx: usize, session: u64) -> Option<&Arc<Node>> {
+        let primary = &self.nodes[idx];
+        let replicas = self.replicas.get(idx).map_or(&[][..], |r| &r[..]);
+        let n = replicas.len();
+        let start = if n == 0 {
+            0
+        } else {
+            (session % n as u64) as usize
+        };
+        let replica = (0..n)
+            .map(|i| &replicas[(start + i) % n])
+            .find(|r| r.readable());
+        match (replica, self.config.read_from) {
+            (Some(r), _) => Some(r),
+            (None, ReadFrom::Replica) => None,
+            (None, _) => Some(primary),
+        }
     }
 
     /// Whether keys of down nodes move to live nodes.
@@ -119,6 +158,7 @@ impl Topology {
             version: self.version,
             config: self.config.clone(),
             nodes: self.nodes.clone(),
+            replicas: self.replicas.clone(),
             placement: placement_for(&self.config, &on_ring),
             on_ring,
             commands: self.commands.clone(),
@@ -171,6 +211,24 @@ impl Topology {
         }
         on_ring
     }
+}
+
+/// The replica nodes of `n`, reusing `old` ones at the same address.
+fn replicas_of(
+    n: &crate::config::NodeConfig,
+    pool: &PoolSpec,
+    shared: &PoolShared,
+    old: &[Arc<Node>],
+) -> Arc<[Arc<Node>]> {
+    n.replicas
+        .iter()
+        .map(
+            |addr| match old.iter().find(|o| o.same_replica(&n.name, addr, pool)) {
+                Some(o) => o.clone(),
+                None => Arc::new(Node::replica(&n.name, addr, pool, shared)),
+            },
+        )
+        .collect()
 }
 
 /// Placement over `cfg`'s nodes with the given ring membership.

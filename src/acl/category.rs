@@ -30,6 +30,9 @@ const NAMES: &[&str] = &[
 pub struct Categories(u32);
 
 impl Categories {
+    /// `@scripting` (bit 20 of [`NAMES`]).
+    pub const SCRIPTING: Categories = Categories(1 << 20);
+
     /// The category named `name` (without `@`, any case); `None` when unknown.
     pub fn named(name: &str) -> Option<Categories> {
         let lower = name.to_ascii_lowercase();
@@ -58,6 +61,14 @@ impl Categories {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scripting_constant_is_its_name() {
+        assert_eq!(
+            super::Categories::named("scripting"),
+            Some(super::Categories::SCRIPTING)
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -139,6 +139,9 @@ pub struct ConnSpec {
     pub dedicated: bool,
     /// TLS to the node (`None`: plain text).
     pub tls: Option<Arc<crate::tls::client::BackendTls>>,
+    /// Used only while the server says it is a master (`ROLE` after login): the
+    /// primary of a replicated shard, so a demoted one never takes writes.
+    pub master_only: bool,
 }
 
 /// Handle to a connection task. Dropping every handle ends the task once its

@@ -29,7 +29,23 @@ pub fn commands(spec: &ConnSpec) -> Vec<Bytes> {
     if spec.db != 0 {
         cmds.push(command(&[b"SELECT", spec.db.to_string().as_bytes()]));
     }
+    if spec.master_only {
+        cmds.push(Bytes::from_static(ROLE));
+    }
     cmds
+}
+
+/// `ROLE`: sent last by connections that must be on a master.
+pub const ROLE: &[u8] = b"*1\r\n$4\r\nROLE\r\n";
+
+/// Whether a `ROLE` reply says `master`.
+pub fn is_master_role(reply: &[u8]) -> bool {
+    let Some(items) = crate::resp::reply::array_elements(reply) else {
+        return false;
+    };
+    items
+        .first()
+        .is_some_and(|r| reply.get(r.clone()) == Some(b"$6\r\nmaster\r\n".as_slice()))
 }
 
 /// Encodes one command.
@@ -64,6 +80,9 @@ where
                     return Err(std::io::Error::other(format!(
                         "backend refused login: {text}"
                     )));
+                }
+                if cmds.get(seen).is_some_and(|c| c.as_ref() == ROLE) && !is_master_role(&r) {
+                    return Err(std::io::Error::other("the server is not a master (ROLE)"));
                 }
                 seen += 1;
             }

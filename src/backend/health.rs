@@ -9,6 +9,7 @@
 //! and wakes the pool's ejection task.
 
 use super::handshake;
+use super::probe::Probe;
 use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::metrics::NodeMetrics;
@@ -29,6 +30,7 @@ pub struct HealthPolicy {
     failures: AtomicU32,
     successes: AtomicU32,
     retry_ms: AtomicU64,
+    replica_lag_secs: AtomicU64,
 }
 
 impl HealthPolicy {
@@ -40,9 +42,23 @@ impl HealthPolicy {
             failures: AtomicU32::new(1),
             successes: AtomicU32::new(1),
             retry_ms: AtomicU64::new(0),
+            replica_lag_secs: AtomicU64::new(
+                crate::config::replicas::DEFAULT_MAX_REPLICA_LAG.as_secs(),
+            ),
         };
         p.set(cfg);
         p
+    }
+
+    /// Sets the largest replication lag of a readable replica.
+    pub fn set_replica_lag(&self, lag: Duration) {
+        self.replica_lag_secs
+            .store(lag.as_secs(), Ordering::Relaxed);
+    }
+
+    /// The largest replication lag of a readable replica, in whole seconds.
+    pub fn replica_lag_secs(&self) -> u64 {
+        self.replica_lag_secs.load(Ordering::Relaxed)
     }
 
     /// Applies new config values.
@@ -214,13 +230,18 @@ pub async fn check_loop(
     health: Weak<NodeHealth>,
     policy: Arc<HealthPolicy>,
     tls: Option<Arc<BackendTls>>,
+    probe: Probe,
 ) {
     let tls = tls.as_deref();
     let mut machine = Machine::default();
     let mut conn: Option<BackendStream> = None;
     let mut down_since: Option<tokio::time::Instant> = None;
+    // A replica is checked at once: it is read from only once a check found it in sync.
+    let mut first = matches!(probe, Probe::Replica(_));
     loop {
-        tokio::time::sleep(policy.interval()).await;
+        if !std::mem::take(&mut first) {
+            tokio::time::sleep(policy.interval()).await;
+        }
         let Some(h) = health.upgrade() else { return };
         down_since = h
             .is_down()
@@ -234,9 +255,18 @@ pub async fn check_loop(
             h.set_down(false, "retry timeout elapsed");
             continue;
         }
-        let ok = ping(&mut conn, &addr, &login, policy.timeout(), tls).await;
+        let check = Check {
+            addr: &addr,
+            login: &login,
+            timeout: policy.timeout(),
+            tls,
+            probe: &probe,
+            lag: policy.replica_lag_secs(),
+        };
+        let ok = check.run(&mut conn).await;
         if !ok {
             conn = None;
+            probe.failed();
         }
         match machine.observe(ok, h.is_down(), policy.failures(), policy.successes()) {
             Verdict::Down => {
@@ -250,63 +280,73 @@ pub async fn check_loop(
     }
 }
 
-/// One PING on the checker's own connection (opened if needed), within `timeout`.
-/// A kept connection the server closed (idle timeout, CLIENT KILL) is not a failed
-/// check: it is replaced and the PING tried again at once, within the same timeout.
-async fn ping(
-    conn: &mut Option<BackendStream>,
-    addr: &NodeAddr,
-    login: &[Bytes],
+/// One health check: what to ask, where, how long it may take.
+struct Check<'a> {
+    addr: &'a NodeAddr,
+    login: &'a [Bytes],
     timeout: Duration,
-    tls: Option<&BackendTls>,
-) -> bool {
-    let fut = async {
-        let reused = conn.is_some();
-        match ping_once(conn, addr, login, timeout, tls).await {
-            Some(ok) => Some(ok),
-            None if reused => {
-                *conn = None;
-                ping_once(conn, addr, login, timeout, tls).await
+    tls: Option<&'a BackendTls>,
+    probe: &'a Probe,
+    lag: u64,
+}
+
+impl Check<'_> {
+    /// One probe on the checker's own connection (opened if needed), within the
+    /// timeout. A kept connection the server closed (idle timeout, CLIENT KILL) is
+    /// not a failed check: it is replaced and the probe tried again at once, within
+    /// the same timeout.
+    async fn run(&self, conn: &mut Option<BackendStream>) -> bool {
+        let fut = async {
+            let reused = conn.is_some();
+            match self.once(conn).await {
+                Some(ok) => Some(ok),
+                None if reused => {
+                    *conn = None;
+                    self.once(conn).await
+                }
+                None => None,
             }
-            None => None,
-        }
-    };
-    matches!(tokio::time::timeout(timeout, fut).await, Ok(Some(true)))
-}
-
-async fn ping_once(
-    conn: &mut Option<BackendStream>,
-    addr: &NodeAddr,
-    login: &[Bytes],
-    timeout: Duration,
-    tls: Option<&BackendTls>,
-) -> Option<bool> {
-    if conn.is_none() {
-        let mut s = connect(addr, timeout, tls).await.ok()?;
-        let logged_in = match &mut s {
-            BackendStream::Tcp(t) => handshake::run(t, login, timeout).await,
-            BackendStream::Unix(u) => handshake::run(u, login, timeout).await,
-            BackendStream::Tls(t) => handshake::run(&mut **t, login, timeout).await,
         };
-        logged_in.ok()?;
-        *conn = Some(s);
+        matches!(
+            tokio::time::timeout(self.timeout, fut).await,
+            Ok(Some(true))
+        )
     }
-    match conn.as_mut()? {
-        BackendStream::Tcp(s) => ping_on(s).await,
-        BackendStream::Unix(s) => ping_on(s).await,
-        BackendStream::Tls(s) => ping_on(s).await,
+
+    async fn once(&self, conn: &mut Option<BackendStream>) -> Option<bool> {
+        if conn.is_none() {
+            let mut s = connect(self.addr, self.timeout, self.tls).await.ok()?;
+            let logged_in = match &mut s {
+                BackendStream::Tcp(t) => handshake::run(t, self.login, self.timeout).await,
+                BackendStream::Unix(u) => handshake::run(u, self.login, self.timeout).await,
+                BackendStream::Tls(t) => handshake::run(&mut **t, self.login, self.timeout).await,
+            };
+            logged_in.ok()?;
+            *conn = Some(s);
+        }
+        let reply = match conn.as_mut()? {
+            BackendStream::Tcp(s) => ask(s, self.probe.request()).await,
+            BackendStream::Unix(s) => ask(s, self.probe.request()).await,
+            BackendStream::Tls(s) => ask(s, self.probe.request()).await,
+        }?;
+        Some(self.probe.judge(&reply, self.lag))
     }
 }
 
-async fn ping_on<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Option<bool> {
-    s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
-    let mut buf = BytesMut::with_capacity(64);
+/// Largest health-check reply read (INFO replication is well under it).
+const MAX_PROBE_REPLY: usize = 64 << 10;
+
+/// Sends `request` and reads one reply (`None`: closed, or too large).
+async fn ask<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, request: &[u8]) -> Option<BytesMut> {
+    s.write_all(request).await.ok()?;
+    let mut buf = BytesMut::with_capacity(256);
     loop {
-        if s.read_buf(&mut buf).await.ok()? == 0 {
+        if s.read_buf(&mut buf).await.ok()? == 0 || buf.len() > MAX_PROBE_REPLY {
             return None;
         }
         if let Ok(Some(n)) = reply_len(&buf) {
-            return Some(&buf[..n] == b"+PONG\r\n");
+            buf.truncate(n);
+            return Some(buf);
         }
     }
 }
@@ -384,6 +424,7 @@ mod tests {
             Arc::downgrade(&h),
             policy,
             None,
+            Probe::Ping,
         ));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!h.is_down());

@@ -6,6 +6,7 @@
 //!   write, matches replies FIFO, enforces the request timeout, reconnects with backoff.
 //! - [`pool`]: a node's connections (per RESP version) and its health state.
 //! - [`health`]: node health state machine and the active checker.
+//! - [`probe`]: what a health check asks a node by its role (primary, replica).
 //! - [`stream`]: TCP or unix-socket connect with a timeout.
 //! - [`replay`]: the pool's script/function log, replayed on nodes that join.
 
@@ -15,6 +16,7 @@ pub mod handshake;
 pub mod health;
 pub mod pipeline;
 pub mod pool;
+pub mod probe;
 pub mod queue;
 pub mod replay;
 pub mod stream;

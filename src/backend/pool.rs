@@ -2,6 +2,7 @@
 
 use super::conn::{self, ConnHandle, ConnSpec, Timeouts};
 use super::health::{HealthPolicy, NodeHealth, check_loop};
+use super::probe::{Probe, ReplicaLink};
 use crate::config::{NodeAddr, NodeConfig};
 use crate::metrics::{Metrics, NodeMetrics};
 use crate::resp::Proto;
@@ -41,6 +42,38 @@ pub struct PoolShared {
     pub workers: crate::workers::Workers,
 }
 
+/// A node's part in its shard.
+#[derive(Debug)]
+enum Role {
+    /// The shard's primary; `master_only` when the shard has replicas (its
+    /// connections and checks require `ROLE` master).
+    Primary {
+        /// Connections and checks require the server to be a master.
+        master_only: bool,
+    },
+    /// A replica, readable while in sync.
+    Replica(Arc<ReplicaLink>),
+}
+
+impl Role {
+    fn probe(&self) -> Probe {
+        match self {
+            Role::Primary { master_only: false } => Probe::Ping,
+            Role::Primary { master_only: true } => Probe::Master,
+            Role::Replica(link) => Probe::Replica(link.clone()),
+        }
+    }
+
+    fn master_only(&self) -> bool {
+        matches!(self, Role::Primary { master_only: true })
+    }
+}
+
+/// The name of shard `shard`'s replica at `addr` (its metric label, its log name).
+pub fn replica_name(shard: &str, addr: &NodeAddr) -> String {
+    format!("{shard}/{}", crate::config::checks::addr_text(addr))
+}
+
 /// One backend node. Shared by every topology version in which it is unchanged, so
 /// a reload keeps its connections and its health.
 #[derive(Debug)]
@@ -56,16 +89,45 @@ pub struct Node {
     /// Metric handles, resolved once.
     pub metrics: NodeMetrics,
     spec: PoolSpec,
+    role: Role,
     /// Per worker, per RESP version: the shared connections.
     conns: Vec<[Vec<ConnHandle>; 2]>,
     env: conn::ConnEnv,
 }
 
 impl Node {
-    /// Creates the node and spawns its connection tasks (they connect lazily) and
-    /// its health checker (it ends when the node is dropped).
+    /// Creates the node (a shard's primary) and spawns its connection tasks (they
+    /// connect lazily) and its health checker (it ends when the node is dropped).
     pub fn new(cfg: &NodeConfig, pool: &PoolSpec, shared: &PoolShared) -> Node {
-        let name: Arc<str> = cfg.name.as_str().into();
+        let master_only = cfg.sentinel.is_some() || !cfg.replicas.is_empty();
+        let role = Role::Primary { master_only };
+        Node::start(
+            cfg.name.as_str(),
+            &cfg.identity,
+            &cfg.addr,
+            pool,
+            shared,
+            role,
+        )
+    }
+
+    /// A replica of shard `shard` at `addr` (named `shard/addr`): read from while its
+    /// health checks find it in sync with its primary.
+    pub fn replica(shard: &str, addr: &NodeAddr, pool: &PoolSpec, shared: &PoolShared) -> Node {
+        let name = replica_name(shard, addr);
+        let link = Arc::new(ReplicaLink::default());
+        Node::start(&name, &name, addr, pool, shared, Role::Replica(link))
+    }
+
+    fn start(
+        name: &str,
+        identity: &str,
+        addr: &NodeAddr,
+        pool: &PoolSpec,
+        shared: &PoolShared,
+        role: Role,
+    ) -> Node {
+        let name: Arc<str> = name.into();
         let metrics = shared.metrics.node(&shared.pool, &name);
         let health = Arc::new(NodeHealth::new(
             name.clone(),
@@ -73,22 +135,29 @@ impl Node {
             shared.changed.clone(),
             Some(metrics.clone()),
         ));
-        let login = super::handshake::commands(&ConnSpec {
+        let master_only = matches!(role, Role::Primary { master_only: true });
+        let spec = |proto, db, tls| ConnSpec {
             node: name.clone(),
-            addr: cfg.addr.clone(),
-            proto: Proto::Resp2,
+            addr: addr.clone(),
+            proto,
             username: pool.username.clone(),
             password: pool.password.clone(),
-            db: 0,
+            db,
             dedicated: false,
-            tls: None,
+            tls,
+            master_only,
+        };
+        let login = super::handshake::commands(&ConnSpec {
+            master_only: false,
+            ..spec(Proto::Resp2, 0, None)
         });
         tokio::spawn(check_loop(
-            cfg.addr.clone(),
+            addr.clone(),
             login,
             Arc::downgrade(&health),
             shared.policy.clone(),
             pool.tls.clone(),
+            role.probe(),
         ));
         let env = conn::ConnEnv {
             timeouts: shared.timeouts.clone(),
@@ -98,18 +167,8 @@ impl Node {
         let make = |rt: &tokio::runtime::Handle, proto: Proto| -> Vec<ConnHandle> {
             (0..pool.connections.max(1))
                 .map(|_| {
-                    let spec = ConnSpec {
-                        node: name.clone(),
-                        addr: cfg.addr.clone(),
-                        proto,
-                        username: pool.username.clone(),
-                        password: pool.password.clone(),
-                        db: pool.db,
-                        dedicated: false,
-                        tls: pool.tls.clone(),
-                    };
                     let pre = pool.preconnect && proto == Proto::Resp2;
-                    conn::spawn_on(rt, spec, env.clone(), pre)
+                    conn::spawn_on(rt, spec(proto, pool.db, pool.tls.clone()), env.clone(), pre)
                 })
                 .collect()
         };
@@ -121,14 +180,29 @@ impl Node {
             .collect();
         Node {
             name,
-            addr: cfg.addr.clone(),
-            identity: cfg.identity.clone(),
+            addr: addr.clone(),
+            identity: identity.to_string(),
             health,
             metrics,
             spec: pool.clone(),
+            role,
             conns,
             env,
         }
+    }
+
+    /// Whether reads may go to this node now: a replica that is up and in sync
+    /// with its primary (a primary is never "readable" in this sense).
+    pub fn readable(&self) -> bool {
+        match &self.role {
+            Role::Replica(link) => link.readable() && !self.health.is_down(),
+            Role::Primary { .. } => false,
+        }
+    }
+
+    /// Whether this is a replica.
+    pub fn is_replica(&self) -> bool {
+        matches!(self.role, Role::Replica(_))
     }
 
     /// How a connection of one client's own to this node logs in.
@@ -142,6 +216,7 @@ impl Node {
             db: self.spec.db,
             dedicated: true,
             tls: self.spec.tls.clone(),
+            master_only: matches!(self.role, Role::Primary { master_only: true }),
         }
     }
 
@@ -170,9 +245,20 @@ impl Node {
     /// (same name, address, identity and connection settings; a new weight only
     /// changes the ring, so the node keeps its connections).
     pub fn same_as(&self, cfg: &NodeConfig, pool: &PoolSpec) -> bool {
-        *self.name == *cfg.name
+        let replicated = cfg.sentinel.is_some() || !cfg.replicas.is_empty();
+        !self.is_replica()
+            && *self.name == *cfg.name
             && self.addr == cfg.addr
             && self.identity == cfg.identity
+            && self.spec == *pool
+            && self.role.master_only() == replicated
+    }
+
+    /// Whether this node can serve as the replica `addr` of shard `shard` unchanged.
+    pub fn same_replica(&self, shard: &str, addr: &NodeAddr, pool: &PoolSpec) -> bool {
+        self.is_replica()
+            && self.addr == *addr
+            && *self.name == *replica_name(shard, addr)
             && self.spec == *pool
     }
 

@@ -36,6 +36,10 @@ pub async fn connect(
                 }
             }
             NodeAddr::Unix(p) => Ok(BackendStream::Unix(UnixStream::connect(p).await?)),
+            NodeAddr::Sentinel(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the sentinels have not named this master's primary yet",
+            )),
         }
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -51,6 +55,53 @@ pub async fn connect(
 fn host_of(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+macro_rules! each_stream {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            BackendStream::Tcp($s) => $e,
+            BackendStream::Unix($s) => $e,
+            BackendStream::Tls($s) => {
+                let $s = &mut **$s;
+                $e
+            }
+        }
+    };
+}
+
+impl tokio::io::AsyncRead for BackendStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        each_stream!(self, s => std::pin::Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl tokio::io::AsyncWrite for BackendStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        each_stream!(self, s => std::pin::Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        each_stream!(self, s => std::pin::Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        each_stream!(self, s => std::pin::Pin::new(s).poll_shutdown(cx))
+    }
 }
 
 #[cfg(test)]

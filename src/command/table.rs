@@ -164,6 +164,15 @@ impl CommandSpec {
     }
 
     /// True when the command takes keys (specs flagged `not_key`, the shard
+    /// Whether a replica may answer it (`read_from`): read-only, and not a script
+    /// or function call (those always run on the primary).
+    pub fn replica_read(&self) -> bool {
+        self.flags.contains(CommandFlags::READONLY)
+            && !self
+                .categories
+                .intersects(crate::acl::Categories::SCRIPTING)
+    }
+
     /// channels of SPUBLISH/SSUBSCRIBE, do not count).
     pub fn has_keys(&self) -> bool {
         self.specs.iter().any(KeySpec::is_key)

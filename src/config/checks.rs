@@ -161,6 +161,7 @@ pub fn addr_text(addr: &NodeAddr) -> String {
     match addr {
         NodeAddr::Tcp(s) => s.clone(),
         NodeAddr::Unix(p) => format!("unix:{}", p.display()),
+        NodeAddr::Sentinel(m) => format!("sentinel:{m}"),
     }
 }
 
@@ -235,6 +236,7 @@ pub fn identity(mode: HashMode, addr: &NodeAddr, name: Option<&str>) -> String {
             let text = match addr {
                 NodeAddr::Unix(path) => path.display().to_string(),
                 NodeAddr::Tcp(hp) => hp.clone(),
+                NodeAddr::Sentinel(m) => m.clone(),
             };
             crate::route::twemproxy_identity(&text, name)
         }

@@ -17,6 +17,7 @@ pub mod duration;
 mod locate;
 pub mod nutcracker;
 pub mod password;
+pub mod replicas;
 pub mod schema;
 pub mod size;
 mod tls_check;

@@ -170,6 +170,9 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         preconnect: p.preconnect.unwrap_or(false),
         tls: None,
         backend_tls: None,
+        sentinel: None,
+        read_from: super::replicas::ReadFrom::Primary,
+        max_replica_lag: super::replicas::DEFAULT_MAX_REPLICA_LAG,
     }
 }
 
@@ -409,6 +412,8 @@ fn server(s: &str) -> Result<NodeConfig, String> {
         identity: ck::identity(HashMode::Twemproxy, &addr, name),
         addr,
         weight,
+        replicas: Vec::new(),
+        sentinel: None,
     })
 }
 

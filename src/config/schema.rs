@@ -108,6 +108,20 @@ pub struct FileConfig {
     /// TLS on the client listener (TCP only); `null` (default) = plain text.
     #[serde(default)]
     pub tls: Option<ListenerTlsFile>,
+    /// The sentinels of the nodes that name a `sentinel:` master. Default none.
+    #[serde(default)]
+    pub sentinel: Option<super::replicas::SentinelFile>,
+    /// Where read-only commands go: `primary` (default), `prefer_replica`, `replica`.
+    #[serde(default)]
+    pub read_from: super::replicas::ReadFrom,
+    /// Replicas whose link to the primary has been silent longer are not read from.
+    /// Default 30s.
+    #[serde(default = "default_max_lag", with = "super::duration")]
+    pub max_replica_lag: Duration,
+}
+
+fn default_max_lag() -> Duration {
+    super::replicas::DEFAULT_MAX_REPLICA_LAG
 }
 
 fn default_admin() -> Option<String> {
@@ -122,8 +136,17 @@ pub struct NodeFile {
     /// its `addr` does not.
     #[serde(default)]
     pub name: Option<String>,
-    /// `host:port` (or `unix:/path` for a local socket). Required.
-    pub addr: String,
+    /// The primary: `host:port` (or `unix:/path` for a local socket). Required
+    /// unless `sentinel` is given.
+    #[serde(default)]
+    pub addr: Option<String>,
+    /// Static replicas of the primary (`host:port` or `unix:/path`). Default none.
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// Name of the Sentinel master whose primary and replicas this node is
+    /// (instead of `addr`). Default none.
+    #[serde(default)]
+    pub sentinel: Option<String>,
     /// Relative weight, 1..=100 (twemproxy mode: 1..=1000000). Default 1.
     #[serde(default = "one")]
     pub weight: u32,
@@ -464,6 +487,8 @@ pub enum NodeAddr {
     Tcp(String),
     /// Unix socket path.
     Unix(PathBuf),
+    /// The primary of this Sentinel master, not known yet (nothing connects).
+    Sentinel(String),
 }
 
 /// A validated node.
@@ -477,6 +502,10 @@ pub struct NodeConfig {
     pub addr: NodeAddr,
     /// Relative weight.
     pub weight: u32,
+    /// Replicas of the primary (static, or as discovered from the sentinels).
+    pub replicas: Vec<NodeAddr>,
+    /// The Sentinel master this node follows.
+    pub sentinel: Option<String>,
 }
 
 /// A validated extra command.
@@ -574,4 +603,10 @@ pub struct PoolConfig {
     pub tls: Option<ListenerTlsFile>,
     /// TLS to the nodes.
     pub backend_tls: Option<BackendTlsFile>,
+    /// The sentinels.
+    pub sentinel: Option<super::replicas::SentinelConfig>,
+    /// Where read-only commands go.
+    pub read_from: super::replicas::ReadFrom,
+    /// Largest replication lag of a replica that is read from.
+    pub max_replica_lag: Duration,
 }

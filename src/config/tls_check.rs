@@ -32,10 +32,14 @@ pub(super) fn listener(r: &mut Report, f: &FileConfig) -> Option<ListenerTlsFile
     Some(t.clone())
 }
 
-/// The backend TLS settings, checked.
-pub(super) fn backend(r: &mut Report, f: &FileConfig) -> Option<BackendTlsFile> {
-    let t = f.backend.tls.as_ref()?;
-    let at = |k| [Key("backend"), Key("tls"), Key(k)];
+/// The TLS settings of a section that connects out (`backend`, `sentinel`), checked.
+pub(super) fn client(
+    r: &mut Report,
+    section: &'static str,
+    t: Option<&BackendTlsFile>,
+) -> Option<BackendTlsFile> {
+    let t = t?;
+    let at = |k| [Key(section), Key("tls"), Key(k)];
     let mut ok = true;
     let mut file = |r: &mut Report, key: &'static str, res: Result<(), TlsError>| {
         ok &= res.is_ok();
@@ -55,19 +59,19 @@ pub(super) fn backend(r: &mut Report, f: &FileConfig) -> Option<BackendTlsFile> 
     }
     if t.cert.is_some() != t.key.is_some() {
         r.problem(
-            &[Key("backend"), Key("tls")],
+            &[Key(section), Key("tls")],
             "cert and key must be given together",
         );
     } else if ok && let Err(e) = tls::client::client_config(t) {
         r.problem(
-            &[Key("backend"), Key("tls")],
+            &[Key(section), Key("tls")],
             format!("unusable settings: {e}"),
         );
     }
     if t.insecure_skip_verify {
         r.note(
             &at("insecure_skip_verify"),
-            "node certificates are not verified",
+            "server certificates are not verified",
         );
     }
     Some(t.clone())

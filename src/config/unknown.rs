@@ -35,6 +35,10 @@ const SECTIONS: &[(&str, Section)] = &[
     ("users", Section::List(fields_of::<UserFile>)),
     ("log", Section::Map(fields_of::<LogFile>)),
     ("tls", Section::Map(fields_of::<ListenerTlsFile>)),
+    (
+        "sentinel",
+        Section::Map(fields_of::<replicas::SentinelFile>),
+    ),
 ];
 
 /// Reports every unknown field in `value` (parsed from `text`) into `r`, with its
@@ -146,11 +150,14 @@ mod tests {
         let top = fields_of::<FileConfig>();
         assert!(top.contains(&"listen") && top.contains(&"nodes"), "{top:?}");
         let mut text = String::from(
-            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\n",
+            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\nread_from: primary\nmax_replica_lag: 1s\n",
         );
         let value = |section: &str, field: &str| -> &'static str {
             match (section, field) {
                 ("nodes", "addr") => "127.0.0.1:7001",
+                ("nodes", "replicas") => "[]",
+                ("sentinel", "addrs") => "[\"127.0.0.1:26379\"]",
+                ("sentinel", "refresh") => "1s",
                 ("nodes", "weight") | ("commands", _) if field != "name" => "1",
                 ("commands", "name") => "X.GET",
                 ("hash", "mode") => "ringproxy",

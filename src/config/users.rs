@@ -114,11 +114,34 @@ pub(super) fn read_password(r: &mut Report, at: &[Seg], path: &str) -> Option<St
     }
 }
 
-/// The backend password: `backend.password` or the content of
-/// `backend.password_file` (not both).
-pub(super) fn backend_password(r: &mut Report, b: &BackendFile) -> Option<String> {
-    let at = |k| [Key("backend"), Key(k)];
-    match (&b.password, &b.password_file) {
+/// The login fields of a section that connects somewhere (`backend`, `sentinel`).
+pub(super) struct Login<'a> {
+    /// The section's key (for problem paths).
+    pub section: &'static str,
+    /// `username`.
+    pub username: &'a Option<String>,
+    /// `password`.
+    pub password: &'a Option<String>,
+    /// `password_file`.
+    pub password_file: &'a Option<String>,
+}
+
+impl<'a> Login<'a> {
+    /// The login fields of `backend:`.
+    pub fn backend(b: &'a BackendFile) -> Login<'a> {
+        Login {
+            section: "backend",
+            username: &b.username,
+            password: &b.password,
+            password_file: &b.password_file,
+        }
+    }
+}
+
+/// `<section>.password` or the contents of `<section>.password_file`.
+pub(super) fn login_password(r: &mut Report, l: &Login<'_>) -> Option<String> {
+    let at = |k| [Key(l.section), Key(k)];
+    match (l.password, l.password_file) {
         (Some(_), Some(_)) => {
             r.problem(
                 &at("password_file"),
@@ -131,18 +154,16 @@ pub(super) fn backend_password(r: &mut Report, b: &BackendFile) -> Option<String
     }
 }
 
-/// `backend.username`: non-empty, and only with a password.
-pub(super) fn backend_username(r: &mut Report, b: &BackendFile) -> Option<String> {
-    let u = b.username.as_ref()?;
+/// `<section>.username`: non-empty, and only with a password.
+pub(super) fn login_username(r: &mut Report, l: &Login<'_>) -> Option<String> {
+    let u = l.username.as_ref()?;
+    let at = [Key(l.section), Key("username")];
     if u.is_empty() || u.contains(|c: char| c.is_whitespace()) {
-        r.problem(
-            &[Key("backend"), Key("username")],
-            "must be non-empty, without spaces",
-        );
+        r.problem(&at, "must be non-empty, without spaces");
     }
-    if b.password.is_none() && b.password_file.is_none() {
-        let msg = "needs backend.password or backend.password_file";
-        r.problem(&[Key("backend"), Key("username")], msg);
+    if l.password.is_none() && l.password_file.is_none() {
+        let msg = format!("needs {0}.password or {0}.password_file", l.section);
+        r.problem(&at, msg);
     }
     Some(u.clone())
 }

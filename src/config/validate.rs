@@ -131,8 +131,15 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         health: health(r, &f.health),
         auth: password(r, &[Key("auth")], &f.auth).map(Password::from),
         users: super::users::users(r, &f.users, f.auth.as_deref(), &extra),
-        backend_username: super::users::backend_username(r, &f.backend),
-        backend_password: super::users::backend_password(r, &f.backend).map(Password::from),
+        backend_username: super::users::login_username(
+            r,
+            &super::users::Login::backend(&f.backend),
+        ),
+        backend_password: super::users::login_password(
+            r,
+            &super::users::Login::backend(&f.backend),
+        )
+        .map(Password::from),
         backend_db: f.backend.db,
         commands: extra,
         allow_flush: f.allow_flush,
@@ -141,7 +148,10 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         clients: client_limits(r, &f.limits, t),
         listen_mode: listen_mode(r, f),
         tls: super::tls_check::listener(r, f),
-        backend_tls: super::tls_check::backend(r, f),
+        backend_tls: super::tls_check::client(r, "backend", f.backend.tls.as_ref()),
+        sentinel: super::replicas::sentinel(r, f),
+        read_from: super::replicas::read_from(r, f),
+        max_replica_lag: super::replicas::max_lag(r, f),
     }
 }
 
@@ -250,9 +260,19 @@ fn nodes(r: &mut Report, list: &[NodeFile], mode: HashMode) -> Vec<NodeConfig> {
 
 fn node(r: &mut Report, i: usize, n: &NodeFile, mode: HashMode) -> NodeConfig {
     let p = |k| [Key("nodes"), Item(i), Key(k)];
-    let addr = r
-        .check(&p("addr"), ck::node_addr(&n.addr))
-        .unwrap_or_else(|| NodeAddr::Tcp(n.addr.clone()));
+    let replicas = super::replicas::node_replicas(r, i, n);
+    let addr = match (&n.addr, &n.sentinel) {
+        (Some(a), _) => r
+            .check(&p("addr"), ck::node_addr(a))
+            .unwrap_or_else(|| NodeAddr::Tcp(a.clone())),
+        (None, m) => NodeAddr::Sentinel(m.clone().unwrap_or_default()),
+    };
+    let default_name = || {
+        n.addr
+            .clone()
+            .or_else(|| n.sentinel.clone())
+            .unwrap_or_default()
+    };
     let max = if mode == HashMode::Twemproxy {
         MAX_TWEMPROXY_WEIGHT
     } else {
@@ -262,11 +282,15 @@ fn node(r: &mut Report, i: usize, n: &NodeFile, mode: HashMode) -> NodeConfig {
     if n.name.as_deref().is_some_and(|s| s.trim().is_empty()) {
         r.problem(&p("name"), "must not be empty; remove it to use the addr");
     }
+    let name = n.name.clone().unwrap_or_else(default_name);
+    let named = n.name.as_deref().or(n.sentinel.as_deref());
     NodeConfig {
-        name: n.name.clone().unwrap_or_else(|| n.addr.clone()),
-        identity: ck::identity(mode, &addr, n.name.as_deref()),
+        identity: ck::identity(mode, &addr, named),
+        name,
         addr,
         weight,
+        replicas,
+        sentinel: n.sentinel.clone(),
     }
 }
 

@@ -417,7 +417,7 @@ fn unknown_fields_are_reported_with_their_line() {
         nested,
         [(
             Some(7),
-            "nodes[1].wieght: unknown field, expected one of name, addr, weight".to_string()
+            "nodes[1].wieght: unknown field, expected one of name, addr, replicas, sentinel, weight".to_string()
         )]
     );
 }
@@ -435,7 +435,7 @@ fn unknown_fields_and_bad_values_are_all_reported_together() {
         [
             (
                 Some(4),
-                "nodes[0].adr: unknown field, expected one of name, addr, weight".into()
+                "nodes[0].adr: unknown field, expected one of name, addr, replicas, sentinel, weight".into()
             ),
             (Some(8), "nodes[1].weight: 0 is out of range 1..=100".into()),
             (

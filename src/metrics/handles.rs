@@ -41,6 +41,8 @@ pub struct PoolMetrics {
     pub clients_closed_for_memory: IntCounter,
     /// Clients closed for being idle or for a request that took too long to arrive.
     pub clients_timed_out: IntCounter,
+    /// Read-only requests routed by `read_from`: [to a primary, to a replica].
+    pub reads: [HotCounter; 2],
 }
 
 /// True in a build with the `no-metrics` feature: the per-request metric calls
@@ -77,6 +79,14 @@ impl PoolMetrics {
     pub fn sent(&self, n: usize) {
         if !HOT_PATH_OFF {
             self.bytes_sent.inc_by(n as u64);
+        }
+    }
+
+    /// Counts one read routed by `read_from`, to a replica or to a primary.
+    #[inline]
+    pub fn read(&self, replica: bool) {
+        if !HOT_PATH_OFF {
+            self.reads[usize::from(replica)].inc();
         }
     }
 

@@ -98,6 +98,8 @@ families! {
     reloads: IntCounterVec = counter("ringproxy_reloads_total", "Topology reloads by result.", &["result"]);
     tls_handshake_failures: IntCounterVec = counter("ringproxy_tls_handshake_failures_total", "Client TLS handshakes that failed or timed out (the connection was closed).", POOL);
     tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
+    reads: IntCounterVec = counter("ringproxy_reads_total", "Read-only requests routed by read_from (not primary), by the role of the server that took them.", &["pool", "role"]);
+    failovers: IntCounterVec = counter("ringproxy_failovers_total", "Primary changes of a shard announced by the sentinels.", NODE);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -174,7 +176,16 @@ impl Metrics {
             client_memory: f.client_memory.with_label_values(p),
             clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
             clients_timed_out: f.clients_timed_out.with_label_values(p),
+            reads: ["primary", "replica"].map(|r| self.hot(f.reads.with_label_values(&[pool, r]))),
         }
+    }
+
+    /// Counts one failover of shard `node` of pool `pool` (rare: resolved per call).
+    pub fn failover(&self, pool: &str, node: &str) {
+        self.families
+            .failovers
+            .with_label_values(&[pool, node])
+            .inc();
     }
 
     /// The handles of node `node` of pool `pool`. The first call for a node sets

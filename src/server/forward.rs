@@ -4,16 +4,18 @@
 //! split across two topology versions.
 
 use super::context::{Ctx, Outcome};
-use crate::backend::BackendRequest;
 use crate::backend::replay;
+use crate::backend::{BackendRequest, Node};
 use crate::command::merge::Plan;
 use crate::command::scan;
 use crate::command::split::split;
 use crate::command::{CommandSpec, MergeKind, SplitKind};
+use crate::config::replicas::ReadFrom;
 use crate::errors::{self, BackendError};
 use crate::resp::Request;
 use bytes::Bytes;
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Most keys examined on the stack before routing falls back to the heap.
 const INLINE_KEYS: usize = 16;
@@ -21,6 +23,39 @@ const INLINE_KEYS: usize = 16;
 /// Sends `frame` to node `idx` for a single reply.
 pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
     let node = &cx.topo.nodes[idx];
+    forward_to(cx, node, frame)
+}
+
+/// Sends `frame` for a single reply to node `idx`, or for a read-only `spec` to
+/// where the pool's `read_from` sends reads of that shard.
+fn to_shard(cx: &mut Ctx, idx: usize, spec: &CommandSpec, frame: Bytes) -> Outcome {
+    match read_node(cx, idx, spec) {
+        Ok(Some(node)) => forward_to(cx, node, frame),
+        Ok(None) => forward(cx, idx, frame),
+        Err(reply) => cx.ready_static(reply),
+    }
+}
+
+/// The node a read of shard `idx` goes to, when `read_from` is not `primary` and
+/// `spec` may be read from a replica (`Ok(None)`: the primary, as for writes).
+fn read_node<'t>(
+    cx: &Ctx<'t>,
+    idx: usize,
+    spec: &CommandSpec,
+) -> Result<Option<&'t Arc<Node>>, &'static [u8]> {
+    let topo = cx.topo;
+    if topo.config.read_from == ReadFrom::Primary || !spec.replica_read() {
+        return Ok(None);
+    }
+    let node = topo
+        .read_target(idx, cx.client.id)
+        .ok_or(errors::NO_READABLE_REPLICA)?;
+    cx.pool.metrics.read(node.is_replica());
+    Ok(Some(node))
+}
+
+/// Sends `frame` to `node` for a single reply.
+fn forward_to(cx: &mut Ctx, node: &Node, frame: Bytes) -> Outcome {
     if node.health.is_down() {
         return cx.ready_static(BackendError::Down.wire());
     }
@@ -33,8 +68,11 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
 
 /// Sends one part of a merged request; a down node fails its part at once.
 pub fn send_part(cx: &Ctx, node: usize, frame: Bytes, seq: u64, part: u32) {
+    send_part_to(cx, &cx.topo.nodes[node], frame, seq, part);
+}
+
+fn send_part_to(cx: &Ctx, n: &Node, frame: Bytes, seq: u64, part: u32) {
     let reply = cx.reply_to(seq, part);
-    let n = &cx.topo.nodes[node];
     if n.health.is_down() {
         return reply.send(Err(BackendError::Down));
     }
@@ -112,12 +150,12 @@ pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<us
 pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     if let Some(key) = spec.first_arg_key(req) {
         return match cx.topo.node_for_key(key) {
-            Some(n) => forward(cx, n, req.frame().clone()),
+            Some(n) => to_shard(cx, n, spec, req.frame().clone()),
             None => cx.ready_static(BackendError::NoNode.wire()),
         };
     }
     match one_node(cx, req, spec) {
-        Ok(Some(n)) => forward(cx, n, req.frame().clone()),
+        Ok(Some(n)) => to_shard(cx, n, spec, req.frame().clone()),
         Ok(None) | Err(NoRoute::Malformed(_)) => any_node(cx, req),
         Err(e) => cx.ready_static(e.reply()),
     }
@@ -135,13 +173,21 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
         return any_node(cx, req);
     };
     if nodes.iter().all(|&(_, n)| n == first) {
-        return forward(cx, first, req.frame().clone());
+        return to_shard(cx, first, spec, req.frame().clone());
     }
     let s = split(req, kind, &nodes);
+    let mut targets: SmallVec<[&Node; INLINE_KEYS]> = SmallVec::new();
+    for part in &s.parts {
+        match read_node(cx, part.node, spec) {
+            Ok(Some(n)) => targets.push(n),
+            Ok(None) => targets.push(&cx.topo.nodes[part.node]),
+            Err(reply) => return cx.ready_static(reply),
+        }
+    }
     cx.pool.metrics.fanout(s.parts.len());
     let seq = cx.merging(Plan::Split(kind, s.positions), s.parts.len());
-    for (i, part) in s.parts.into_iter().enumerate() {
-        send_part(cx, part.node, part.frame, seq, i as u32);
+    for (i, (part, node)) in s.parts.into_iter().zip(targets).enumerate() {
+        send_part_to(cx, node, part.frame, seq, i as u32);
     }
     Outcome::Queued
 }

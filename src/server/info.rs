@@ -185,10 +185,15 @@ fn topology(topo: &Topology, out: &mut String) -> std::fmt::Result {
     )?;
     for (i, (n, cfg)) in topo.nodes.iter().zip(&topo.config.nodes).enumerate() {
         let state = if n.health.is_down() { "down" } else { "up" };
+        let replicas = topo.replicas.get(i).map_or(&[][..], |r| &r[..]);
+        let readable = replicas.iter().filter(|r| r.readable()).count();
         writeln!(
             out,
-            "node{i}:name={},weight={},state={state}\r",
-            n.name, cfg.weight
+            "node{i}:name={},weight={},state={state},primary={},replicas={},readable_replicas={readable}\r",
+            n.name,
+            cfg.weight,
+            crate::config::checks::addr_text(&n.addr),
+            replicas.len(),
         )?;
     }
     Ok(())
