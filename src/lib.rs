@@ -17,8 +17,12 @@
 //! resp/            request decoder, reply framer, encoders (no IO)
 //! command/         command table (data), key specs, classes, split, merge, scan
 //! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
-//! topology.rs      one immutable snapshot of a pool, behind arc-swap
-//! backend/         pipelined shared connection, node pool, health, subscriber
+//! topology.rs      one immutable snapshot of a pool, behind arc-swap: each node a
+//!                  shard (its primary, its replicas), the placement, the read policy
+//! backend/         pipelined shared connection, node pool, health (probes by role:
+//!                  primary, replica), subscriber
+//! sentinel/        Redis Sentinel discovery: ask the sentinels, follow their
+//!                  announcements, rebuild the topology on a failover
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
 //!                  given a narrow Ctx and returning an Outcome; output (writes, accounting);
@@ -49,7 +53,8 @@
 //!           connection task itself, on plain sockets)
 //! Each worker thread runs its own event loop: it accepts clients and owns its own
 //! connections to every node, so a request never crosses cores.
-//! side tasks (on worker 0): health checker per node, ejection (ring rebuilt on health change),
+//! side tasks (on worker 0): health checker per node and replica, ejection (ring rebuilt
+//!             on health change), Sentinel discovery (topology rebuilt on a failover),
 //!             reload (file watch, SIGHUP, POST /reload), admin HTTP, drain on SIGTERM
 //! ```
 

@@ -65,6 +65,7 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
                 "on_ring": on_ring,
                 "connections": n.metrics.backend_connections.get(),
                 "inflight": n.metrics.inflight.get(),
+                "role": "primary",
                 "sentinel": cfg.sentinel,
                 "replicas": replicas,
             })
@@ -85,6 +86,7 @@ fn replica_view(r: &crate::backend::Node) -> Value {
         "name": &*r.name,
         "addr": crate::config::checks::addr_text(&r.addr),
         "health": if r.health.is_down() { "down" } else { "up" },
+        "role": "replica",
         "readable": r.readable(),
         "connections": r.metrics.backend_connections.get(),
     })

@@ -106,6 +106,8 @@ struct Asker {
     order: Vec<usize>,
     conn: Option<(usize, SentinelConn)>,
     access: Access,
+    /// Sentinels that could not be reached this round (not tried again in it).
+    unreachable: Vec<bool>,
 }
 
 impl Asker {
@@ -115,10 +117,12 @@ impl Asker {
             addrs,
             conn: None,
             access,
+            unreachable: Vec::new(),
         }
     }
 
     async fn refresh(&mut self, d: &Discovery, masters: &[(String, String)]) {
+        self.unreachable = vec![false; self.addrs.len()];
         for (master, _) in masters {
             match self.ask(master).await {
                 Some(shard) => d.update(master, shard),
@@ -130,11 +134,17 @@ impl Asker {
     async fn ask(&mut self, master: &str) -> Option<Shard> {
         for k in 0..self.order.len() {
             let i = self.order[k];
+            if self.unreachable[i] {
+                continue;
+            }
             let mut conn = match self.conn.take() {
                 Some((j, c)) if j == i => c,
                 _ => match SentinelConn::open(&self.addrs[i], &self.access).await {
                     Ok(c) => c,
-                    Err(_) => continue,
+                    Err(_) => {
+                        self.unreachable[i] = true;
+                        continue;
+                    }
                 },
             };
             match query::shard(&mut conn, master, self.access.request).await {
