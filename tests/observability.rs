@@ -82,9 +82,11 @@ const NODE_NAMES: [&str; 3] = ["node0", "node1", "node2"];
 /// Asserts that no label value in the scrape is one of `keys`, and that every
 /// label name is one of the bounded ones.
 fn assert_bounded_labels(s: &Scrape, keys: &BTreeSet<String>) {
-    let allowed: BTreeSet<&str> = ["pool", "node", "class", "kind", "result", "hash", "le", "role"]
-        .into_iter()
-        .collect();
+    let allowed: BTreeSet<&str> = [
+        "pool", "node", "class", "kind", "result", "hash", "le", "role",
+    ]
+    .into_iter()
+    .collect();
     for sample in &s.samples {
         for (k, v) in &sample.labels {
             assert!(
