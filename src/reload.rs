@@ -162,7 +162,11 @@ impl Proxy {
     /// Applies one pool's new config (with what the sentinels say of its sentinel
     /// nodes); returns its new topology version.
     async fn apply_pool(&self, pool: &crate::app::RunningPool, cfg: &PoolConfig) -> u64 {
-        pool.discovery.configure(cfg);
+        if pool.discovery.configure(cfg) {
+            // New sentinels or masters: asked now, so their nodes start with a primary.
+            let t = &pool.shared.timeouts;
+            crate::sentinel::first_answers(&pool.discovery, t.connect(), t.request()).await;
+        }
         let cfg = &pool.discovery.effective(cfg);
         pool.shared.policy.set_replica_lag(cfg.max_replica_lag);
         let ctx = &pool.ctx;

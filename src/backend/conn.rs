@@ -48,12 +48,34 @@ pub struct ReplyTo {
     /// The reply may be written straight to the client; false for parts of merged
     /// replies and dedicated lanes.
     pub direct: bool,
+    /// A read sent to a replica: where it goes again if the replica cannot answer.
+    /// `None` for every other request.
+    pub fallback: Option<Box<Fallback>>,
+}
+
+/// A read on a replica, to be sent to its primary if the replica fails it (its
+/// connection lost, the replica down or timed out): reads are safe to repeat.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    /// The primary's connection for the same client.
+    pub conn: ConnHandle,
+    /// The request.
+    pub frame: Bytes,
 }
 
 impl ReplyTo {
     /// Delivers the reply: straight to the client when its session armed that, else
-    /// to the session. A session that is gone is ignored.
-    pub fn send(self, reply: Result<Bytes, BackendError>) {
+    /// to the session. A session that is gone is ignored. A replica read the replica
+    /// could not answer goes to the primary instead.
+    pub fn send(mut self, reply: Result<Bytes, BackendError>) {
+        if let Some(f) = self.fallback.take()
+            && matches!(
+                reply,
+                Err(BackendError::ConnectionLost | BackendError::Down | BackendError::Timeout)
+            )
+        {
+            return f.conn.send(BackendRequest::new(f.frame, self));
+        }
         self.io.complete(self.seq, self.part, reply, self.direct);
     }
 }

@@ -79,8 +79,8 @@ impl Discovery {
     }
 
     /// Takes a (re)loaded pool config: the loop restarts when the sentinels or the
-    /// masters changed. Masters no longer named are forgotten.
-    pub fn configure(&self, cfg: &PoolConfig) {
+    /// masters changed (then true). Masters no longer named are forgotten.
+    pub fn configure(&self, cfg: &PoolConfig) -> bool {
         let masters: Vec<(String, String)> = cfg
             .nodes
             .iter()
@@ -92,7 +92,7 @@ impl Discovery {
             .and_then(|sentinel| (!masters.is_empty()).then_some(Watched { sentinel, masters }));
         let mut st = self.lock();
         if st.watched == watched {
-            return;
+            return false;
         }
         if let Some(w) = &watched {
             st.shards
@@ -101,6 +101,7 @@ impl Discovery {
         st.watched = watched;
         drop(st);
         self.reconfigured.notify_one();
+        true
     }
 
     /// What to watch now.

@@ -4,18 +4,17 @@
 //! split across two topology versions.
 
 use super::context::{Ctx, Outcome};
+use super::read_route;
 use crate::backend::replay;
-use crate::backend::{BackendRequest, Node};
+use crate::backend::{BackendRequest, Fallback, Node};
 use crate::command::merge::Plan;
 use crate::command::scan;
 use crate::command::split::split;
 use crate::command::{CommandSpec, MergeKind, SplitKind};
-use crate::config::replicas::ReadFrom;
 use crate::errors::{self, BackendError};
 use crate::resp::Request;
 use bytes::Bytes;
 use smallvec::SmallVec;
-use std::sync::Arc;
 
 /// Most keys examined on the stack before routing falls back to the heap.
 const INLINE_KEYS: usize = 16;
@@ -29,38 +28,35 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
 /// Sends `frame` for a single reply to node `idx`, or for a read-only `spec` to
 /// where the pool's `read_from` sends reads of that shard.
 fn to_shard(cx: &mut Ctx, idx: usize, spec: &CommandSpec, frame: Bytes) -> Outcome {
-    match read_node(cx, idx, spec) {
-        Ok(Some(node)) => forward_to(cx, node, frame),
+    match read_route::target(cx, idx, spec) {
+        Ok(Some(t)) => {
+            let fallback = t.fallback(cx, &frame);
+            forward_via(cx, t.node, frame, fallback)
+        }
         Ok(None) => forward(cx, idx, frame),
         Err(reply) => cx.ready_static(reply),
     }
 }
 
-/// The node a read of shard `idx` goes to, when `read_from` is not `primary` and
-/// `spec` may be read from a replica (`Ok(None)`: the primary, as for writes).
-fn read_node<'t>(
-    cx: &Ctx<'t>,
-    idx: usize,
-    spec: &CommandSpec,
-) -> Result<Option<&'t Arc<Node>>, &'static [u8]> {
-    let topo = cx.topo;
-    if topo.config.read_from == ReadFrom::Primary || !spec.replica_read() {
-        return Ok(None);
-    }
-    let node = topo
-        .read_target(idx, cx.client.id)
-        .ok_or(errors::NO_READABLE_REPLICA)?;
-    cx.pool.metrics.read(node.is_replica());
-    Ok(Some(node))
-}
-
 /// Sends `frame` to `node` for a single reply.
 fn forward_to(cx: &mut Ctx, node: &Node, frame: Bytes) -> Outcome {
+    forward_via(cx, node, frame, None)
+}
+
+/// Sends `frame` to `node` for a single reply, with the way to the primary of a
+/// replica read.
+fn forward_via(
+    cx: &mut Ctx,
+    node: &Node,
+    frame: Bytes,
+    fallback: Option<Box<Fallback>>,
+) -> Outcome {
     if node.health.is_down() {
         return cx.ready_static(BackendError::Down.wire());
     }
     let seq = cx.waiting();
-    let reply = cx.direct_reply_to(seq);
+    let mut reply = cx.direct_reply_to(seq);
+    reply.fallback = fallback;
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame, reply));
     Outcome::Queued
@@ -68,11 +64,18 @@ fn forward_to(cx: &mut Ctx, node: &Node, frame: Bytes) -> Outcome {
 
 /// Sends one part of a merged request; a down node fails its part at once.
 pub fn send_part(cx: &Ctx, node: usize, frame: Bytes, seq: u64, part: u32) {
-    send_part_to(cx, &cx.topo.nodes[node], frame, seq, part);
+    send_part_to(cx, &cx.topo.nodes[node], frame, (seq, part), None);
 }
 
-fn send_part_to(cx: &Ctx, n: &Node, frame: Bytes, seq: u64, part: u32) {
-    let reply = cx.reply_to(seq, part);
+fn send_part_to(
+    cx: &Ctx,
+    n: &Node,
+    frame: Bytes,
+    (seq, part): (u64, u32),
+    fallback: Option<Box<Fallback>>,
+) {
+    let mut reply = cx.reply_to(seq, part);
+    reply.fallback = fallback;
     if n.health.is_down() {
         return reply.send(Err(BackendError::Down));
     }
@@ -176,18 +179,21 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
         return to_shard(cx, first, spec, req.frame().clone());
     }
     let s = split(req, kind, &nodes);
-    let mut targets: SmallVec<[&Node; INLINE_KEYS]> = SmallVec::new();
+    let mut targets: SmallVec<[_; INLINE_KEYS]> = SmallVec::new();
     for part in &s.parts {
-        match read_node(cx, part.node, spec) {
-            Ok(Some(n)) => targets.push(n),
-            Ok(None) => targets.push(&cx.topo.nodes[part.node]),
+        match read_route::target(cx, part.node, spec) {
+            Ok(t) => targets.push(t),
             Err(reply) => return cx.ready_static(reply),
         }
     }
     cx.pool.metrics.fanout(s.parts.len());
     let seq = cx.merging(Plan::Split(kind, s.positions), s.parts.len());
-    for (i, (part, node)) in s.parts.into_iter().zip(targets).enumerate() {
-        send_part_to(cx, node, part.frame, seq, i as u32);
+    for (i, (part, t)) in s.parts.into_iter().zip(targets).enumerate() {
+        let (node, fallback) = match t {
+            Some(t) => (&**t.node, t.fallback(cx, &part.frame)),
+            None => (&*cx.topo.nodes[part.node], None),
+        };
+        send_part_to(cx, node, part.frame, (seq, i as u32), fallback);
     }
     Outcome::Queued
 }

@@ -39,6 +39,7 @@ pub mod memory;
 pub mod output;
 pub mod pubsub;
 pub mod pubsub_follow;
+pub mod read_route;
 pub mod readiness;
 pub mod replies;
 pub mod session;

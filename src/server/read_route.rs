@@ -1,0 +1,56 @@
+//! Reads under `read_from`: which server of a shard takes a read-only request, and
+//! the way back to the primary when a replica cannot answer it.
+
+use super::context::Ctx;
+use crate::backend::{Fallback, Node};
+use crate::command::CommandSpec;
+use crate::config::replicas::ReadFrom;
+use crate::errors;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// A read sent to a server other than the shard's primary.
+#[derive(Debug)]
+pub struct ReadTarget<'t> {
+    /// The server that takes it.
+    pub node: &'t Arc<Node>,
+    /// The shard (its primary's index), when a failed replica read goes there.
+    pub fallback: Option<usize>,
+}
+
+impl ReadTarget<'_> {
+    /// The fallback of this read of `frame` for the client of `cx`.
+    pub fn fallback(&self, cx: &Ctx, frame: &Bytes) -> Option<Box<Fallback>> {
+        let primary = &cx.topo.nodes[self.fallback?];
+        Some(Box::new(Fallback {
+            conn: primary.conn(cx.client.proto, cx.client.id).clone(),
+            frame: frame.clone(),
+        }))
+    }
+}
+
+/// Where a read of shard `idx` goes when `read_from` is not `primary` and `spec`
+/// may be read from a replica: `Ok(None)` for the primary (as a write), `Err` with
+/// the reply when `read_from: replica` finds no readable replica. With
+/// `prefer_replica`, a replica read that fails goes to the primary.
+pub fn target<'t>(
+    cx: &Ctx<'t>,
+    idx: usize,
+    spec: &CommandSpec,
+) -> Result<Option<ReadTarget<'t>>, &'static [u8]> {
+    let topo = cx.topo;
+    let policy = topo.config.read_from;
+    if policy == ReadFrom::Primary || !spec.replica_read() {
+        return Ok(None);
+    }
+    let node = topo
+        .read_target(idx, cx.client.id)
+        .ok_or(errors::NO_READABLE_REPLICA)?;
+    let replica = node.is_replica();
+    cx.pool.metrics.read(replica);
+    if !replica {
+        return Ok(None);
+    }
+    let fallback = (policy == ReadFrom::PreferReplica).then_some(idx);
+    Ok(Some(ReadTarget { node, fallback }))
+}
