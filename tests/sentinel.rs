@@ -118,7 +118,12 @@ impl Rig {
         for (i, shard) in g.shards.iter().enumerate() {
             let node = format!("node{i}");
             wait_primary_shown(admin, &node, &g.primary(i).addr());
-            wait_readable(admin, &node, &shard.servers[1].addr(), true);
+            let replica = shard.servers[1].addr();
+            if read_from == "primary" {
+                wait_listed(admin, &node, &replica);
+            } else {
+                wait_readable(admin, &node, &replica, true);
+            }
         }
         eprintln!("SENTINEL: rig ready in {:?}", t.elapsed());
         Rig { g, proxy, admin, keys, probe }

@@ -669,6 +669,16 @@ pub fn wait_readable(admin: u16, node: &str, addr: &str, want: bool) -> Instant 
     at
 }
 
+/// Polls `/topology` until `node` lists a replica at `addr` (readable or not).
+pub fn wait_listed(admin: u16, node: &str, addr: &str) {
+    wait_topology(
+        admin,
+        &format!("{node} lists replica {addr}"),
+        HA_TIMEOUT,
+        |t| replicas_of(t, node).iter().any(|r| r.addr == addr),
+    );
+}
+
 /// Polls `/topology` until `node`'s primary is `addr`; returns when that was seen.
 pub fn wait_primary_shown(admin: u16, node: &str, addr: &str) -> Instant {
     let (_, at) = wait_topology(
