@@ -137,7 +137,11 @@ impl Rig {
             let replicas = s.replicas();
             wait_caught_up(s.primary(), &replicas);
             let primary = cmdstat(s.primary(), "set");
-            assert!(primary.calls > 0, "no SET reached primary {}", s.primary().addr());
+            assert!(
+                primary.calls > 0,
+                "no SET reached primary {}",
+                s.primary().addr()
+            );
             for r in replicas {
                 let got = cmdstat(r, "set");
                 assert_eq!(
@@ -172,7 +176,10 @@ fn delta(after: &[u64], before: &[u64]) -> Vec<u64> {
 #[test]
 fn prefer_replica_reads_on_replicas_writes_on_primary() {
     let rig = Rig::start(2, 1, Some("prefer_replica"));
-    let (p0, r0) = (calls(&rig.primaries(), "get"), calls(&rig.replicas(), "get"));
+    let (p0, r0) = (
+        calls(&rig.primaries(), "get"),
+        calls(&rig.replicas(), "get"),
+    );
     let (mp0, mr0) = (rig.reads("primary"), rig.reads("replica"));
     let report = rig.run_load(ROUNDS);
     assert_unhurt("prefer_replica load", &report);
@@ -188,8 +195,16 @@ fn prefer_replica_reads_on_replicas_writes_on_primary() {
         sum(&p) * 100 <= total,
         "more than 1% of GETs went to primaries: {p:?} vs replicas {r:?}"
     );
-    assert_eq!(rig.reads("replica") - mr0, sum(&r) as f64, "reads_total{{role=replica}}");
-    assert_eq!(rig.reads("primary") - mp0, sum(&p) as f64, "reads_total{{role=primary}}");
+    assert_eq!(
+        rig.reads("replica") - mr0,
+        sum(&r) as f64,
+        "reads_total{{role=replica}}"
+    );
+    assert_eq!(
+        rig.reads("primary") - mp0,
+        sum(&p) as f64,
+        "reads_total{{role=primary}}"
+    );
     rig.assert_no_write_on_replicas();
 }
 
@@ -199,11 +214,22 @@ fn read_from_primary_never_touches_replicas() {
     let rig = Rig::start(1, 2, Some("primary"));
     let report = rig.run_load(ROUNDS);
     assert_unhurt("read_from primary load", &report);
-    let (p, r) = (calls(&rig.primaries(), "get"), calls(&rig.replicas(), "get"));
+    let (p, r) = (
+        calls(&rig.primaries(), "get"),
+        calls(&rig.replicas(), "get"),
+    );
     assert!(p[0] > 0, "the primary served no read");
-    assert_eq!(r, vec![0, 0], "replicas served reads with read_from: primary");
+    assert_eq!(
+        r,
+        vec![0, 0],
+        "replicas served reads with read_from: primary"
+    );
     assert_eq!(rig.reads("replica"), 0.0, "reads_total{{role=replica}}");
-    assert_eq!(rig.reads("primary"), p[0] as f64, "reads_total{{role=primary}}");
+    assert_eq!(
+        rig.reads("primary"),
+        p[0] as f64,
+        "reads_total{{role=primary}}"
+    );
     rig.assert_no_write_on_replicas();
 
     let default = start_proxy(&yaml(&rig.shards, None));
@@ -211,7 +237,11 @@ fn read_from_primary_never_touches_replicas() {
     for i in 0..50 {
         assert_eq!(c.cmd(&["GET", &format!("dflt:{i}")]), Reply::Nil);
     }
-    assert_eq!(calls(&rig.replicas(), "get"), vec![0, 0], "default policy read a replica");
+    assert_eq!(
+        calls(&rig.replicas(), "get"),
+        vec![0, 0],
+        "default policy read a replica"
+    );
     assert_eq!(calls(&rig.primaries(), "get")[0], p[0] + 50);
 }
 
@@ -263,13 +293,20 @@ fn read_from_replica_errors_without_replica() {
         "GET with no readable replica: {r}"
     );
     assert_eq!(c.cmd(&["SET", "only", "during"]), Reply::ok());
-    assert_eq!(rig.shards[0].primary().cmd(&["GET", "only"]), Reply::bulk("during"));
+    assert_eq!(
+        rig.shards[0].primary().cmd(&["GET", "only"]),
+        Reply::bulk("during")
+    );
 
     rig.shards[0].restart(1);
     wait_readable(rig.admin, "node0", &addr, true);
     wait_caught_up(rig.shards[0].primary(), &rig.shards[0].replicas());
     assert_eq!(c.cmd(&["GET", "only"]), Reply::bulk("during"));
-    assert_eq!(cmdstat(rig.shards[0].primary(), "get").calls, 1, "the direct GET only");
+    assert_eq!(
+        cmdstat(rig.shards[0].primary(), "get").calls,
+        1,
+        "the direct GET only"
+    );
 }
 
 /// A replica whose link to its primary is down (`REPLICAOF` a dead port) is not
@@ -293,7 +330,10 @@ fn replica_with_link_down_is_not_read() {
     assert!(d[1] > 0, "the healthy replica served no read");
 
     let primary = rig.shards[0].primary().port().to_string();
-    assert_eq!(stale.cmd(&["REPLICAOF", "127.0.0.1", &primary]), Reply::ok());
+    assert_eq!(
+        stale.cmd(&["REPLICAOF", "127.0.0.1", &primary]),
+        Reply::ok()
+    );
     wait_link_up(stale);
     wait_readable(rig.admin, "node0", &stale.addr(), true);
 }
@@ -308,12 +348,11 @@ fn scripts_and_transactions_go_to_primary() {
     assert_eq!(c.cmd(&["SET", "tx", "v"]), Reply::ok());
     wait_caught_up(primary, &[replica]);
     let script = "return redis.call('GET', KEYS[1])";
-    let sha = String::from_utf8(primary.cmd(&["SCRIPT", "LOAD", script]).bytes().to_vec())
-        .expect("sha");
+    let sha =
+        String::from_utf8(primary.cmd(&["SCRIPT", "LOAD", script]).bytes().to_vec()).expect("sha");
     let cmds = ["get", "eval", "evalsha", "exec"];
-    let count = |s: &RedisServer| -> Vec<u64> {
-        cmds.iter().map(|c| cmdstat(s, c).calls).collect()
-    };
+    let count =
+        |s: &RedisServer| -> Vec<u64> { cmds.iter().map(|c| cmdstat(s, c).calls).collect() };
     let (p0, r0) = (count(primary), count(replica));
 
     assert_eq!(c.cmd(&["EVAL", script, "1", "tx"]), Reply::bulk("v"));
@@ -322,11 +361,23 @@ fn scripts_and_transactions_go_to_primary() {
     assert_eq!(c.cmd(&["GET", "tx"]), Reply::Status("QUEUED".into()));
     assert_eq!(c.cmd(&["EXEC"]), Reply::Array(vec![Reply::bulk("v")]));
     // get: one per script and one in the transaction.
-    assert_eq!(delta(&count(primary), &p0), vec![3, 1, 1, 1], "on the primary ({cmds:?})");
-    assert_eq!(delta(&count(replica), &r0), vec![0, 0, 0, 0], "on the replica ({cmds:?})");
+    assert_eq!(
+        delta(&count(primary), &p0),
+        vec![3, 1, 1, 1],
+        "on the primary ({cmds:?})"
+    );
+    assert_eq!(
+        delta(&count(replica), &r0),
+        vec![0, 0, 0, 0],
+        "on the replica ({cmds:?})"
+    );
 
     assert_eq!(c.cmd(&["GET", "tx"]), Reply::bulk("v"));
-    assert_eq!(delta(&count(replica), &r0), vec![1, 0, 0, 0], "a plain GET on the replica");
+    assert_eq!(
+        delta(&count(replica), &r0),
+        vec![1, 0, 0, 0],
+        "a plain GET on the replica"
+    );
 }
 
 /// A pipeline mixing reads (served by replicas) and writes (by primaries) keeps its
@@ -370,7 +421,11 @@ fn pipelines_keep_order_with_replica_reads() {
     );
     let want = until_marker(&mut reference.conn(), &bytes);
     let got = until_marker(&mut rig.proxy.conn(), &bytes);
-    assert_same("a pipeline of replica reads and primary writes", &want, &got);
+    assert_same(
+        "a pipeline of replica reads and primary writes",
+        &want,
+        &got,
+    );
     let served = sum(&calls(&rig.replicas(), "get")) - before;
     assert!(served > 0, "the replicas served no read of the pipeline");
     rig.assert_no_write_on_replicas();

@@ -24,30 +24,64 @@ use std::time::{Duration, Instant};
 /// under three sentinels; `SENTINEL FAILOVER` moves the primary to a replica and the
 /// old primary becomes a replica; `kill -9` of the new primary makes the sentinels
 /// agree on another server; the killed one, restarted as an empty primary, is
-/// turned into a replica by the sentinels.
+/// turned into a replica by the sentinels; SIGSTOP of the primary then makes them
+/// fail over again, and after SIGCONT the old primary is turned into a replica.
 #[test]
 fn fixture_failover_direct() {
     let _serial = serial();
     let t = Instant::now();
     let mut g = SentinelGroup::start(1, 2);
-    eprintln!("SENTINEL: 1 shard x 3 servers + 3 sentinels ready in {:?}", t.elapsed());
+    eprintln!(
+        "SENTINEL: 1 shard x 3 servers + 3 sentinels ready in {:?}",
+        t.elapsed()
+    );
     let first = g.primary(0).addr();
     assert_eq!(first, g.shards[0].servers[0].addr());
 
     let asked = g.failover(0);
     let (second, agreed) = g.wait_new_master(0, &first);
-    eprintln!("SENTINEL: SENTINEL FAILOVER agreed on after {:?}", agreed - asked);
+    eprintln!(
+        "SENTINEL: SENTINEL FAILOVER agreed on after {:?}",
+        agreed - asked
+    );
     g.wait_demoted(0, 0);
-    assert_eq!(try_role(g.shards[0].servers[0].port()).as_deref(), Ok("slave"));
+    assert_eq!(
+        try_role(g.shards[0].servers[0].port()).as_deref(),
+        Ok("slave")
+    );
     g.wait_settled(0);
 
     let (killed, at) = g.kill_primary(0);
     assert_eq!(g.shards[0].servers[killed].addr(), second);
     let (_, agreed) = g.wait_new_master(0, &second);
-    eprintln!("SENTINEL: kill -9: new primary agreed on after {:?}", agreed - at);
+    eprintln!(
+        "SENTINEL: kill -9: new primary agreed on after {:?}",
+        agreed - at
+    );
     g.shards[0].servers[killed].restart();
+    let back = Instant::now();
     let demoted = g.wait_demoted(0, killed);
-    eprintln!("SENTINEL: restarted old primary demoted after {:?}", demoted - agreed);
+    eprintln!(
+        "SENTINEL: restarted old primary demoted {:?} after it answered",
+        demoted - back
+    );
+    g.wait_settled(0);
+
+    let frozen = g.primary_index(0);
+    let third = g.shards[0].servers[frozen].addr();
+    g.shards[0].servers[frozen].pause();
+    let at = Instant::now();
+    let (_, agreed) = g.wait_new_master(0, &third);
+    eprintln!(
+        "SENTINEL: SIGSTOP: new primary agreed on after {:?}",
+        agreed - at
+    );
+    g.shards[0].servers[frozen].resume();
+    let demoted = g.wait_demoted(0, frozen);
+    eprintln!(
+        "SENTINEL: unfrozen old primary demoted after {:?}",
+        demoted - agreed
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -72,7 +106,11 @@ const ROUNDS_AFTER: u64 = 60;
 /// The proxy config after `listen:`/`admin:`: the sentinels, fast health checks
 /// and a request timeout, the shards by master name.
 fn sentinel_yaml(g: &SentinelGroup, read_from: &str) -> String {
-    let addrs: Vec<String> = g.sentinel_addrs().iter().map(|a| format!("\"{a}\"")).collect();
+    let addrs: Vec<String> = g
+        .sentinel_addrs()
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect();
     let mut y = format!(
         "sentinel:\n  addrs: [{}]\n  refresh: 1s\nread_from: {read_from}\n\
          health:\n  interval: 100ms\n  timeout: 300ms\n  failures: 2\n  successes: 1\n\
@@ -126,7 +164,13 @@ impl Rig {
             }
         }
         eprintln!("SENTINEL: rig ready in {:?}", t.elapsed());
-        Rig { g, proxy, admin, keys, probe }
+        Rig {
+            g,
+            proxy,
+            admin,
+            keys,
+            probe,
+        }
     }
 
     fn load(&self) -> Load {
@@ -153,7 +197,10 @@ impl Rig {
 
     /// `ringproxy_failovers_total` of node `i`.
     fn failovers(&self, i: usize) -> f64 {
-        scrape(self.admin).sum("ringproxy_failovers_total", &[("node", &format!("node{i}"))])
+        scrape(self.admin).sum(
+            "ringproxy_failovers_total",
+            &[("node", &format!("node{i}"))],
+        )
     }
 
     /// Polls until a SET of the probe key through the proxy succeeds; returns when.
@@ -171,7 +218,10 @@ impl Rig {
                 }
             },
         );
-        assert!(at - since < RECOVERY_BOUND, "no recovery within {RECOVERY_BOUND:?}");
+        assert!(
+            at - since < RECOVERY_BOUND,
+            "no recovery within {RECOVERY_BOUND:?}"
+        );
         at
     }
 
@@ -209,10 +259,19 @@ fn check_run(
         "SENTINEL: {test}: {total} requests; shard node{NODE} after the fault: {} requests, \
          {} failed {:?}, outage {:?} (fault to first success after the last failure); \
          proxy serving again {:?} after the fault; other shards: {other_failed} failed",
-        w.total, w.failed, w.by_outcome, w.outage, serving - fault
+        w.total,
+        w.failed,
+        w.by_outcome,
+        w.outage,
+        serving - fault
     );
-    assert_eq!(other_failed, 0, "{test}: requests to other shards failed: {examples:?}");
-    let outage = w.outage.unwrap_or_else(|| panic!("{test}: node{NODE} never recovered: {w:?}"));
+    assert_eq!(
+        other_failed, 0,
+        "{test}: requests to other shards failed: {examples:?}"
+    );
+    let outage = w
+        .outage
+        .unwrap_or_else(|| panic!("{test}: node{NODE} never recovered: {w:?}"));
     assert!(outage < RECOVERY_BOUND, "{test}: outage {outage:?}");
     let late: Vec<&Sample> = report
         .samples()
@@ -224,9 +283,13 @@ fn check_run(
         late.len(),
         late.first()
     );
-    for i in 0..SHARDS {
-        let want = failovers_before[i] + f64::from(u8::from(i == NODE));
-        assert_eq!(rig.failovers(i), want, "{test}: ringproxy_failovers_total of node{i}");
+    for (i, before) in failovers_before.iter().enumerate() {
+        let want = before + f64::from(u8::from(i == NODE));
+        assert_eq!(
+            rig.failovers(i),
+            want,
+            "{test}: ringproxy_failovers_total of node{i}"
+        );
     }
 }
 
@@ -303,8 +366,16 @@ fn kill9_primary_under_load_and_old_primary_returns() {
             let (set, get) = (cmdstat(returned, "set"), cmdstat(returned, "get"));
             if try_role(returned.port())? == "master" {
                 while_primary += 1;
-                assert_eq!(set, CmdStat::default(), "the returned old primary got writes");
-                assert_eq!(get, CmdStat::default(), "the returned old primary got reads");
+                assert_eq!(
+                    set,
+                    CmdStat::default(),
+                    "the returned old primary got writes"
+                );
+                assert_eq!(
+                    get,
+                    CmdStat::default(),
+                    "the returned old primary got reads"
+                );
                 return Err(format!("still a primary ({while_primary} checks)"));
             }
             Ok(Instant::now())
@@ -320,7 +391,10 @@ fn kill9_primary_under_load_and_old_primary_returns() {
     check_run("kill -9", &rig, &report, fault, serving, &before);
     rig.assert_writes_on_primary();
     let set = cmdstat(&rig.g.shards[NODE].servers[old], "set");
-    assert_eq!(set.rejected_calls, 0, "writes went to the demoted old primary");
+    assert_eq!(
+        set.rejected_calls, 0,
+        "writes went to the demoted old primary"
+    );
 }
 
 /// SIGSTOP of one shard's primary under load: the sentinels fail over, the proxy

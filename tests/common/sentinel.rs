@@ -634,7 +634,10 @@ pub struct ReplicaView {
 
 /// The replicas `/topology` lists for `node` (panics when the field is missing).
 pub fn replicas_of(t: &Topology, node: &str) -> Vec<ReplicaView> {
-    let nodes = t.json["pools"][0]["nodes"].as_array().cloned().unwrap_or_default();
+    let nodes = t.json["pools"][0]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let n = nodes
         .iter()
         .find(|n| n["name"] == node)
@@ -699,7 +702,10 @@ pub fn keys_by_node(nodes: usize, prefix: &str, per_node: usize) -> Vec<Vec<Stri
     let path = dir.join("placement.yaml");
     let mut y = String::from("listen: 127.0.0.1:1\nnodes:\n");
     for i in 0..nodes {
-        y.push_str(&format!("  - {{name: node{i}, addr: \"127.0.0.1:{}\"}}\n", i + 1));
+        y.push_str(&format!(
+            "  - {{name: node{i}, addr: \"127.0.0.1:{}\"}}\n",
+            i + 1
+        ));
     }
     std::fs::write(&path, y).expect("write placement config");
     keys_per_node(&path, prefix, nodes, per_node)
