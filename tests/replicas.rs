@@ -44,9 +44,14 @@ struct Rig {
 /// The config after `listen:`/`admin:`: the read policy (`None`: left to its
 /// default), fast health checks, a bounded request timeout, one node per shard.
 fn yaml(shards: &[Shard], read_from: Option<&str>) -> String {
+    yaml_lag(shards, read_from, "10s")
+}
+
+/// [`yaml`] with `max_replica_lag: <lag>` (when a policy is given).
+fn yaml_lag(shards: &[Shard], read_from: Option<&str>, lag: &str) -> String {
     let mut y = String::new();
     if let Some(r) = read_from {
-        y.push_str(&format!("read_from: {r}\nmax_replica_lag: 10s\n"));
+        y.push_str(&format!("read_from: {r}\nmax_replica_lag: {lag}\n"));
     }
     y.push_str(
         "health:\n  interval: 100ms\n  timeout: 300ms\n  failures: 2\n  successes: 1\n\
@@ -429,4 +434,69 @@ fn pipelines_keep_order_with_replica_reads() {
     let served = sum(&calls(&rig.replicas(), "get")) - before;
     assert!(served > 0, "the replicas served no read of the pipeline");
     rig.assert_no_write_on_replicas();
+}
+
+/// A replica that falls behind (its replication passes through a [`Relay`] that is
+/// paused: the link stays up, no byte moves) by more than `max_replica_lag` is not
+/// read from; once the relay moves bytes again it catches up and is read again.
+#[test]
+fn replica_lagging_beyond_max_replica_lag_is_not_read() {
+    let shard = Shard::start("lag", 1);
+    let (primary, replica) = (shard.primary(), &shard.servers[1]);
+    let relay = Relay::start(primary.port());
+    let via = relay.port().to_string();
+    assert_eq!(replica.cmd(&["REPLICAOF", "127.0.0.1", &via]), Reply::ok());
+    wait_link_up(replica);
+    let proxy = start_proxy(&yaml_lag(
+        std::slice::from_ref(&shard),
+        Some("prefer_replica"),
+        "1s",
+    ));
+    let admin = proxy.admin_port();
+    wait_readable(admin, "node0", &replica.addr(), true);
+
+    relay.pause();
+    let paused = std::time::Instant::now();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let lag_seen = std::thread::scope(|s| {
+        // The primary keeps taking writes (and its replication stream keeps growing).
+        s.spawn(|| {
+            let mut c = primary.conn();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(c.cmd(&["SET", "lag:w", "x"]), Reply::ok());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let at = wait_readable(admin, "node0", &replica.addr(), false);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        at
+    });
+    let link = info(replica, "replication");
+    assert_eq!(
+        link.get("master_link_status").map(String::as_str),
+        Some("up"),
+        "the link must stay up (this is lag, not a broken link): {link:?}"
+    );
+    let before = cmdstat(replica, "get").calls;
+    let mut c = proxy.conn();
+    for i in 0..100 {
+        assert_eq!(c.cmd(&["GET", &format!("lag:{i}")]), Reply::Nil);
+    }
+    assert_eq!(
+        cmdstat(replica, "get").calls,
+        before,
+        "the lagging replica was read"
+    );
+    assert!(
+        cmdstat(primary, "get").calls >= 100,
+        "the reads went elsewhere"
+    );
+    eprintln!(
+        "REPLICAS: lagging replica unreadable {:?} after the relay paused",
+        lag_seen
+    );
+
+    relay.resume();
+    wait_readable(admin, "node0", &replica.addr(), true);
+    wait_caught_up(primary, &[replica]);
 }
