@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::admin::scrape;
+use common::admin::{scrape, topology, wait_topology};
 use common::load::{Client, Load, Options, Outcome, Report, Sample};
 use common::sentinel::*;
 use common::*;
@@ -103,8 +103,12 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(30);
 /// Load rounds run after the proxy has recovered, to see that it stays recovered.
 const ROUNDS_AFTER: u64 = 60;
 
-/// The proxy config after `listen:`/`admin:`: the sentinels, fast health checks
-/// and a request timeout, the shards by master name.
+/// The proxy config's health checks and timeouts.
+const HEALTH_YAML: &str = "health:\n  interval: 100ms\n  timeout: 300ms\n  failures: 2\n  \
+                           successes: 1\ntimeouts:\n  connect: 300ms\n  request: 1s\n";
+
+/// The proxy config after `listen:`/`admin:`: the sentinels, the read policy, fast
+/// health checks and a request timeout, the shards by master name.
 fn sentinel_yaml(g: &SentinelGroup, read_from: &str) -> String {
     let addrs: Vec<String> = g
         .sentinel_addrs()
@@ -112,13 +116,30 @@ fn sentinel_yaml(g: &SentinelGroup, read_from: &str) -> String {
         .map(|a| format!("\"{a}\""))
         .collect();
     let mut y = format!(
-        "sentinel:\n  addrs: [{}]\n  refresh: 1s\nread_from: {read_from}\n\
-         health:\n  interval: 100ms\n  timeout: 300ms\n  failures: 2\n  successes: 1\n\
-         timeouts:\n  connect: 300ms\n  request: 1s\nnodes:\n",
+        "sentinel:\n  addrs: [{}]\n  refresh: 1s\nread_from: {read_from}\n{HEALTH_YAML}nodes:\n",
         addrs.join(", ")
     );
     for i in 0..g.shards.len() {
         y.push_str(&format!("  - name: node{i}\n    sentinel: m{i}\n"));
+    }
+    y
+}
+
+/// The same shards as static nodes: each at the primary the sentinels name now,
+/// its other servers as replicas; no `sentinel:` section.
+fn static_yaml(g: &SentinelGroup, read_from: &str) -> String {
+    let mut y = format!("read_from: {read_from}\n{HEALTH_YAML}nodes:\n");
+    for (i, shard) in g.shards.iter().enumerate() {
+        let p = g.primary_index(i);
+        let replicas: Vec<String> = (0..shard.servers.len())
+            .filter(|&j| j != p)
+            .map(|j| format!("\"{}\"", shard.servers[j].addr()))
+            .collect();
+        y.push_str(&format!(
+            "  - name: node{i}\n    addr: \"{}\"\n    replicas: [{}]\n",
+            shard.servers[p].addr(),
+            replicas.join(", ")
+        ));
     }
     y
 }
@@ -141,12 +162,17 @@ struct Rig {
 }
 
 impl Rig {
-    /// Starts everything and checks that `/topology` shows each shard at the
-    /// primary and replica the sentinels name.
+    /// Starts everything (the shards by master name) and checks that `/topology`
+    /// shows each shard at the primary and replica the sentinels name.
     fn start(read_from: &str) -> Rig {
+        Rig::start_with(read_from, sentinel_yaml)
+    }
+
+    /// Same, with the proxy config body `yaml` makes of the group.
+    fn start_with(read_from: &str, yaml: fn(&SentinelGroup, &str) -> String) -> Rig {
         let t = Instant::now();
         let g = SentinelGroup::start(SHARDS, 1);
-        let proxy = start_proxy(&sentinel_yaml(&g, read_from));
+        let proxy = start_proxy(&yaml(&g, read_from));
         let admin = proxy.admin_port();
         let mut keys = keys_by_node(SHARDS, "ha", KEYS_PER_SHARD + 1);
         let probe = keys[NODE].pop().expect("a probe key");
@@ -283,7 +309,13 @@ fn check_run(
         late.len(),
         late.first()
     );
-    for (i, before) in failovers_before.iter().enumerate() {
+    assert_failovers(test, rig, failovers_before);
+}
+
+/// `ringproxy_failovers_total` counted one failover of NODE since `before`, none
+/// of the other shards, and the proxy logged NODE's failover once.
+fn assert_failovers(test: &str, rig: &Rig, before: &[f64]) {
+    for (i, before) in before.iter().enumerate() {
         let want = before + f64::from(u8::from(i == NODE));
         assert_eq!(
             rig.failovers(i),
@@ -291,6 +323,17 @@ fn check_run(
             "{test}: ringproxy_failovers_total of node{i}"
         );
     }
+    let log = rig.proxy.log();
+    let node = format!("node{NODE}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains("failover") && l.contains(&node))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{test}: the failover of {node} is logged once: {lines:#?}"
+    );
 }
 
 fn failovers_now(rig: &Rig) -> Vec<f64> {
@@ -429,4 +472,64 @@ fn sigstop_primary_under_load() {
         rejected,
         "writes went to the demoted old primary"
     );
+}
+
+/// Rewrites the proxy's config to `body` (same ports) and waits until it applied.
+fn reload(rig: &Rig, body: &str) {
+    let before = topology(rig.admin).version;
+    rig.proxy.write_config(&format!(
+        "listen: 127.0.0.1:{}\nadmin: 127.0.0.1:{}\n{body}",
+        rig.proxy.port(),
+        rig.admin
+    ));
+    wait_topology(rig.admin, "the reload applied", HA_TIMEOUT, |t| {
+        t.version > before
+    });
+}
+
+/// Reloads under load: static shards switched to Sentinel discovery (no request
+/// fails across the switch), a `SENTINEL FAILOVER` the proxy then follows, and back
+/// to static nodes at the new primaries (again no request fails).
+#[test]
+fn reload_between_static_and_sentinel_under_load() {
+    let _serial = serial();
+    let rig = Rig::start_with("prefer_replica", static_yaml);
+    let load = rig.load();
+    reload(&rig, &sentinel_yaml(&rig.g, "prefer_replica"));
+    let before = failovers_now(&rig);
+    load.wait_rounds(30);
+
+    let old = rig.g.primary_index(NODE);
+    let old_addr = rig.g.shards[NODE].servers[old].addr();
+    let fault = rig.g.failover(NODE);
+    let (new, _) = rig.g.wait_new_master(NODE, &old_addr);
+    wait_primary_shown(rig.admin, &format!("node{NODE}"), &new);
+    let serving = rig.wait_serving(fault);
+    rig.g.wait_demoted(NODE, old);
+    assert_failovers("reload", &rig, &before);
+    load.wait_rounds(30);
+
+    let back = Instant::now();
+    reload(&rig, &static_yaml(&rig.g, "prefer_replica"));
+    wait_readable(rig.admin, &format!("node{NODE}"), &old_addr, true);
+    load.wait_rounds(ROUNDS_AFTER);
+    let report = load.finish();
+    let before_fault: usize = report
+        .samples()
+        .filter(|s| s.sent < fault && s.outcome != Outcome::Ok)
+        .count();
+    assert_eq!(
+        before_fault, 0,
+        "requests failed across the reload to Sentinel"
+    );
+    check_run("reload", &rig, &report, fault, serving, &before);
+    let after_back: usize = report
+        .samples()
+        .filter(|s| s.sent > back && s.outcome != Outcome::Ok)
+        .count();
+    assert_eq!(
+        after_back, 0,
+        "requests failed across the reload back to static"
+    );
+    rig.assert_writes_on_primary();
 }
