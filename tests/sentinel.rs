@@ -533,3 +533,37 @@ fn reload_between_static_and_sentinel_under_load() {
     );
     rig.assert_writes_on_primary();
 }
+
+/// The first sentinel of `sentinel.addrs` is down from the start: the proxy asks the
+/// next ones, discovers every shard, and follows a `SENTINEL FAILOVER`.
+#[test]
+fn first_sentinel_down_proxy_asks_the_next() {
+    let _serial = serial();
+    let mut g = SentinelGroup::start(SHARDS, 1);
+    g.kill_sentinel(0);
+    let proxy = start_proxy(&sentinel_yaml(&g, "primary"));
+    let admin = proxy.admin_port();
+    for i in 0..SHARDS {
+        wait_primary_shown(admin, &format!("node{i}"), &g.primary(i).addr());
+    }
+    let old = g.primary(NODE).addr();
+    let fault = g.failover(NODE);
+    let (new, _) = g.wait_new_master(NODE, &old);
+    let shown = wait_primary_shown(admin, &format!("node{NODE}"), &new);
+    eprintln!(
+        "SENTINEL: first sentinel down: /topology switched {:?} after SENTINEL FAILOVER",
+        shown - fault
+    );
+    let key = &keys_by_node(SHARDS, "next", 1)[NODE][0];
+    let mut c = proxy.conn();
+    poll(
+        "a write through the proxy lands on the new primary",
+        HA_TIMEOUT,
+        Duration::from_millis(20),
+        || match c.cmd(&["SET", key, "next"]) {
+            r if r == Reply::ok() => Ok(()),
+            r => Err(format!("SET {key}: {r}")),
+        },
+    );
+    assert_eq!(g.primary(NODE).cmd(&["GET", key]), Reply::bulk("next"));
+}

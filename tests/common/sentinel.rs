@@ -332,6 +332,18 @@ impl Sentinel {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// True until [`Sentinel::kill`].
+    pub fn is_alive(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills it (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill_and_reap(&mut c);
+        }
+    }
+
     /// One command on a new connection with a short timeout.
     pub fn cmd(&self, args: &[&str]) -> Result<Reply, String> {
         let mut c =
@@ -460,10 +472,21 @@ impl SentinelGroup {
         &self.sentinels
     }
 
-    /// What each sentinel says shard `i`'s primary is.
+    /// What each live sentinel says shard `i`'s primary is.
     pub fn masters_seen(&self, i: usize) -> Vec<Result<String, String>> {
         let name = &self.shards[i].name;
-        self.sentinels.iter().map(|s| s.master_addr(name)).collect()
+        self.live().map(|s| s.master_addr(name)).collect()
+    }
+
+    /// The sentinels not killed.
+    fn live(&self) -> impl Iterator<Item = &Sentinel> {
+        self.sentinels.iter().filter(|s| s.is_alive())
+    }
+
+    /// Kills sentinel `k` (the others go on; two of three still make a quorum and
+    /// a majority).
+    pub fn kill_sentinel(&mut self, k: usize) {
+        self.sentinels[k].kill();
     }
 
     /// Shard `i`'s primary when every sentinel names the same one.
@@ -521,7 +544,7 @@ impl SentinelGroup {
             HA_TIMEOUT,
             Duration::from_millis(20),
             || {
-                for s in &self.sentinels {
+                for s in self.live() {
                     self.settled_at(s, &name, live)
                         .map_err(|e| format!("sentinel {}: {e}", s.addr()))?;
                 }
@@ -561,7 +584,7 @@ impl SentinelGroup {
             Duration::from_millis(50),
             || {
                 let mut last = Vec::new();
-                for s in &self.sentinels {
+                for s in self.live() {
                     match s.cmd(&["SENTINEL", "FAILOVER", name]) {
                         Ok(r) if r == Reply::ok() => return Ok(Instant::now()),
                         other => last.push(format!("{}: {other:?}", s.addr())),
