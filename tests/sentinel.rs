@@ -103,6 +103,9 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(30);
 /// Load rounds run after the proxy has recovered, to see that it stays recovered.
 const ROUNDS_AFTER: u64 = 60;
 
+/// The sentinels' `requirepass` in the test that sets one.
+const SENTINEL_PASSWORD: &str = "sentinel-s3cret";
+
 /// The proxy config's health checks and timeouts.
 const HEALTH_YAML: &str = "health:\n  interval: 100ms\n  timeout: 300ms\n  failures: 2\n  \
                            successes: 1\ntimeouts:\n  connect: 300ms\n  request: 1s\n";
@@ -110,13 +113,18 @@ const HEALTH_YAML: &str = "health:\n  interval: 100ms\n  timeout: 300ms\n  failu
 /// The proxy config after `listen:`/`admin:`: the sentinels, the read policy, fast
 /// health checks and a request timeout, the shards by master name.
 fn sentinel_yaml(g: &SentinelGroup, read_from: &str) -> String {
+    sentinel_yaml_with(g, read_from, "")
+}
+
+/// [`sentinel_yaml`] with `extra` lines in the `sentinel:` section.
+fn sentinel_yaml_with(g: &SentinelGroup, read_from: &str, extra: &str) -> String {
     let addrs: Vec<String> = g
         .sentinel_addrs()
         .iter()
         .map(|a| format!("\"{a}\""))
         .collect();
     let mut y = format!(
-        "sentinel:\n  addrs: [{}]\n  refresh: 1s\nread_from: {read_from}\n{HEALTH_YAML}nodes:\n",
+        "sentinel:\n  addrs: [{}]\n  refresh: 1s\n{extra}read_from: {read_from}\n{HEALTH_YAML}nodes:\n",
         addrs.join(", ")
     );
     for i in 0..g.shards.len() {
@@ -534,14 +542,17 @@ fn reload_between_static_and_sentinel_under_load() {
     rig.assert_writes_on_primary();
 }
 
-/// The first sentinel of `sentinel.addrs` is down from the start: the proxy asks the
-/// next ones, discovers every shard, and follows a `SENTINEL FAILOVER`.
+/// Sentinels that require a password (`sentinel.password`), the first of
+/// `sentinel.addrs` down from the start: the proxy asks the next ones, discovers
+/// every shard, and follows a `SENTINEL FAILOVER`.
 #[test]
 fn first_sentinel_down_proxy_asks_the_next() {
     let _serial = serial();
-    let mut g = SentinelGroup::start(SHARDS, 1);
+    let mut g = SentinelGroup::start_with(SHARDS, 1, Some(SENTINEL_PASSWORD));
     g.kill_sentinel(0);
-    let proxy = start_proxy(&sentinel_yaml(&g, "primary"));
+    let password = format!("  password: {SENTINEL_PASSWORD}\n");
+    let yaml = sentinel_yaml_with(&g, "primary", &password);
+    let proxy = start_proxy(&yaml);
     let admin = proxy.admin_port();
     for i in 0..SHARDS {
         wait_primary_shown(admin, &format!("node{i}"), &g.primary(i).addr());

@@ -269,16 +269,18 @@ impl Shard {
 pub struct Sentinel {
     child: Option<Child>,
     port: u16,
+    /// Its `requirepass` (sentinels use it with each other too), sent with `AUTH`.
+    password: Option<String>,
     dir: TempDir,
 }
 
 impl Sentinel {
-    /// Starts a sentinel monitoring `shards` (retrying on a taken port) and applies
-    /// the fast `SENTINEL DEBUG` periods.
-    fn start(shards: &[Shard]) -> Sentinel {
+    /// Starts a sentinel monitoring `shards` (retrying on a taken port), requiring
+    /// `password` when given, and applies the fast `SENTINEL DEBUG` periods.
+    fn start(shards: &[Shard], password: Option<&str>) -> Sentinel {
         let mut last = String::new();
         for _ in 0..5 {
-            match Sentinel::try_start(shards) {
+            match Sentinel::try_start(shards, password) {
                 Ok(s) => return s,
                 Err(e) => last = e,
             }
@@ -286,34 +288,41 @@ impl Sentinel {
         panic!("sentinel did not start after 5 attempts: {last}");
     }
 
-    fn try_start(shards: &[Shard]) -> Result<Sentinel, String> {
+    fn try_start(shards: &[Shard], password: Option<&str>) -> Result<Sentinel, String> {
         let dir = TempDir::new("sentinel");
         let port = free_port();
         let conf = dir.join("sentinel.conf");
-        std::fs::write(&conf, sentinel_conf(port, &dir, shards))
-            .map_err(|e| format!("write {conf:?}: {e}"))?;
+        let mut text = sentinel_conf(port, &dir, shards);
+        if let Some(pw) = password {
+            text.push_str(&format!("requirepass {pw}\n"));
+        }
+        std::fs::write(&conf, text).map_err(|e| format!("write {conf:?}: {e}"))?;
         let log = dir.join("sentinel.log");
-        let mut child = spawn_logged(
+        let child = spawn_logged(
             Command::new("redis-server").arg(&conf).arg("--sentinel"),
             &dir.join("stdout.log"),
         )?;
-        let pid = child.id();
+        let pid = child.id().to_string();
+        let mut s = Sentinel {
+            child: Some(child),
+            port,
+            password: password.map(str::to_string),
+            dir,
+        };
         let deadline = Instant::now() + READY_TIMEOUT;
-        while !is_process(port, pid) {
-            if let Ok(Some(st)) = child.try_wait() {
+        // Ours, not another process on a reused port.
+        while !s.cmd(&["INFO", "server"]).is_ok_and(|r| {
+            matches!(r, Reply::Bulk(b) if String::from_utf8_lossy(&b).contains(&format!("process_id:{pid}\r")))
+        }) {
+            let exited = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(st) = exited {
                 return Err(format!("sentinel exited with {st}:\n{}", tail(&log, 20)));
             }
             if Instant::now() >= deadline {
-                kill_and_reap(&mut child);
                 return Err(format!("sentinel not ready:\n{}", tail(&log, 20)));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let s = Sentinel {
-            child: Some(child),
-            port,
-            dir,
-        };
         let mut args = vec!["SENTINEL", "DEBUG"];
         args.extend(DEBUG_PERIODS.iter().flat_map(|(k, v)| [*k, *v]));
         let r = s.cmd(&args)?;
@@ -348,8 +357,15 @@ impl Sentinel {
     pub fn cmd(&self, args: &[&str]) -> Result<Reply, String> {
         let mut c =
             Conn::try_connect(self.port, PROBE_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-        c.try_cmd(args)
-            .map_err(|e| format!("{} on sentinel {}: {e}", args.join(" "), self.addr()))
+        let fail =
+            |e: std::io::Error| format!("{} on sentinel {}: {e}", args.join(" "), self.addr());
+        if let Some(pw) = &self.password {
+            match c.try_cmd(&["AUTH", pw]).map_err(fail)? {
+                r if r == Reply::ok() => {}
+                r => return Err(format!("AUTH on sentinel {}: {r}", self.addr())),
+            }
+        }
+        c.try_cmd(args).map_err(fail)
     }
 
     /// `SENTINEL get-master-addr-by-name name` as `"host:port"`.
@@ -415,11 +431,6 @@ fn sentinel_conf(port: u16, dir: &TempDir, shards: &[Shard]) -> String {
     c
 }
 
-/// True when the server on `port` is process `pid` (not another one on a reused port).
-fn is_process(port: u16, pid: u32) -> bool {
-    try_info(port, "server").is_ok_and(|i| i.get("process_id") == Some(&pid.to_string()))
-}
-
 /// A flat `[field, value, ...]` array as a map.
 fn pairs(r: &Reply) -> Result<BTreeMap<String, String>, String> {
     let Reply::Array(v) = r else {
@@ -450,11 +461,18 @@ impl SentinelGroup {
     /// `shards` shards of a primary and `replicas` replicas each, and the sentinels;
     /// returns once every sentinel knows every primary, replica and other sentinel.
     pub fn start(shards: usize, replicas: usize) -> SentinelGroup {
+        SentinelGroup::start_with(shards, replicas, None)
+    }
+
+    /// Same, the sentinels requiring `password` (`requirepass`) when given.
+    pub fn start_with(shards: usize, replicas: usize, password: Option<&str>) -> SentinelGroup {
         assert!(replicas > 0, "a failover needs a replica");
         let shards: Vec<Shard> = (0..shards)
             .map(|i| Shard::start(&format!("m{i}"), replicas))
             .collect();
-        let sentinels = (0..SENTINELS).map(|_| Sentinel::start(&shards)).collect();
+        let sentinels = (0..SENTINELS)
+            .map(|_| Sentinel::start(&shards, password))
+            .collect();
         let g = SentinelGroup { sentinels, shards };
         for i in 0..g.shards.len() {
             g.wait_settled(i);
