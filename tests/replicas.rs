@@ -457,7 +457,7 @@ fn replica_lagging_beyond_max_replica_lag_is_not_read() {
     let proxy = start_proxy(&yaml_lag(
         std::slice::from_ref(&shard),
         Some("prefer_replica"),
-        "1s",
+        "2s",
     ));
     let admin = proxy.admin_port();
     wait_readable(admin, "node0", &replica.addr(), true);
@@ -499,7 +499,7 @@ fn replica_lagging_beyond_max_replica_lag_is_not_read() {
         "the reads went elsewhere"
     );
     eprintln!(
-        "REPLICAS: lagging replica unreadable {:?} after the relay paused (max_replica_lag 1s)",
+        "REPLICAS: lagging replica unreadable {:?} after the relay paused (max_replica_lag 2s)",
         lag_seen - paused
     );
 

@@ -11,8 +11,14 @@ use crate::common::resp::Reply;
 use crate::common::util::*;
 
 /// Options every server of a shard gets: an immediate diskless full sync (Redis 7
-/// waits 5 s by default for more replicas to join one).
-const SERVER_ARGS: &[&str] = &["--repl-diskless-sync-delay", "0"];
+/// waits 5 s by default for more replicas to join one), and a PING to the replicas
+/// every second (default 10 s), so an idle but healthy link never looks seconds old.
+const SERVER_ARGS: &[&str] = &[
+    "--repl-diskless-sync-delay",
+    "0",
+    "--repl-ping-replica-period",
+    "1",
+];
 
 /// `INFO section` of the server on `port` as `field -> value`, or the failure.
 pub fn try_info(port: u16, section: &str) -> Result<BTreeMap<String, String>, String> {
