@@ -1,5 +1,6 @@
 //! Shared harness for the integration tests: real `redis-server`, `ringproxy` and
 //! `nutcracker` processes on free loopback ports, plus a tiny synchronous RESP client.
+//! `sentinel` adds shards of a primary and replicas, watched by three real sentinels.
 //!
 //! Use it from a test file with `mod common;` and `use common::*;` (every module's items
 //! are re-exported here; `admin` and `load` are reached as `common::admin::...`).
@@ -32,6 +33,7 @@ pub mod proxy;
 pub mod redis_server;
 pub mod resp;
 pub mod route;
+pub mod sentinel;
 pub mod tls;
 pub mod topo;
 pub mod util;
