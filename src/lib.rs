@@ -18,6 +18,7 @@
 //! command/         command table (data), key specs, classes, split, merge, scan
 //! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
 //! topology.rs      one immutable snapshot of a pool, behind arc-swap
+//! ttl_jitter.rs    TTL jitter: relative TTLs of matching keys lowered at random
 //! backend/         pipelined shared connection, node pool, health, subscriber
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
@@ -70,4 +71,5 @@ pub mod server;
 pub mod status;
 pub mod tls;
 pub mod topology;
+pub mod ttl_jitter;
 pub mod workers;

@@ -108,6 +108,12 @@ pub struct FileConfig {
     /// TLS on the client listener (TCP only); `null` (default) = plain text.
     #[serde(default)]
     pub tls: Option<ListenerTlsFile>,
+    /// TTL jitter rules (see [`super::cache`]). Default none (off).
+    #[serde(default)]
+    pub ttl_jitter: Vec<super::cache::JitterFile>,
+    /// Warm topology changes (see [`super::cache`]). Default `null` (off).
+    #[serde(default)]
+    pub warmup: Option<super::cache::WarmupFile>,
 }
 
 fn default_admin() -> Option<String> {
@@ -574,4 +580,6 @@ pub struct PoolConfig {
     pub tls: Option<ListenerTlsFile>,
     /// TLS to the nodes.
     pub backend_tls: Option<BackendTlsFile>,
+    /// TTL jitter and warm topology changes.
+    pub cache: super::cache::CacheConfig,
 }

@@ -142,6 +142,7 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         listen_mode: listen_mode(r, f),
         tls: super::tls_check::listener(r, f),
         backend_tls: super::tls_check::backend(r, f),
+        cache: super::cache::cache(r, &f.ttl_jitter, f.warmup.as_ref()),
     }
 }
 

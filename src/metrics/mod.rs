@@ -13,7 +13,9 @@ mod handles;
 mod hot;
 mod labels;
 
-pub use handles::{HOT_PATH_OFF, LATENCY_FLUSH_EVERY, LatencyRecorder, NodeMetrics, PoolMetrics};
+pub use handles::{
+    HOT_PATH_OFF, LATENCY_FLUSH_EVERY, LatencyRecorder, NodeMetrics, PoolMetrics, WarmupMetrics,
+};
 pub use hot::HotCounter;
 pub use labels::{NodeErrorKind, ReloadResult, RequestClass};
 
@@ -98,6 +100,10 @@ families! {
     reloads: IntCounterVec = counter("ringproxy_reloads_total", "Topology reloads by result.", &["result"]);
     tls_handshake_failures: IntCounterVec = counter("ringproxy_tls_handshake_failures_total", "Client TLS handshakes that failed or timed out (the connection was closed).", POOL);
     tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
+    ttl_jitter_rewritten: IntCounterVec = counter("ringproxy_ttl_jitter_rewritten_total", "Requests whose TTL argument ttl_jitter lowered.", POOL);
+    warmup_lookups: IntCounterVec = counter("ringproxy_warmup_lookups_total", "Reads of a moved key that missed on its new owner and were asked of a previous owner.", POOL);
+    warmup_hits: IntCounterVec = counter("ringproxy_warmup_hits_total", "Warm-up lookups a previous owner answered with the value.", POOL);
+    warmup_copies: IntCounterVec = counter("ringproxy_warmup_copies_total", "Values copied from a previous owner to the new owner (RESTORE accepted).", POOL);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -174,6 +180,12 @@ impl Metrics {
             client_memory: f.client_memory.with_label_values(p),
             clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
             clients_timed_out: f.clients_timed_out.with_label_values(p),
+            ttl_jitter_rewritten: self.hot(f.ttl_jitter_rewritten.with_label_values(p)),
+            warmup: handles::WarmupMetrics {
+                lookups: f.warmup_lookups.with_label_values(p),
+                hits: f.warmup_hits.with_label_values(p),
+                copies: f.warmup_copies.with_label_values(p),
+            },
         }
     }
 

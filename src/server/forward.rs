@@ -112,7 +112,10 @@ pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<us
 pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     if let Some(key) = spec.first_arg_key(req) {
         return match cx.topo.node_for_key(key) {
-            Some(n) => forward(cx, n, req.frame().clone()),
+            Some(n) => {
+                let frame = crate::ttl_jitter::frame(cx, req, spec, key);
+                forward(cx, n, frame)
+            }
             None => cx.ready_static(BackendError::NoNode.wire()),
         };
     }
