@@ -111,7 +111,10 @@ enum Ttl {
 /// (setup, request under test, TTL expectation). `K` is replaced by the case's key,
 /// `T+n` by the Unix time `n` seconds from now (setups use absolute TTLs, which the
 /// proxy does not lower, so both sides start from the same TTL).
-const CASES: &[(&[&[&str]], &[&str], Ttl)] = &[
+/// One case: setup commands, the request under test, the TTL expected.
+type Case = (&'static [&'static [&'static str]], &'static [&'static str], Ttl);
+
+const CASES: &[Case] = &[
     (&[], &["SET", "K", "v", "EX", "1000"], Ttl::Band),
     (&[], &["set", "K", "v", "px", "1000000"], Ttl::Band),
     (&[], &["SET", "K", "v", "NX", "EX", "1000"], Ttl::Band),
