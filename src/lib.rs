@@ -19,6 +19,7 @@
 //! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
 //! topology.rs      one immutable snapshot of a pool, behind arc-swap
 //! ttl_jitter.rs    TTL jitter: relative TTLs of matching keys lowered at random
+//! warmup/          warm topology changes: misses of moved keys asked of their previous owner
 //! backend/         pipelined shared connection, node pool, health, subscriber
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
@@ -72,4 +73,5 @@ pub mod status;
 pub mod tls;
 pub mod topology;
 pub mod ttl_jitter;
+pub mod warmup;
 pub mod workers;

@@ -158,7 +158,8 @@ impl Proxy {
         ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
         let _writer = ctx.writer.lock().await;
         let old = ctx.router.load_full();
-        let topo = Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1);
+        let mut topo = Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1);
+        topo.warm = Arc::new(crate::warmup::Chain::after(&old, &topo));
         let version = topo.version;
         let kept: Vec<bool> = old
             .nodes

@@ -50,6 +50,8 @@ pub struct Topology {
     pub scan_order: Arc<[(u16, usize)]>,
     /// Users and their permissions.
     pub users: Arc<Users>,
+    /// Previous placements inside their warm-up window (see [`crate::warmup`]).
+    pub warm: Arc<crate::warmup::Chain>,
 }
 
 impl Topology {
@@ -90,6 +92,7 @@ impl Topology {
             commands: Arc::new(CommandTable::new(&cfg.commands)),
             limits: limits_of(cfg),
             users: Arc::new(Users::empty()),
+            warm: Arc::default(),
         };
         t.users = Arc::new(users_of(cfg, &t.commands));
         if let Some(ejected) = t.ejection_update() {
@@ -115,7 +118,7 @@ impl Topology {
         if on_ring == self.on_ring {
             return None;
         }
-        Some(Topology {
+        let mut t = Topology {
             version: self.version,
             config: self.config.clone(),
             nodes: self.nodes.clone(),
@@ -125,7 +128,10 @@ impl Topology {
             limits: self.limits.clone(),
             scan_order: self.scan_order.clone(),
             users: self.users.clone(),
-        })
+            warm: Arc::default(),
+        };
+        t.warm = Arc::new(crate::warmup::Chain::after(self, &t));
+        Some(t)
     }
 
     /// Whether commands over the whole pool (SCAN, DBSIZE, KEYS, RANDOMKEY, script

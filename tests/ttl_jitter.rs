@@ -112,7 +112,11 @@ enum Ttl {
 /// `T+n` by the Unix time `n` seconds from now (setups use absolute TTLs, which the
 /// proxy does not lower, so both sides start from the same TTL).
 /// One case: setup commands, the request under test, the TTL expected.
-type Case = (&'static [&'static [&'static str]], &'static [&'static str], Ttl);
+type Case = (
+    &'static [&'static [&'static str]],
+    &'static [&'static str],
+    Ttl,
+);
 
 const CASES: &[Case] = &[
     (&[], &["SET", "K", "v", "EX", "1000"], Ttl::Band),

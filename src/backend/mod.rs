@@ -20,5 +20,5 @@ pub mod replay;
 pub mod stream;
 pub mod subscriber;
 
-pub use conn::{BackendRequest, ConnHandle, ReplyTo};
+pub use conn::{BackendRequest, ConnHandle, ReplyTo, Then};
 pub use pool::Node;

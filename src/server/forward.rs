@@ -20,12 +20,23 @@ const INLINE_KEYS: usize = 16;
 
 /// Sends `frame` to node `idx` for a single reply.
 pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
+    forward_then(cx, idx, frame, None)
+}
+
+/// [`forward`], the reply going through `then` first (see [`crate::warmup`]).
+pub fn forward_then(
+    cx: &mut Ctx,
+    idx: usize,
+    frame: Bytes,
+    then: Option<Box<dyn crate::backend::Then>>,
+) -> Outcome {
     let node = &cx.topo.nodes[idx];
     if node.health.is_down() {
         return cx.ready_static(BackendError::Down.wire());
     }
     let seq = cx.waiting();
-    let reply = cx.direct_reply_to(seq);
+    let mut reply = cx.direct_reply_to(seq);
+    reply.then = then;
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame, reply));
     Outcome::Queued
@@ -114,13 +125,19 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
         return match cx.topo.node_for_key(key) {
             Some(n) => {
                 let frame = crate::ttl_jitter::frame(cx, req, spec, key);
-                forward(cx, n, frame)
+                match cx.topo.warm.is_empty() {
+                    true => forward(cx, n, frame),
+                    false => crate::warmup::keyed(cx, n, frame, spec, key),
+                }
             }
             None => cx.ready_static(BackendError::NoNode.wire()),
         };
     }
     match one_node(cx, req, spec) {
-        Ok(Some(n)) => forward(cx, n, req.frame().clone()),
+        Ok(Some(n)) => {
+            crate::warmup::after_write(cx, req, spec);
+            forward(cx, n, req.frame().clone())
+        }
         Ok(None) | Err(NoRoute::Malformed(_)) => any_node(cx, req),
         Err(e) => cx.ready_static(e.reply()),
     }
@@ -137,6 +154,7 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     let Some(&(_, first)) = nodes.first() else {
         return any_node(cx, req);
     };
+    crate::warmup::after_write(cx, req, spec);
     if nodes.iter().all(|&(_, n)| n == first) {
         return forward(cx, first, req.frame().clone());
     }
