@@ -36,8 +36,9 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most previous placements kept (older ones are dropped even inside their window).
-pub const MAX_STEPS: usize = 8;
+/// Most previous placements kept (older ones are dropped even inside their window):
+/// each holds a copy of a ring, and a read may ask each previous owner in turn.
+pub const MAX_STEPS: usize = 4;
 
 /// The previous placements of a pool still inside their warm-up window.
 #[derive(Debug, Default)]
