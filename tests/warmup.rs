@@ -325,7 +325,7 @@ fn a_steady_read_load_misses_once_per_moved_key_with_warmup() {
     );
     assert!(on_nils.iter().all(|&n| n == 0), "on: {on_nils:?}");
     assert!(off_nils.iter().all(|&n| n > 800), "off: {off_nils:?}");
-    // On: each moved key misses once on its new owner (then it is copied); the
-    // steady SET/GET load adds a few of its own.
-    assert!(on < off / 3, "misses on {on}, off {off}");
+    // On: each moved key misses once on its new owner (then it is copied); off:
+    // once per pass. The steady SET/GET load adds a few of its own to both.
+    assert!(on * 2 < off, "misses on {on}, off {off}");
 }
