@@ -19,6 +19,8 @@
 //! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
 //! topology.rs      one immutable snapshot of a pool, behind arc-swap: each node a
 //!                  shard (its primary, its replicas), the placement, the read policy
+//! ttl_jitter.rs    TTL jitter: relative TTLs of matching keys lowered at random
+//! warmup/          warm topology changes: misses of moved keys asked of their previous owner
 //! backend/         pipelined shared connection, node pool, health (probes by role:
 //!                  primary, replica), subscriber
 //! sentinel/        Redis Sentinel discovery: ask the sentinels, follow their
@@ -76,4 +78,6 @@ pub mod server;
 pub mod status;
 pub mod tls;
 pub mod topology;
+pub mod ttl_jitter;
+pub mod warmup;
 pub mod workers;

@@ -177,7 +177,8 @@ impl Proxy {
         ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
         let _writer = ctx.writer.lock().await;
         let old = ctx.router.load_full();
-        let topo = Topology::build(cfg, &pool.shared, &old.all_nodes(), old.version + 1);
+        let mut topo = Topology::build(cfg, &pool.shared, &old.all_nodes(), old.version + 1);
+        topo.warm = Arc::new(crate::warmup::Chain::after(&old, &topo));
         let version = topo.version;
         let (old_all, new_all) = (old.all_nodes(), topo.all_nodes());
         let added = added_nodes(&old.nodes, &topo.nodes);

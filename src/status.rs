@@ -78,6 +78,7 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
         "eject": t.eject(),
         "clients": ctx.clients.load(Ordering::Relaxed),
         "nodes": nodes,
+        "warmup": crate::warmup::view(&t),
     })
 }
 

@@ -53,6 +53,8 @@ pub struct Topology {
     pub scan_order: Arc<[(u16, usize)]>,
     /// Users and their permissions.
     pub users: Arc<Users>,
+    /// Previous placements inside their warm-up window (see [`crate::warmup`]).
+    pub warm: Arc<crate::warmup::Chain>,
 }
 
 impl Topology {
@@ -100,6 +102,7 @@ impl Topology {
             commands: Arc::new(CommandTable::new(&cfg.commands)),
             limits: limits_of(cfg),
             users: Arc::new(Users::empty()),
+            warm: Arc::default(),
         };
         t.users = Arc::new(users_of(cfg, &t.commands));
         if let Some(ejected) = t.ejection_update() {
@@ -154,7 +157,7 @@ impl Topology {
         if on_ring == self.on_ring {
             return None;
         }
-        Some(Topology {
+        let mut t = Topology {
             version: self.version,
             config: self.config.clone(),
             nodes: self.nodes.clone(),
@@ -165,7 +168,10 @@ impl Topology {
             limits: self.limits.clone(),
             scan_order: self.scan_order.clone(),
             users: self.users.clone(),
-        })
+            warm: Arc::default(),
+        };
+        t.warm = Arc::new(crate::warmup::Chain::after(self, &t));
+        Some(t)
     }
 
     /// Whether commands over the whole pool (SCAN, DBSIZE, KEYS, RANDOMKEY, script

@@ -36,8 +36,9 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Initial read buffer size.
 pub(super) const READ_BUF: usize = 16 * 1024;
 
-/// Where a reply goes: the client's session (see [`crate::client_io`]).
-#[derive(Debug, Clone)]
+/// Where a reply goes: the client's session (see [`crate::client_io`]), or first
+/// through a [`Then`] that decides what becomes of it.
+#[derive(Debug)]
 pub struct ReplyTo {
     /// The client's socket and completion queue.
     pub io: Arc<crate::client_io::ClientIo>,
@@ -48,35 +49,28 @@ pub struct ReplyTo {
     /// The reply may be written straight to the client; false for parts of merged
     /// replies and dedicated lanes.
     pub direct: bool,
-    /// A read sent to a replica: where it goes again if the replica cannot answer.
-    /// `None` for every other request.
-    pub fallback: Option<Box<Fallback>>,
+    /// Sees the reply first (warm-up reads, see [`crate::warmup`]); `None` on the
+    /// common path.
+    pub then: Option<Box<dyn Then>>,
 }
 
-/// A read on a replica, to be sent to its primary if the replica fails it (its
-/// connection lost, the replica down or timed out): reads are safe to repeat.
-#[derive(Debug, Clone)]
-pub struct Fallback {
-    /// The primary's connection for the same client.
-    pub conn: ConnHandle,
-    /// The request.
-    pub frame: Bytes,
+/// What looks at a backend reply before (or instead of) its client: it gets the
+/// reply and the [`ReplyTo`] it came with (its `then` taken), and must see to it
+/// that the client's request still gets exactly one reply.
+pub trait Then: Send + std::fmt::Debug {
+    /// Handles `reply`, which was meant for `to`.
+    fn reply(self: Box<Self>, reply: Result<Bytes, BackendError>, to: ReplyTo);
 }
 
 impl ReplyTo {
-    /// Delivers the reply: straight to the client when its session armed that, else
-    /// to the session. A session that is gone is ignored. A replica read the replica
-    /// could not answer goes to the primary instead.
+    /// Delivers the reply: to its [`Then`] if it has one; else straight to the
+    /// client when its session armed that, else to the session. A session that is
+    /// gone is ignored.
     pub fn send(mut self, reply: Result<Bytes, BackendError>) {
-        if let Some(f) = self.fallback.take()
-            && matches!(
-                reply,
-                Err(BackendError::ConnectionLost | BackendError::Down | BackendError::Timeout)
-            )
-        {
-            return f.conn.send(BackendRequest::new(f.frame, self));
+        match self.then.take() {
+            None => self.io.complete(self.seq, self.part, reply, self.direct),
+            Some(then) => then.reply(reply, self),
         }
-        self.io.complete(self.seq, self.part, reply, self.direct);
     }
 }
 

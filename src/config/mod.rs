@@ -10,6 +10,7 @@
 //! (`nodes[1].weight: 0 is out of range 1..=100`, `alpha.servers[0]: ...` for a
 //! nutcracker pool `alpha`), with the 1-based line in [`Problem::line`].
 
+pub mod cache;
 pub mod checks;
 pub mod clients;
 pub mod convert;

@@ -173,6 +173,7 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         sentinel: None,
         read_from: super::replicas::ReadFrom::Primary,
         max_replica_lag: super::replicas::DEFAULT_MAX_REPLICA_LAG,
+        cache: Default::default(),
     }
 }
 

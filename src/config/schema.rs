@@ -118,6 +118,12 @@ pub struct FileConfig {
     /// Default 30s.
     #[serde(default = "default_max_lag", with = "super::duration")]
     pub max_replica_lag: Duration,
+    /// TTL jitter rules (see [`super::cache`]). Default none (off).
+    #[serde(default)]
+    pub ttl_jitter: Vec<super::cache::JitterFile>,
+    /// Warm topology changes (see [`super::cache`]). Default `null` (off).
+    #[serde(default)]
+    pub warmup: Option<super::cache::WarmupFile>,
 }
 
 fn default_max_lag() -> Duration {
@@ -609,4 +615,6 @@ pub struct PoolConfig {
     pub read_from: super::replicas::ReadFrom,
     /// Largest replication lag of a replica that is read from.
     pub max_replica_lag: Duration,
+    /// TTL jitter and warm topology changes.
+    pub cache: super::cache::CacheConfig,
 }

@@ -39,6 +39,8 @@ const SECTIONS: &[(&str, Section)] = &[
         "sentinel",
         Section::Map(fields_of::<replicas::SentinelFile>),
     ),
+    ("ttl_jitter", Section::List(fields_of::<cache::JitterFile>)),
+    ("warmup", Section::Map(fields_of::<cache::WarmupFile>)),
 ];
 
 /// Reports every unknown field in `value` (parsed from `text`) into `r`, with its
@@ -172,7 +174,10 @@ mod tests {
                 ("users", "name") => "app",
                 ("users", "password") => "pw",
                 ("users", "commands") => "\"+get\"",
-                ("users", "keys" | "channels") => "[\"*\"]",
+                ("users", "keys" | "channels") | ("ttl_jitter", "keys") => "[\"*\"]",
+                ("ttl_jitter", "percent") => "10",
+                ("warmup", "window") => "1m",
+                ("warmup", "copy") => "true",
                 _ => "null",
             }
         };

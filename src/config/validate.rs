@@ -152,6 +152,7 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         sentinel: super::replicas::sentinel(r, f),
         read_from: super::replicas::read_from(r, f),
         max_replica_lag: super::replicas::max_lag(r, f),
+        cache: super::cache::cache(r, &f.ttl_jitter, f.warmup.as_ref()),
     }
 }
 

@@ -43,6 +43,21 @@ pub struct PoolMetrics {
     pub clients_timed_out: IntCounter,
     /// Read-only requests routed by `read_from`: [to a primary, to a replica].
     pub reads: [HotCounter; 2],
+    /// Requests whose TTL argument `ttl_jitter` lowered.
+    pub ttl_jitter_rewritten: HotCounter,
+    /// Warm-up reads (see [`crate::warmup`]).
+    pub warmup: WarmupMetrics,
+}
+
+/// Counters of warm-up reads (see [`crate::warmup`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WarmupMetrics {
+    /// Misses of moved keys asked of a previous owner.
+    pub lookups: IntCounter,
+    /// Lookups a previous owner answered with the value.
+    pub hits: IntCounter,
+    /// Values copied to the new owner.
+    pub copies: IntCounter,
 }
 
 /// True in a build with the `no-metrics` feature: the per-request metric calls

@@ -13,7 +13,9 @@ mod handles;
 mod hot;
 mod labels;
 
-pub use handles::{HOT_PATH_OFF, LATENCY_FLUSH_EVERY, LatencyRecorder, NodeMetrics, PoolMetrics};
+pub use handles::{
+    HOT_PATH_OFF, LATENCY_FLUSH_EVERY, LatencyRecorder, NodeMetrics, PoolMetrics, WarmupMetrics,
+};
 pub use hot::HotCounter;
 pub use labels::{NodeErrorKind, ReloadResult, RequestClass};
 
@@ -100,6 +102,10 @@ families! {
     tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
     reads: IntCounterVec = counter("ringproxy_reads_total", "Read-only requests routed by read_from (not primary), by the role of the server that took them.", &["pool", "role"]);
     failovers: IntCounterVec = counter("ringproxy_failovers_total", "Primary changes of a shard announced by the sentinels.", NODE);
+    ttl_jitter_rewritten: IntCounterVec = counter("ringproxy_ttl_jitter_rewritten_total", "Requests whose TTL argument ttl_jitter lowered.", POOL);
+    warmup_lookups: IntCounterVec = counter("ringproxy_warmup_lookups_total", "Reads of a moved key that missed on its new owner and were asked of a previous owner.", POOL);
+    warmup_hits: IntCounterVec = counter("ringproxy_warmup_hits_total", "Warm-up lookups a previous owner answered with the value.", POOL);
+    warmup_copies: IntCounterVec = counter("ringproxy_warmup_copies_total", "Values copied from a previous owner to the new owner (RESTORE accepted).", POOL);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -177,6 +183,12 @@ impl Metrics {
             clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
             clients_timed_out: f.clients_timed_out.with_label_values(p),
             reads: ["primary", "replica"].map(|r| self.hot(f.reads.with_label_values(&[pool, r]))),
+            ttl_jitter_rewritten: self.hot(f.ttl_jitter_rewritten.with_label_values(p)),
+            warmup: handles::WarmupMetrics {
+                lookups: f.warmup_lookups.with_label_values(p),
+                hits: f.warmup_hits.with_label_values(p),
+                copies: f.warmup_copies.with_label_values(p),
+            },
         }
     }
 

@@ -193,7 +193,7 @@ impl Ctx<'_> {
             seq,
             part,
             direct: false,
-            fallback: None,
+            then: None,
         }
     }
 

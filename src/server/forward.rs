@@ -6,7 +6,7 @@
 use super::context::{Ctx, Outcome};
 use super::read_route;
 use crate::backend::replay;
-use crate::backend::{BackendRequest, Fallback, Node};
+use crate::backend::{BackendRequest, Node, Then};
 use crate::command::merge::Plan;
 use crate::command::scan;
 use crate::command::split::split;
@@ -21,8 +21,18 @@ const INLINE_KEYS: usize = 16;
 
 /// Sends `frame` to node `idx` for a single reply.
 pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
+    forward_then(cx, idx, frame, None)
+}
+
+/// [`forward`], the reply going through `then` first (see [`crate::warmup`]).
+pub fn forward_then(
+    cx: &mut Ctx,
+    idx: usize,
+    frame: Bytes,
+    then: Option<Box<dyn Then>>,
+) -> Outcome {
     let node = &cx.topo.nodes[idx];
-    forward_to(cx, node, frame)
+    forward_via(cx, node, frame, then)
 }
 
 /// Sends `frame` for a single reply to node `idx`, or for a read-only `spec` to
@@ -38,25 +48,15 @@ fn to_shard(cx: &mut Ctx, idx: usize, spec: &CommandSpec, frame: Bytes) -> Outco
     }
 }
 
-/// Sends `frame` to `node` for a single reply.
-fn forward_to(cx: &mut Ctx, node: &Node, frame: Bytes) -> Outcome {
-    forward_via(cx, node, frame, None)
-}
-
-/// Sends `frame` to `node` for a single reply, with the way to the primary of a
-/// replica read.
-fn forward_via(
-    cx: &mut Ctx,
-    node: &Node,
-    frame: Bytes,
-    fallback: Option<Box<Fallback>>,
-) -> Outcome {
+/// Sends `frame` to `node` for a single reply, its reply going through `then`
+/// first (a warm-up read, the way back to the primary of a replica read).
+fn forward_via(cx: &mut Ctx, node: &Node, frame: Bytes, then: Option<Box<dyn Then>>) -> Outcome {
     if node.health.is_down() {
         return cx.ready_static(BackendError::Down.wire());
     }
     let seq = cx.waiting();
     let mut reply = cx.direct_reply_to(seq);
-    reply.fallback = fallback;
+    reply.then = then;
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame, reply));
     Outcome::Queued
@@ -72,10 +72,10 @@ fn send_part_to(
     n: &Node,
     frame: Bytes,
     (seq, part): (u64, u32),
-    fallback: Option<Box<Fallback>>,
+    then: Option<Box<dyn Then>>,
 ) {
     let mut reply = cx.reply_to(seq, part);
-    reply.fallback = fallback;
+    reply.then = then;
     if n.health.is_down() {
         return reply.send(Err(BackendError::Down));
     }
@@ -153,12 +153,21 @@ pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<us
 pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     if let Some(key) = spec.first_arg_key(req) {
         return match cx.topo.node_for_key(key) {
-            Some(n) => to_shard(cx, n, spec, req.frame().clone()),
+            Some(n) => {
+                let frame = crate::ttl_jitter::frame(cx, req, spec, key);
+                match cx.topo.warm.is_empty() {
+                    true => to_shard(cx, n, spec, frame),
+                    false => crate::warmup::keyed(cx, n, frame, spec, key),
+                }
+            }
             None => cx.ready_static(BackendError::NoNode.wire()),
         };
     }
     match one_node(cx, req, spec) {
-        Ok(Some(n)) => to_shard(cx, n, spec, req.frame().clone()),
+        Ok(Some(n)) => {
+            crate::warmup::after_write(cx, req, spec);
+            to_shard(cx, n, spec, req.frame().clone())
+        }
         Ok(None) | Err(NoRoute::Malformed(_)) => any_node(cx, req),
         Err(e) => cx.ready_static(e.reply()),
     }
@@ -175,6 +184,7 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     let Some(&(_, first)) = nodes.first() else {
         return any_node(cx, req);
     };
+    crate::warmup::after_write(cx, req, spec);
     if nodes.iter().all(|&(_, n)| n == first) {
         return to_shard(cx, first, spec, req.frame().clone());
     }

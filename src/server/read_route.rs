@@ -2,10 +2,11 @@
 //! the way back to the primary when a replica cannot answer it.
 
 use super::context::Ctx;
-use crate::backend::{Fallback, Node};
+use crate::backend::{BackendRequest, ConnHandle, Node, ReplyTo, Then};
 use crate::command::CommandSpec;
 use crate::config::replicas::ReadFrom;
 use crate::errors;
+use crate::errors::BackendError;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -20,12 +21,33 @@ pub struct ReadTarget<'t> {
 
 impl ReadTarget<'_> {
     /// The fallback of this read of `frame` for the client of `cx`.
-    pub fn fallback(&self, cx: &Ctx, frame: &Bytes) -> Option<Box<Fallback>> {
+    pub fn fallback(&self, cx: &Ctx, frame: &Bytes) -> Option<Box<dyn Then>> {
         let primary = &cx.topo.nodes[self.fallback?];
         Some(Box::new(Fallback {
             conn: primary.conn(cx.client.proto, cx.client.id).clone(),
             frame: frame.clone(),
         }))
+    }
+}
+
+/// A read on a replica, sent to its primary if the replica fails it (its connection
+/// lost, the replica down or timed out): reads are safe to repeat.
+#[derive(Debug)]
+struct Fallback {
+    /// The primary's connection for the same client.
+    conn: ConnHandle,
+    /// The request.
+    frame: Bytes,
+}
+
+impl Then for Fallback {
+    fn reply(self: Box<Self>, reply: Result<Bytes, BackendError>, to: ReplyTo) {
+        match reply {
+            Err(BackendError::ConnectionLost | BackendError::Down | BackendError::Timeout) => {
+                self.conn.send(BackendRequest::new(self.frame, to))
+            }
+            other => to.send(other),
+        }
     }
 }
 

@@ -14,15 +14,27 @@ pub struct Rig {
     pub servers: Vec<RedisServer>,
     /// The proxy.
     pub proxy: Proxy,
+    /// YAML appended to every config of the proxy (top-level sections).
+    pub extra: String,
 }
 
 impl Rig {
     /// `total` servers, the proxy over the first `first`.
     pub fn start(total: usize, first: usize) -> Rig {
+        Rig::start_with(total, first, "")
+    }
+
+    /// Like [`Rig::start`], with `extra` YAML in every config (see [`Proxy::config_for`]).
+    pub fn start_with(total: usize, first: usize, extra: &str) -> Rig {
         let servers: Vec<RedisServer> = (0..total).map(|_| RedisServer::start()).collect();
         let refs: Vec<&RedisServer> = servers[..first].iter().collect();
-        let proxy = Proxy::with_nodes(&refs, "");
-        Rig { servers, proxy }
+        let proxy = Proxy::with_nodes(&refs, extra);
+        let extra = extra.to_string();
+        Rig {
+            servers,
+            proxy,
+            extra,
+        }
     }
 
     /// Reloads with the servers in `members` (named node<i> by server index).
@@ -39,6 +51,7 @@ impl Rig {
                 self.servers[i].addr()
             ));
         }
+        y.push_str(&self.extra);
         self.proxy.write_config(&y);
         admin::wait_topology(
             admin_port,
