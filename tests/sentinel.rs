@@ -360,8 +360,7 @@ fn sentinel_failover_command_under_load() {
     let old = rig.g.primary_index(NODE);
     let old_addr = rig.g.shards[NODE].servers[old].addr();
     let load = rig.load();
-    let fault = rig.g.failover(NODE);
-    let (new, agreed) = rig.g.wait_new_master(NODE, &old_addr);
+    let (fault, new, agreed) = rig.g.failover_to_new(NODE, &old_addr);
     let shown = wait_primary_shown(rig.admin, &format!("node{NODE}"), &new);
     let serving = rig.wait_serving(fault);
     rig.g.wait_demoted(NODE, old);
@@ -509,8 +508,7 @@ fn reload_between_static_and_sentinel_under_load() {
 
     let old = rig.g.primary_index(NODE);
     let old_addr = rig.g.shards[NODE].servers[old].addr();
-    let fault = rig.g.failover(NODE);
-    let (new, _) = rig.g.wait_new_master(NODE, &old_addr);
+    let (fault, new, _) = rig.g.failover_to_new(NODE, &old_addr);
     wait_primary_shown(rig.admin, &format!("node{NODE}"), &new);
     let serving = rig.wait_serving(fault);
     rig.g.wait_demoted(NODE, old);
@@ -558,8 +556,7 @@ fn first_sentinel_down_proxy_asks_the_next() {
         wait_primary_shown(admin, &format!("node{i}"), &g.primary(i).addr());
     }
     let old = g.primary(NODE).addr();
-    let fault = g.failover(NODE);
-    let (new, _) = g.wait_new_master(NODE, &old);
+    let (fault, new, _) = g.failover_to_new(NODE, &old);
     let shown = wait_primary_shown(admin, &format!("node{NODE}"), &new);
     eprintln!(
         "SENTINEL: first sentinel down: /topology switched {:?} after SENTINEL FAILOVER",

@@ -37,6 +37,10 @@ pub struct Shard {
     pub primary: Option<NodeAddr>,
     /// Replicas the sentinels see healthy.
     pub replicas: Vec<NodeAddr>,
+    /// The sentinels' configuration epoch of this master: every failover raises
+    /// it, so an answer with a lower one (a sentinel that has not heard of the
+    /// failover yet) is older than what is known, and ignored.
+    pub epoch: u64,
 }
 
 /// The sentinels to ask and the masters to ask them about.
@@ -134,7 +138,7 @@ impl Discovery {
             return;
         };
         let old = st.shards.get(master);
-        if old == Some(&shard) {
+        if old == Some(&shard) || old.is_some_and(|o| shard.epoch < o.epoch) {
             return;
         }
         let from = old.and_then(|o| o.primary.clone());
@@ -150,11 +154,17 @@ impl Discovery {
     }
 
     /// A new primary announced for `master` (`+switch-master`): applied at once,
-    /// the replicas kept until the next full answer.
+    /// the replicas kept until the next full answer. The announcement carries no
+    /// epoch; a failover raises it by at least one, so answers at the old epoch
+    /// (from sentinels that have not heard of it yet) are ignored from now on.
     pub fn switch(&self, master: &str, primary: NodeAddr) {
         let mut shard = self.lock().shards.get(master).cloned().unwrap_or_default();
+        if shard.primary.as_ref() == Some(&primary) {
+            return;
+        }
         shard.replicas.retain(|r| *r != primary);
         shard.primary = Some(primary);
+        shard.epoch += 1;
         self.update(master, shard);
     }
 
@@ -213,6 +223,7 @@ nodes:
         let first = Shard {
             primary: Some(tcp("127.0.0.1:7001")),
             replicas: vec![tcp("127.0.0.1:7011")],
+            epoch: 4,
         };
         d.update("m0", first);
         d.update("nobody", Shard::default());

@@ -6,7 +6,8 @@ use crate::config::NodeAddr;
 use std::io;
 use std::time::Duration;
 
-/// Asks one sentinel for master `name`: `Ok(None)` when it does not know it.
+/// Asks one sentinel for master `name`: `Ok(None)` when it does not know it, or
+/// its answers disagree (a failover between the two questions: asked again later).
 pub async fn shard(
     c: &mut SentinelConn,
     name: &str,
@@ -22,6 +23,15 @@ pub async fn shard(
         return Ok(None);
     };
     let reply = c
+        .call(&[b"SENTINEL", b"master", name.as_bytes()], timeout)
+        .await?;
+    let Some((addr, epoch)) = master_state(&reply) else {
+        return Ok(None);
+    };
+    if addr != primary {
+        return Ok(None);
+    }
+    let reply = c
         .call(&[b"SENTINEL", b"replicas", name.as_bytes()], timeout)
         .await?;
     let replicas = replicas(&reply)
@@ -31,7 +41,20 @@ pub async fn shard(
     Ok(Some(Shard {
         primary: Some(primary),
         replicas,
+        epoch,
     }))
+}
+
+/// The address and `config-epoch` of a `SENTINEL MASTER` reply.
+pub fn master_state(reply: &[u8]) -> Option<(NodeAddr, u64)> {
+    let kv = strings(reply)?;
+    let get = |k: &str| {
+        kv.chunks(2)
+            .find(|p| p.len() == 2 && p[0] == k)
+            .map(|p| p[1].as_str())
+    };
+    let epoch = get("config-epoch")?.parse().ok()?;
+    Some((tcp(get("ip")?, get("port")?), epoch))
 }
 
 /// The `host:port` of a `get-master-addr-by-name` reply (`None`: null or not two strings).
@@ -138,6 +161,27 @@ mod tests {
                 NodeAddr::Tcp("127.0.0.1:7002".into()),
                 NodeAddr::Tcp("[::1]:7006".into())
             ]
+        );
+    }
+
+    #[test]
+    fn reads_master_state() {
+        let kv = [
+            "name",
+            "m0",
+            "ip",
+            "127.0.0.1",
+            "port",
+            "7001",
+            "config-epoch",
+            "3",
+        ];
+        let reply = array(&kv.map(bulk));
+        let want = (NodeAddr::Tcp("127.0.0.1:7001".into()), 3);
+        assert_eq!(master_state(reply.as_bytes()), Some(want));
+        assert_eq!(
+            master_state(b"-ERR No such master with that name\r\n"),
+            None
         );
     }
 

@@ -327,6 +327,32 @@ impl SentinelGroup {
         &self.shards[i].servers[self.primary_index(i)]
     }
 
+    /// `SENTINEL FAILOVER` of shard `i` whose primary is `old`, asked again when a
+    /// failover the sentinels accepted did not complete (on a busy machine one can
+    /// abort: a promotion slower than the failover timeout); returns when the
+    /// first was accepted, and the new primary with when the sentinels agreed.
+    pub fn failover_to_new(&self, i: usize, old: &str) -> (Instant, String, Instant) {
+        let first = self.failover(i);
+        let deadline = Instant::now() + HA_TIMEOUT;
+        loop {
+            let retry = Instant::now() + FAILOVER_TIMEOUT * 2 + Duration::from_secs(1);
+            while Instant::now() < retry {
+                if let Some(a) = self.agreed_master(i).filter(|a| a != old)
+                    && try_role_is_master(&a)
+                {
+                    return (first, a, Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no failover of m{i} within {HA_TIMEOUT:?}"
+            );
+            eprintln!("SENTINEL: failover of m{i} did not complete; asked again");
+            self.failover(i);
+        }
+    }
+
     /// Polls until every sentinel names a primary of shard `i` other than `old` (and
     /// that server says `ROLE` master); returns it and when the agreement was seen.
     pub fn wait_new_master(&self, i: usize, old: &str) -> (String, Instant) {
@@ -442,4 +468,10 @@ impl SentinelGroup {
             },
         )
     }
+}
+
+/// Whether the server at `host:port` says it is a master.
+fn try_role_is_master(addr: &str) -> bool {
+    let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+    try_role(port.unwrap_or(0)).is_ok_and(|r| r == "master")
 }
