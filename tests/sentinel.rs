@@ -575,3 +575,65 @@ fn first_sentinel_down_proxy_asks_the_next() {
     );
     assert_eq!(g.primary(NODE).cmd(&["GET", key]), Reply::bulk("next"));
 }
+
+/// Sentinels reached over TLS only (`sentinel.tls` with the CA that signed their
+/// certificate): the proxy discovers every shard through them and follows a
+/// failover; with the wrong CA it discovers nothing, and the shards' requests fail
+/// fast instead of hanging.
+#[test]
+fn sentinels_over_tls() {
+    let _serial = serial();
+    let dir = TempDir::new("sentinel-tls");
+    let ca = common::tls::Ca::new(&dir, "sentinels");
+    let pair = ca.issue("127.0.0.1");
+    let files = SentinelTls {
+        cert: pair.cert.clone(),
+        key: pair.key.clone(),
+        ca: ca.cert.clone(),
+    };
+    let g = SentinelGroup::start_tls(SHARDS, 1, &files);
+    let yaml = |ca: &std::path::Path| {
+        let addrs: Vec<String> = g
+            .sentinel_tls_addrs()
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect();
+        let mut y = format!(
+            "sentinel:\n  addrs: [{}]\n  refresh: 1s\n  tls:\n    ca: {}\n    server_name: 127.0.0.1\n{HEALTH_YAML}nodes:\n",
+            addrs.join(", "),
+            ca.display()
+        );
+        for i in 0..g.shards.len() {
+            y.push_str(&format!("  - name: node{i}\n    sentinel: m{i}\n"));
+        }
+        y
+    };
+    let wrong = common::tls::Ca::new(&dir, "wrong");
+    let blind = start_proxy(&yaml(&wrong.cert));
+    let mut c = blind.conn();
+    let key = &keys_by_node(SHARDS, "tls", 1)[NODE][0];
+    match c.cmd(&["SET", key, "x"]) {
+        Reply::Error(e) => assert!(e.contains("down"), "{e}"),
+        r => panic!("a proxy that cannot verify the sentinels served {r:?}"),
+    }
+    drop(blind);
+    let proxy = start_proxy(&yaml(&ca.cert));
+    let admin = proxy.admin_port();
+    for i in 0..SHARDS {
+        wait_primary_shown(admin, &format!("node{i}"), &g.primary(i).addr());
+    }
+    let old = g.primary(NODE).addr();
+    let (_, new, _) = g.failover_to_new(NODE, &old);
+    wait_primary_shown(admin, &format!("node{NODE}"), &new);
+    let mut c = proxy.conn();
+    poll(
+        "a write through the proxy lands on the new primary",
+        HA_TIMEOUT,
+        Duration::from_millis(20),
+        || match c.cmd(&["SET", key, "tls"]) {
+            r if r == Reply::ok() => Ok(()),
+            r => Err(format!("SET {key}: {r}")),
+        },
+    );
+    assert_eq!(g.primary(NODE).cmd(&["GET", key]), Reply::bulk("tls"));
+}

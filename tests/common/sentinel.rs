@@ -67,6 +67,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Sentinel {
     child: Option<Child>,
     port: u16,
+    /// Its TLS port, when started with [`SentinelTls`] (the plain port stays, for
+    /// the fixture's own checks and the sentinels' talk to each other).
+    tls_port: Option<u16>,
     /// Its `requirepass` (sentinels use it with each other too), sent with `AUTH`.
     password: Option<String>,
     dir: TempDir,
@@ -75,10 +78,10 @@ pub struct Sentinel {
 impl Sentinel {
     /// Starts a sentinel monitoring `shards` (retrying on a taken port), requiring
     /// `password` when given, and applies the fast `SENTINEL DEBUG` periods.
-    fn start(shards: &[Shard], password: Option<&str>) -> Sentinel {
+    fn start(shards: &[Shard], password: Option<&str>, tls: Option<&SentinelTls>) -> Sentinel {
         let mut last = String::new();
         for _ in 0..5 {
-            match Sentinel::try_start(shards, password) {
+            match Sentinel::try_start(shards, password, tls) {
                 Ok(s) => return s,
                 Err(e) => last = e,
             }
@@ -86,7 +89,11 @@ impl Sentinel {
         panic!("sentinel did not start after 5 attempts: {last}");
     }
 
-    fn try_start(shards: &[Shard], password: Option<&str>) -> Result<Sentinel, String> {
+    fn try_start(
+        shards: &[Shard],
+        password: Option<&str>,
+        tls: Option<&SentinelTls>,
+    ) -> Result<Sentinel, String> {
         let dir = TempDir::new("sentinel");
         let port = free_port();
         let conf = dir.join("sentinel.conf");
@@ -94,6 +101,16 @@ impl Sentinel {
         if let Some(pw) = password {
             text.push_str(&format!("requirepass {pw}\n"));
         }
+        let tls_port = tls.map(|t| {
+            let tp = free_port();
+            text.push_str(&format!(
+                "tls-port {tp}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+                t.cert.display(),
+                t.key.display(),
+                t.ca.display()
+            ));
+            tp
+        });
         std::fs::write(&conf, text).map_err(|e| format!("write {conf:?}: {e}"))?;
         let log = dir.join("sentinel.log");
         let child = spawn_logged(
@@ -104,6 +121,7 @@ impl Sentinel {
         let mut s = Sentinel {
             child: Some(child),
             port,
+            tls_port,
             password: password.map(str::to_string),
             dir,
         };
@@ -137,6 +155,11 @@ impl Sentinel {
     /// `"127.0.0.1:<port>"`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `"127.0.0.1:<tls port>"`, when it has one.
+    pub fn tls_addr(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("127.0.0.1:{p}"))
     }
 
     /// True until [`Sentinel::kill`].
@@ -207,6 +230,16 @@ impl Drop for Sentinel {
     }
 }
 
+/// The certificate files a TLS sentinel listens with.
+pub struct SentinelTls {
+    /// PEM certificate.
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    pub key: std::path::PathBuf,
+    /// The CA that signed it.
+    pub ca: std::path::PathBuf,
+}
+
 /// A sentinel's config file: listen on `port`, monitor each shard's first primary.
 fn sentinel_conf(port: u16, dir: &TempDir, shards: &[Shard]) -> String {
     let mut c = format!(
@@ -264,12 +297,26 @@ impl SentinelGroup {
 
     /// Same, the sentinels requiring `password` (`requirepass`) when given.
     pub fn start_with(shards: usize, replicas: usize, password: Option<&str>) -> SentinelGroup {
+        SentinelGroup::start_full(shards, replicas, password, None)
+    }
+
+    /// Same, the sentinels also listening with TLS (see [`Sentinel::tls_addr`]).
+    pub fn start_tls(shards: usize, replicas: usize, tls: &SentinelTls) -> SentinelGroup {
+        SentinelGroup::start_full(shards, replicas, None, Some(tls))
+    }
+
+    fn start_full(
+        shards: usize,
+        replicas: usize,
+        password: Option<&str>,
+        tls: Option<&SentinelTls>,
+    ) -> SentinelGroup {
         assert!(replicas > 0, "a failover needs a replica");
         let shards: Vec<Shard> = (0..shards)
             .map(|i| Shard::start(&format!("m{i}"), replicas))
             .collect();
         let sentinels = (0..SENTINELS)
-            .map(|_| Sentinel::start(&shards, password))
+            .map(|_| Sentinel::start(&shards, password, tls))
             .collect();
         let g = SentinelGroup { sentinels, shards };
         for i in 0..g.shards.len() {
@@ -281,6 +328,14 @@ impl SentinelGroup {
     /// The sentinels' addresses, for the proxy's `sentinel.addrs`.
     pub fn sentinel_addrs(&self) -> Vec<String> {
         self.sentinels.iter().map(Sentinel::addr).collect()
+    }
+
+    /// The sentinels' TLS addresses (started with [`SentinelGroup::start_tls`]).
+    pub fn sentinel_tls_addrs(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .filter_map(Sentinel::tls_addr)
+            .collect()
     }
 
     /// The sentinels themselves.
