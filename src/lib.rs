@@ -18,6 +18,8 @@
 //! command/         command table (data), key specs, classes, split, merge, scan
 //! route/           hashes, hash tags, ketama ring, placement (pure, golden-tested)
 //! topology.rs      one immutable snapshot of a pool, behind arc-swap
+//! cluster/         Redis Cluster mode: slot map (CLUSTER SHARDS/SLOTS), CRC16 slots,
+//!                  refresh task, MOVED/ASK/TRYAGAIN followed for the client
 //! backend/         pipelined shared connection, node pool, health, subscriber
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
@@ -58,6 +60,7 @@ pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod client_io;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod errors;

@@ -158,27 +158,43 @@ impl Proxy {
         ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
         let _writer = ctx.writer.lock().await;
         let old = ctx.router.load_full();
-        let topo = Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1);
+        let topo = match &ctx.cluster {
+            Some(c) => c.topology(cfg, &pool.shared, &old.nodes, old.version + 1),
+            None => Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1),
+        };
         let version = topo.version;
-        let kept: Vec<bool> = old
-            .nodes
-            .iter()
-            .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
-            .collect();
-        let added = added_nodes(&old.nodes, &topo.nodes);
-        // Scripts and functions reach the new nodes before they take traffic; what
-        // is recorded meanwhile (sent with the old topology) follows right after.
-        let (seq, frames) = ctx.replay.snapshot();
-        replay_on_nodes(frames, &added, "reload").await;
-        ctx.switch(topo).await;
-        replay_on_nodes(ctx.replay.since(seq).1, &added, "reload").await;
+        install(ctx, &self.metrics, &old, topo, "reload").await;
         ctx.metrics.topology_version.set(version as i64);
-        for (o, kept) in old.nodes.iter().zip(kept) {
-            if !kept && !cfg.nodes.iter().any(|n| *n.name == *o.name) {
-                self.metrics.remove_node(&ctx.name, &o.name);
-            }
-        }
         version
+    }
+}
+
+/// Swaps `topo` in for `old` (the caller holds `ctx.writer`): nodes it adds get
+/// the pool's scripts and functions first, and the series of nodes it drops go.
+pub async fn install(
+    ctx: &crate::server::PoolContext,
+    metrics: &crate::metrics::Metrics,
+    old: &Topology,
+    topo: Topology,
+    why: &str,
+) {
+    let kept: Vec<bool> = old
+        .nodes
+        .iter()
+        .map(|o| topo.nodes.iter().any(|n| Arc::ptr_eq(n, o)))
+        .collect();
+    let names: Vec<Arc<str>> = topo.nodes.iter().map(|n| n.name.clone()).collect();
+    let added = added_nodes(&old.nodes, &topo.nodes);
+    // Scripts and functions reach the new nodes before they take traffic; what
+    // is recorded meanwhile (sent with the old topology) follows right after.
+    let (seq, frames) = ctx.replay.snapshot();
+    replay_on_nodes(frames, &added, why).await;
+    ctx.switch(topo).await;
+    replay_on_nodes(ctx.replay.since(seq).1, &added, why).await;
+    for (o, kept) in old.nodes.iter().zip(kept) {
+        if !kept && !names.contains(&o.name) {
+            metrics.remove_node(&ctx.name, &o.name);
+        }
     }
 }
 

@@ -66,11 +66,15 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut view = json!({
         "name": ctx.name,
         "version": t.version,
         "eject": t.eject(),
         "clients": ctx.clients.load(Ordering::Relaxed),
         "nodes": nodes,
-    })
+    });
+    if let Some(c) = &ctx.cluster {
+        view["cluster"] = c.view();
+    }
+    view
 }

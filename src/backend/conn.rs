@@ -48,12 +48,19 @@ pub struct ReplyTo {
     /// The reply may be written straight to the client; false for parts of merged
     /// replies and dedicated lanes.
     pub direct: bool,
+    /// In a Redis Cluster pool: how to follow a redirect reply instead of delivering
+    /// it (see [`crate::cluster::redirect`]). `None` elsewhere.
+    pub redirect: Option<Box<crate::cluster::Redirect>>,
 }
 
 impl ReplyTo {
     /// Delivers the reply: straight to the client when its session armed that, else
-    /// to the session. A session that is gone is ignored.
-    pub fn send(self, reply: Result<Bytes, BackendError>) {
+    /// to the session. A session that is gone is ignored. In a cluster pool a
+    /// redirect is followed first.
+    pub fn send(mut self, reply: Result<Bytes, BackendError>) {
+        if let Some(r) = self.redirect.take() {
+            return crate::cluster::redirect::deliver(r, self, reply);
+        }
         self.io.complete(self.seq, self.part, reply, self.direct);
     }
 }

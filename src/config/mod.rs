@@ -12,6 +12,7 @@
 
 pub mod checks;
 pub mod clients;
+mod cluster_check;
 pub mod convert;
 pub mod duration;
 mod locate;

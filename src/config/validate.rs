@@ -80,7 +80,10 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
     PoolConfig {
         name: "default".into(),
         listen: listen.unwrap_or_else(|| Listen::Tcp(f.listen.clone())),
-        nodes: nodes(r, &f.nodes, mode),
+        nodes: match &f.cluster {
+            Some(_) => super::cluster_check::no_nodes(r, f),
+            None => nodes(r, &f.nodes, mode),
+        },
         mode,
         function,
         distribution,
@@ -142,6 +145,7 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         listen_mode: listen_mode(r, f),
         tls: super::tls_check::listener(r, f),
         backend_tls: super::tls_check::backend(r, f),
+        cluster: super::cluster_check::cluster(r, f),
     }
 }
 

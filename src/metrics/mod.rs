@@ -98,6 +98,9 @@ families! {
     reloads: IntCounterVec = counter("ringproxy_reloads_total", "Topology reloads by result.", &["result"]);
     tls_handshake_failures: IntCounterVec = counter("ringproxy_tls_handshake_failures_total", "Client TLS handshakes that failed or timed out (the connection was closed).", POOL);
     tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
+    cluster_redirects: IntCounterVec = counter("ringproxy_cluster_redirects_total", "Redis Cluster redirects followed by the proxy, by kind (moved, ask, tryagain).", &["pool", "kind"]);
+    cluster_refreshes: IntCounterVec = counter("ringproxy_cluster_refreshes_total", "Slot map reads by result (changed, unchanged, failed).", &["pool", "result"]);
+    cluster_slot_map_version: IntGaugeVec = gauge("ringproxy_cluster_slot_map_version", "Version of the slot map in use: increases by one per change seen.", POOL);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -174,6 +177,22 @@ impl Metrics {
             client_memory: f.client_memory.with_label_values(p),
             clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
             clients_timed_out: f.clients_timed_out.with_label_values(p),
+        }
+    }
+
+    /// The Redis Cluster handles of pool `pool` (see [`crate::cluster`]).
+    pub fn cluster(&self, pool: &str) -> crate::cluster::ClusterMetrics {
+        let f = &self.families;
+        let redirect = |k: &str| f.cluster_redirects.with_label_values(&[pool, k]);
+        let refresh = |r: &str| f.cluster_refreshes.with_label_values(&[pool, r]);
+        crate::cluster::ClusterMetrics {
+            moved: redirect("moved"),
+            ask: redirect("ask"),
+            tryagain: redirect("tryagain"),
+            changed: refresh("changed"),
+            unchanged: refresh("unchanged"),
+            failed: refresh("failed"),
+            slot_map_version: f.cluster_slot_map_version.with_label_values(&[pool]),
         }
     }
 

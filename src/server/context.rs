@@ -193,6 +193,7 @@ impl Ctx<'_> {
             seq,
             part,
             direct: false,
+            redirect: None,
         }
     }
 

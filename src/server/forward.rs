@@ -6,6 +6,7 @@
 use super::context::{Ctx, Outcome};
 use crate::backend::BackendRequest;
 use crate::backend::replay;
+use crate::cluster::redirect;
 use crate::command::merge::Plan;
 use crate::command::scan;
 use crate::command::split::split;
@@ -25,7 +26,8 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
         return cx.ready_static(BackendError::Down.wire());
     }
     let seq = cx.waiting();
-    let reply = cx.direct_reply_to(seq);
+    let mut reply = cx.direct_reply_to(seq);
+    redirect::attach(cx.pool.cluster.as_ref(), &mut reply, &frame, cx.client.proto, cx.client.id);
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame, reply));
     Outcome::Queued
@@ -33,7 +35,8 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
 
 /// Sends one part of a merged request; a down node fails its part at once.
 pub fn send_part(cx: &Ctx, node: usize, frame: Bytes, seq: u64, part: u32) {
-    let reply = cx.reply_to(seq, part);
+    let mut reply = cx.reply_to(seq, part);
+    redirect::attach(cx.pool.cluster.as_ref(), &mut reply, &frame, cx.client.proto, cx.client.id);
     let n = &cx.topo.nodes[node];
     if n.health.is_down() {
         return reply.send(Err(BackendError::Down));
@@ -104,7 +107,7 @@ pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<us
     match nodes.first() {
         None => Ok(None),
         Some(&(_, n)) if nodes.iter().all(|&(_, m)| m == n) => Ok(Some(n)),
-        Some(_) => Err(NoRoute::Reply(errors::CROSSSLOT)),
+        Some(_) => Err(NoRoute::Reply(cx.topo.placement.crossslot())),
     }
 }
 
@@ -134,14 +137,17 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     let Some(&(_, first)) = nodes.first() else {
         return any_node(cx, req);
     };
-    if nodes.iter().all(|&(_, n)| n == first) {
+    // A cluster node takes one slot per request: group by slot there.
+    let by_slot = crate::cluster::group_by_slot(cx.topo, req, &mut nodes);
+    if nodes.iter().all(|&(_, n)| n == nodes[0].1) {
         return forward(cx, first, req.frame().clone());
     }
     let s = split(req, kind, &nodes);
     cx.pool.metrics.fanout(s.parts.len());
     let seq = cx.merging(Plan::Split(kind, s.positions), s.parts.len());
     for (i, part) in s.parts.into_iter().enumerate() {
-        send_part(cx, part.node, part.frame, seq, i as u32);
+        let node = crate::cluster::group_node(by_slot, part.node);
+        send_part(cx, node, part.frame, seq, i as u32);
     }
     Outcome::Queued
 }
