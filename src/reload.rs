@@ -158,6 +158,10 @@ impl Proxy {
         ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
         let _writer = ctx.writer.lock().await;
         let old = ctx.router.load_full();
+        if ctx.cluster.is_some() != cfg.cluster.is_some() {
+            // Reported by needs_restart; the running mode and topology stay.
+            return old.version;
+        }
         let topo = match &ctx.cluster {
             Some(c) => c.topology(cfg, &pool.shared, &old.nodes, old.version + 1),
             None => Topology::build(cfg, &pool.shared, &old.nodes, old.version + 1),
@@ -237,6 +241,12 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
                 // files, or TLS switched on or off, need a restart.
                 if o.tls != p.tls {
                     out.push(format!("pool {} tls", p.name));
+                }
+                if o.cluster.is_some() != p.cluster.is_some() {
+                    out.push(format!(
+                        "pool {} cluster (nodes and cluster swapped)",
+                        p.name
+                    ));
                 }
             }
             None => out.push(format!("new pool {}", p.name)),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::load::{Client, Load, Options, Ops, Report};
+use common::load::{Client, Load, Ops, Options, Report};
 use common::redis_cluster::RedisCluster;
 use common::*;
 use std::collections::BTreeSet;
@@ -21,7 +21,12 @@ fn proxy_for(c: &RedisCluster, extra: &str) -> Proxy {
     );
     let p = Proxy::start(&yaml);
     let first_map = |s: &admin::Scrape| s.one("ringproxy_cluster_slot_map_version", &[]) >= 1.0;
-    admin::scrape_until(p.admin_port(), Duration::from_secs(10), "the first slot map", first_map);
+    admin::scrape_until(
+        p.admin_port(),
+        Duration::from_secs(10),
+        "the first slot map",
+        first_map,
+    );
     p
 }
 
@@ -46,7 +51,13 @@ fn keys_commands_and_errors_follow_redis_cluster() {
     let mut conn = p.conn();
     // Every key lands on its slot's owner; hash tags keep keys together.
     let keys: Vec<String> = (0..300)
-        .map(|i| if i % 3 == 0 { format!("{{tag{}}}:k{i}", i % 7) } else { format!("key:{i}") })
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("{{tag{}}}:k{i}", i % 7)
+            } else {
+                format!("key:{i}")
+            }
+        })
         .collect();
     for k in &keys {
         assert_eq!(conn.cmd(&["SET", k, k]), Reply::ok());
@@ -57,7 +68,9 @@ fn keys_commands_and_errors_follow_redis_cluster() {
     let spread: BTreeSet<usize> = keys.iter().map(|k| c.owner_of_slot(c.keyslot(k))).collect();
     assert_eq!(spread.len(), 3, "keys should reach every primary");
     // Split commands across slots and primaries, merged in request order.
-    let mset: Vec<String> = ["MSET"].into_iter().map(String::from)
+    let mset: Vec<String> = ["MSET"]
+        .into_iter()
+        .map(String::from)
         .chain((0..20).flat_map(|i| [format!("m{i}"), format!("v{i}")]))
         .collect();
     assert_eq!(conn.cmd(&mset), Reply::ok());
@@ -79,17 +92,29 @@ fn keys_commands_and_errors_follow_redis_cluster() {
         assert!(direct.err_text().starts_with("CROSSSLOT"), "{direct}");
         let through = conn.cmd(&["SINTERSTORE", x, x, y]);
         assert_eq!(through, c.nodes[0].cmd(&["SINTERSTORE", x, x, y]));
-        assert_eq!(through.err_text(), "CROSSSLOT Keys in request don't hash to the same slot");
+        assert_eq!(
+            through.err_text(),
+            "CROSSSLOT Keys in request don't hash to the same slot"
+        );
     }
     // Same slot: forwarded.
     conn.cmd(&["SADD", "{s}a", "1", "2"]);
     conn.cmd(&["SADD", "{s}b", "2", "3"]);
-    assert_eq!(conn.cmd(&["SINTERSTORE", "{s}d", "{s}a", "{s}b"]), Reply::Int(1));
+    assert_eq!(
+        conn.cmd(&["SINTERSTORE", "{s}d", "{s}a", "{s}b"]),
+        Reply::Int(1)
+    );
     // MULTI/EXEC pinned to the slot owner.
     assert_eq!(conn.cmd(&["MULTI"]), Reply::ok());
-    assert_eq!(conn.cmd(&["SET", "{u}n", "1"]), Reply::Status("QUEUED".into()));
+    assert_eq!(
+        conn.cmd(&["SET", "{u}n", "1"]),
+        Reply::Status("QUEUED".into())
+    );
     assert_eq!(conn.cmd(&["INCR", "{u}n"]), Reply::Status("QUEUED".into()));
-    assert_eq!(conn.cmd(&["EXEC"]), Reply::Array(vec![Reply::ok(), Reply::Int(2)]));
+    assert_eq!(
+        conn.cmd(&["EXEC"]),
+        Reply::Array(vec![Reply::ok(), Reply::Int(2)])
+    );
     assert_eq!(on_owner(&c, "{u}n"), Reply::bulk("2"));
     // SCAN walks every primary; DBSIZE sums them.
     let mut seen = BTreeSet::new();
@@ -108,10 +133,39 @@ fn keys_commands_and_errors_follow_redis_cluster() {
     for k in &keys {
         assert!(seen.contains(k.as_bytes()), "SCAN missed {k}");
     }
+    // Pub/sub: PUBLISH reaches subscribers wherever the cluster propagates it;
+    // SSUBSCRIBE/SPUBLISH go to the channel's slot owner.
+    let mut sub = p.conn();
+    sub.cmd(&["SUBSCRIBE", "news"]);
+    sub.cmd(&["SSUBSCRIBE", "{s}chan"]);
+    assert_eq!(conn.cmd(&["PUBLISH", "news", "hello"]), Reply::Int(1));
+    assert_eq!(
+        sub.read().unwrap(),
+        Reply::bulks(&["message", "news", "hello"])
+    );
+    assert_eq!(conn.cmd(&["SPUBLISH", "{s}chan", "sharded"]), Reply::Int(1));
+    assert_eq!(
+        sub.read().unwrap(),
+        Reply::bulks(&["smessage", "{s}chan", "sharded"])
+    );
+    // A reload of a cluster pool keeps the slot map and the keys where they are.
+    let yaml = std::fs::read_to_string(p.config_path()).unwrap();
+    p.write_config(&yaml.replace("refresh_interval: 1s", "refresh_interval: 2s"));
+    admin::wait_topology(p.admin_port(), "the reload", Duration::from_secs(10), |t| {
+        t.version >= 2
+    });
+    for k in keys.iter().take(30) {
+        assert_eq!(conn.cmd(&["GET", k]), Reply::bulk(k));
+    }
     // CLUSTER subcommands a plain client sends get a clear refusal.
-    assert!(conn.cmd(&["CLUSTER", "NODES"]).err_text().contains("not a Redis Cluster"));
+    assert!(
+        conn.cmd(&["CLUSTER", "NODES"])
+            .err_text()
+            .contains("not a Redis Cluster")
+    );
     // /topology shows the shards with their slots.
-    let topo: serde_json::Value = serde_json::from_str(&admin::get(p.admin_port(), "/topology")).unwrap();
+    let topo: serde_json::Value =
+        serde_json::from_str(&admin::get(p.admin_port(), "/topology")).unwrap();
     let view = &topo["pools"][0]["cluster"];
     assert_eq!(view["slots_covered"], 16384, "{view}");
     assert_eq!(view["shards"].as_array().map(Vec::len), Some(3), "{view}");
@@ -204,7 +258,10 @@ fn live_resharding_under_load_loses_nothing() {
     let mut conn = p.conn();
     for k in &keys {
         let direct = on_owner(&c, k);
-        assert!(direct.bytes().starts_with(format!("{k}@").as_bytes()), "{k}: {direct}");
+        assert!(
+            direct.bytes().starts_with(format!("{k}@").as_bytes()),
+            "{k}: {direct}"
+        );
         assert_eq!(conn.cmd(&["GET", k]), direct);
     }
 }
@@ -236,9 +293,11 @@ fn failovers_under_load_fail_only_the_failed_shard() {
     let replica = c.replica_of(first);
     let failover_at = Instant::now();
     assert_eq!(c.nodes[replica].cmd(&["CLUSTER", "FAILOVER"]), Reply::ok());
-    wait_until("the replica to be promoted", Duration::from_secs(15), || {
-        c.primaries().contains(&replica)
-    });
+    wait_until(
+        "the replica to be promoted",
+        Duration::from_secs(15),
+        || c.primaries().contains(&replica),
+    );
     c.wait_settled();
     load.wait_rounds(30);
     let manual_took = failover_at.elapsed();
@@ -247,17 +306,21 @@ fn failovers_under_load_fail_only_the_failed_shard() {
     let successor = c.replica_of(second);
     let killed_at = Instant::now();
     c.nodes[second].kill();
-    wait_until("the killed primary's replica to take over", Duration::from_secs(20), || {
-        c.primaries().contains(&successor)
-    });
+    wait_until(
+        "the killed primary's replica to take over",
+        Duration::from_secs(20),
+        || c.primaries().contains(&successor),
+    );
     c.wait_settled();
     let promoted = killed_at.elapsed();
     // The proxy follows within a refresh: the shard's keys work again.
     let probe = keys.iter().find(|k| shard_of(&c, k) == successor).unwrap();
     let mut conn = p.conn();
-    wait_until("the proxy to reach the promoted replica", Duration::from_secs(5), || {
-        conn.cmd(&["SET", probe, "probe"]) == Reply::ok()
-    });
+    wait_until(
+        "the proxy to reach the promoted replica",
+        Duration::from_secs(5),
+        || conn.cmd(&["SET", probe, "probe"]) == Reply::ok(),
+    );
     let recovered = killed_at.elapsed();
     load.wait_rounds(40);
     let report = load.finish();
@@ -276,17 +339,29 @@ fn failovers_under_load_fail_only_the_failed_shard() {
     let before_kill = failed.iter().filter(|s| s.done < killed_at).count();
     let mut by: std::collections::BTreeMap<(usize, bool, String), usize> = Default::default();
     for s in &failed {
-        *by.entry((s.node, s.done < killed_at, s.outcome.label().to_string())).or_default() += 1;
+        *by.entry((s.node, s.done < killed_at, s.outcome.label().to_string()))
+            .or_default() += 1;
     }
-    eprintln!("failed by (shard, answered before the kill, outcome): {by:?}; shards {first} (manual failover), {second} (killed)");
+    eprintln!(
+        "failed by (shard, answered before the kill, outcome): {by:?}; shards {first} (manual failover), {second} (killed)"
+    );
     eprintln!(
         "manual failover took {manual_took:?} with {before_kill} failed requests; killed primary: replica promoted after {promoted:?}, proxy through after {recovered:?}, {} failed requests in its shard over {window:?}, {} elsewhere; {} requests in all",
         in_shard.len(),
         elsewhere.len(),
         report.total(|l| l.received)
     );
-    assert_eq!(before_kill, 0, "manual failover failed requests: {}", report.notes());
-    assert!(elsewhere.is_empty(), "other shards failed: {:?}", &elsewhere[..elsewhere.len().min(5)]);
+    assert_eq!(
+        before_kill,
+        0,
+        "manual failover failed requests: {}",
+        report.notes()
+    );
+    assert!(
+        elsewhere.is_empty(),
+        "other shards failed: {:?}",
+        &elsewhere[..elsewhere.len().min(5)]
+    );
     // The failed shard is back: new writes reach the promoted replica.
     for k in keys.iter().filter(|k| shard_of(&c, k) == successor) {
         assert_eq!(conn.cmd(&["SET", k, "after"]), Reply::ok());

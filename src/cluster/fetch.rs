@@ -29,7 +29,7 @@ pub enum FetchError {
     /// The reply was not a slot map.
     #[error("{0}")]
     Map(#[from] super::map::MapError),
-    /// The reply was larger than [`MAX_REPLY`].
+    /// The reply was larger than 16 MiB.
     #[error("reply too large")]
     TooLarge,
 }

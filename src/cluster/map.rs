@@ -78,7 +78,12 @@ impl SlotMap {
 
 /// The elements of an array reply as byte slices.
 fn items(reply: &[u8]) -> Option<Vec<&[u8]>> {
-    Some(array_elements(reply)?.into_iter().map(|r| &reply[r]).collect())
+    Some(
+        array_elements(reply)?
+            .into_iter()
+            .map(|r| &reply[r])
+            .collect(),
+    )
 }
 
 /// The text of a bulk or simple string reply.
@@ -188,7 +193,11 @@ impl ShardNode {
             }
         }
         let port = if tls { tls_port.or(port) } else { port }?;
-        let host = if host.is_empty() || host == "?" { ip } else { host };
+        let host = if host.is_empty() || host == "?" {
+            ip
+        } else {
+            host
+        };
         Some(ShardNode {
             addr: endpoint(host, port, asked),
             id: id.to_string(),
@@ -269,7 +278,13 @@ mod tests {
         assert_eq!(parse_slots(b"*0\r\n", "h:1"), Err(MapError::Empty));
         assert!(parse_slots(b"-ERR unknown\r\n", "h:1").is_err());
         assert!(parse_shards(b"*1\r\n:5\r\n", "h:1", false).is_err());
-        assert!(parse_slots(b"*1\r\n*3\r\n:0\r\n:99999\r\n*2\r\n$1\r\nh\r\n:1\r\n", "h:1").is_err());
+        assert!(
+            parse_slots(
+                b"*1\r\n*3\r\n:0\r\n:99999\r\n*2\r\n$1\r\nh\r\n:1\r\n",
+                "h:1"
+            )
+            .is_err()
+        );
         for cut in 0..SHARDS.len() {
             // Never a panic on a cut reply.
             let _ = parse_shards(&SHARDS[..cut], "h:1", false);

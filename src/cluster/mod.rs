@@ -160,7 +160,11 @@ pub fn topology(
 /// `req`) into a group of its node and slot, so a split command is split per slot
 /// (a cluster node refuses keys of two slots in one request); returns whether it
 /// did. [`group_node`] gives a group's node back.
-pub fn group_by_slot(topo: &Topology, req: &crate::resp::Request, keys: &mut [(usize, usize)]) -> bool {
+pub fn group_by_slot(
+    topo: &Topology,
+    req: &crate::resp::Request,
+    keys: &mut [(usize, usize)],
+) -> bool {
     if topo.placement.slot_table().is_none() {
         return false;
     }

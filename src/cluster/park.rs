@@ -37,7 +37,14 @@ impl Park {
 
     /// Sends the request to the node at `addr` now if the map lists it and nothing
     /// waits, else queues it (and asks for a slot map read).
-    pub fn send_or_park(&self, cluster: &Cluster, addr: String, r: Box<Redirect>, to: ReplyTo, asking: bool) {
+    pub fn send_or_park(
+        &self,
+        cluster: &Cluster,
+        addr: String,
+        r: Box<Redirect>,
+        to: ReplyTo,
+        asking: bool,
+    ) {
         let mut list = self.lock();
         if list.is_empty()
             && let Some(node) = node_at(cluster, &addr)
@@ -56,7 +63,7 @@ impl Park {
     }
 
     /// After a slot map read: sends what the map now places, in order; what it still
-    /// does not waits for the next read, failing after [`MAX_READS`].
+    /// does not wait for the next read, failing after 5.
     pub fn drain(&self, cluster: &Cluster) {
         let mut list = self.lock();
         if list.is_empty() {

@@ -221,10 +221,23 @@ mod tests {
             act(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"),
             Action::Retry
         );
-        assert_eq!(act(b"-CLUSTERDOWN The cluster is down\r\n"), Action::DeliverAndRefresh);
+        assert_eq!(
+            act(b"-CLUSTERDOWN The cluster is down\r\n"),
+            Action::DeliverAndRefresh
+        );
         assert_eq!(action(&Err(BackendError::Down)), Action::DeliverAndRefresh);
-        for plain in [&b"+OK\r\n"[..], b"$1\r\nx\r\n", b"-ERR x\r\n", b"-MOVED\r\n", b"-MOVED 1\r\n"] {
-            assert_eq!(action(&Ok(Bytes::copy_from_slice(plain))), Action::Deliver, "{plain:?}");
+        for plain in [
+            &b"+OK\r\n"[..],
+            b"$1\r\nx\r\n",
+            b"-ERR x\r\n",
+            b"-MOVED\r\n",
+            b"-MOVED 1\r\n",
+        ] {
+            assert_eq!(
+                action(&Ok(Bytes::copy_from_slice(plain))),
+                Action::Deliver,
+                "{plain:?}"
+            );
         }
     }
 }

@@ -68,10 +68,16 @@ async fn once(ctx: &PoolContext, shared: &PoolShared, cluster: &Cluster) -> bool
     let topo = ctx.router.load_full();
     let cfg = &topo.config;
     let Some(cc) = &cfg.cluster else { return false };
-    let tls = topo.nodes.iter().find_map(|n| n.tls().cloned()).or_else(|| {
-        let file = cfg.backend_tls.as_ref()?;
-        Some(Arc::new(crate::tls::client::BackendTls::new(&cfg.name, file)))
-    });
+    let tls = topo
+        .nodes
+        .iter()
+        .find_map(|n| n.tls().cloned())
+        .or_else(|| {
+            let file = cfg.backend_tls.as_ref()?;
+            Some(Arc::new(crate::tls::client::BackendTls::new(
+                &cfg.name, file,
+            )))
+        });
     let deadline = cfg.connect_timeout + cfg.request_timeout;
     for addr in candidates(&cluster.map(), &cc.seeds) {
         let spec = ConnSpec {
@@ -89,7 +95,9 @@ async fn once(ctx: &PoolContext, shared: &PoolShared, cluster: &Cluster) -> bool
                 apply(ctx, shared, cluster, m).await;
                 return true;
             }
-            Err(e) => tracing::debug!(pool = %ctx.name, node = %addr, error = %e, "no slot map from node"),
+            Err(e) => {
+                tracing::debug!(pool = %ctx.name, node = %addr, error = %e, "no slot map from node")
+            }
         }
     }
     cluster.metrics.failed.inc();
@@ -149,6 +157,9 @@ mod tests {
             shards: vec![shard("a:1", "b:1"), shard("c:1", "d:1")],
         };
         let seeds = [NodeAddr::Tcp("d:1".into()), NodeAddr::Tcp("e:1".into())];
-        assert_eq!(candidates(&map, &seeds), ["a:1", "c:1", "b:1", "d:1", "e:1"]);
+        assert_eq!(
+            candidates(&map, &seeds),
+            ["a:1", "c:1", "b:1", "d:1", "e:1"]
+        );
     }
 }

@@ -10,34 +10,10 @@ pub const TAG: [u8; 2] = *b"{}";
 /// A slot no node serves in the table.
 const UNASSIGNED: u16 = u16::MAX;
 
-/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), as Redis Cluster uses.
-const CRC16_TABLE: [u16; 256] = crc16_table();
-
-const fn crc16_table() -> [u16; 256] {
-    let mut t = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-            bit += 1;
-        }
-        t[i] = crc;
-        i += 1;
-    }
-    t
-}
-
-/// CRC16 (XMODEM) of `data`.
+/// CRC16 (XMODEM: polynomial 0x1021, initial value 0) of `data`, as Redis Cluster
+/// uses: the low 16 bits of nutcracker's `crc16` (the same table).
 pub fn crc16(data: &[u8]) -> u16 {
-    data.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ CRC16_TABLE[((crc >> 8) as u8 ^ b) as usize]
-    })
+    crate::route::HashFunction::Crc16.hash(data) as u16
 }
 
 /// The slot of `key`: only the part inside the first non-empty `{...}` counts.

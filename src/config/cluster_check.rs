@@ -27,7 +27,10 @@ pub(super) fn no_nodes(r: &mut Report, f: &FileConfig) -> Vec<NodeConfig> {
 pub(super) fn cluster(r: &mut Report, f: &FileConfig) -> Option<ClusterConfig> {
     let c = f.cluster.as_ref()?;
     if c.seeds.is_empty() {
-        r.problem(&[Key("cluster"), Key("seeds")], "at least one seed is required");
+        r.problem(
+            &[Key("cluster"), Key("seeds")],
+            "at least one seed is required",
+        );
     }
     let seeds = c
         .seeds
@@ -41,7 +44,10 @@ pub(super) fn cluster(r: &mut Report, f: &FileConfig) -> Option<ClusterConfig> {
         .collect();
     let interval = [Key("cluster"), Key("refresh_interval")];
     let refresh_interval = r
-        .check(&interval, ck::duration_in(c.refresh_interval, MIN_REFRESH, MAX_REFRESH))
+        .check(
+            &interval,
+            ck::duration_in(c.refresh_interval, MIN_REFRESH, MAX_REFRESH),
+        )
         .unwrap_or(c.refresh_interval);
     hash_unused(r, &f.hash);
     Some(ClusterConfig {
@@ -85,7 +91,10 @@ mod tests {
         let ok = "listen: 127.0.0.1:7000\ncluster:\n  seeds: [127.0.0.1:30001]\n";
         let c = parse(ok).unwrap();
         let cl = c.pools[0].cluster.as_ref().unwrap();
-        assert_eq!(cl.refresh_interval, crate::cluster::DEFAULT_REFRESH_INTERVAL);
+        assert_eq!(
+            cl.refresh_interval,
+            crate::cluster::DEFAULT_REFRESH_INTERVAL
+        );
         assert!(c.pools[0].nodes.is_empty());
         let both = format!("{ok}nodes:\n  - addr: 127.0.0.1:6379\n");
         assert!(problems(&both)[0].contains("nodes: must be empty with cluster"));
@@ -98,9 +107,20 @@ mod tests {
         let text = "listen: 127.0.0.1:7000\nhash:\n  tag: \"[]\"\ncluster:\n  seeds: [nohost]\n  refresh_interval: 10ms\n";
         let p = problems(text);
         assert_eq!(p.len(), 3, "{p:?}");
-        assert!(p.iter().any(|m| m.starts_with("line 5: cluster.seeds[0]")), "{p:?}");
-        assert!(p.iter().any(|m| m.starts_with("line 6: cluster.refresh_interval")), "{p:?}");
-        assert!(p.iter().any(|m| m.starts_with("line 3: hash.tag: is not used with cluster")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.starts_with("line 5: cluster.seeds[0]")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("line 6: cluster.refresh_interval")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("line 3: hash.tag: is not used with cluster")),
+            "{p:?}"
+        );
         let empty = "listen: 127.0.0.1:7000\ncluster:\n  seeds: []\n";
         assert!(problems(empty)[0].contains("at least one seed"));
     }

@@ -76,7 +76,10 @@ impl Placement {
     }
 
     /// A Redis Cluster placement: each key goes to its slot's node in `table`.
-    pub fn slots(spec: &PlacementSpec, table: std::sync::Arc<crate::cluster::slot::SlotTable>) -> Placement {
+    pub fn slots(
+        spec: &PlacementSpec,
+        table: std::sync::Arc<crate::cluster::slot::SlotTable>,
+    ) -> Placement {
         Placement {
             spec: spec.clone(),
             ring: Ring::build(spec, &[]),

@@ -4,8 +4,8 @@
 //! split across two topology versions.
 
 use super::context::{Ctx, Outcome};
-use crate::backend::BackendRequest;
 use crate::backend::replay;
+use crate::backend::{BackendRequest, ReplyTo};
 use crate::cluster::redirect;
 use crate::command::merge::Plan;
 use crate::command::scan;
@@ -26,17 +26,22 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
         return cx.ready_static(BackendError::Down.wire());
     }
     let seq = cx.waiting();
-    let mut reply = cx.direct_reply_to(seq);
-    redirect::attach(cx.pool.cluster.as_ref(), &mut reply, &frame, cx.client.proto, cx.client.id);
+    let reply = follow_redirects(cx, cx.direct_reply_to(seq), &frame);
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame, reply));
     Outcome::Queued
 }
 
+/// `reply`, made to follow the cluster's redirects of `frame` in a cluster pool.
+fn follow_redirects(cx: &Ctx, mut reply: ReplyTo, frame: &Bytes) -> ReplyTo {
+    let (cluster, proto, id) = (cx.pool.cluster.as_ref(), cx.client.proto, cx.client.id);
+    redirect::attach(cluster, &mut reply, frame, proto, id);
+    reply
+}
+
 /// Sends one part of a merged request; a down node fails its part at once.
 pub fn send_part(cx: &Ctx, node: usize, frame: Bytes, seq: u64, part: u32) {
-    let mut reply = cx.reply_to(seq, part);
-    redirect::attach(cx.pool.cluster.as_ref(), &mut reply, &frame, cx.client.proto, cx.client.id);
+    let reply = follow_redirects(cx, cx.reply_to(seq, part), &frame);
     let n = &cx.topo.nodes[node];
     if n.health.is_down() {
         return reply.send(Err(BackendError::Down));

@@ -17,6 +17,9 @@ pub const NODE_TIMEOUT_MS: u64 = 1000;
 /// Longest wait for the cluster to agree on a state.
 pub const SETTLE: Duration = Duration::from_secs(20);
 
+/// A primary's address and slot ranges, as one node sees them.
+type PrimaryView = (String, Vec<(u16, u16)>);
+
 /// One line of `CLUSTER NODES`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLine {
@@ -82,10 +85,10 @@ impl RedisCluster {
     /// the same primaries with the same slots.
     pub fn wait_settled(&self) {
         wait_until("the cluster to settle", SETTLE, || {
-            let views: Vec<Vec<(String, Vec<(u16, u16)>)>> = self
+            let views: Vec<Vec<PrimaryView>> = self
                 .running()
                 .map(|i| {
-                    let mut p: Vec<(String, Vec<(u16, u16)>)> = self
+                    let mut p: Vec<PrimaryView> = self
                         .nodes_seen_by(i)
                         .into_iter()
                         .filter(|n| n.primary && !n.failed && !n.slots.is_empty())
@@ -132,7 +135,9 @@ impl RedisCluster {
         let owner = self
             .nodes_seen_by(i)
             .into_iter()
-            .find(|n| n.primary && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+            .find(|n| {
+                n.primary && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b)
+            })
             .unwrap_or_else(|| panic!("no primary serves slot {slot}"));
         self.index_of(&owner.addr)
     }
@@ -153,7 +158,11 @@ impl RedisCluster {
     /// The replica (index) of primary `p`.
     pub fn replica_of(&self, p: usize) -> usize {
         let seen = self.nodes_seen_by(p);
-        let id = &seen.iter().find(|n| n.addr == self.nodes[p].addr()).expect("self").id;
+        let id = &seen
+            .iter()
+            .find(|n| n.addr == self.nodes[p].addr())
+            .expect("self")
+            .id;
         let r = seen
             .iter()
             .find(|n| n.primary_id.as_ref() == Some(id) && !n.failed)
@@ -182,8 +191,14 @@ impl RedisCluster {
         let (src, dst) = (&self.nodes[from], &self.nodes[to]);
         let (src_id, dst_id) = (self.id_of(from), self.id_of(to));
         let s = slot.to_string();
-        assert_eq!(dst.cmd(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]), Reply::ok());
-        assert_eq!(src.cmd(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]), Reply::ok());
+        assert_eq!(
+            dst.cmd(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]),
+            Reply::ok()
+        );
+        assert_eq!(
+            src.cmd(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]),
+            Reply::ok()
+        );
         let port = dst.port().to_string();
         loop {
             let keys = src.cmd(&["CLUSTER", "GETKEYSINSLOT", &s, "5"]);
