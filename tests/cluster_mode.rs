@@ -368,3 +368,22 @@ fn failovers_under_load_fail_only_the_failed_shard() {
         assert_eq!(c.nodes[successor].cmd(&["GET", k]), Reply::bulk("after"));
     }
 }
+
+/// Keeps the cluster benchmark from rotting: `tests/bench/cluster_bench.py --smoke`
+/// (tiny counts) against the test build; nothing is timed here, the script fails
+/// if a step or a redis-benchmark run fails.
+#[test]
+fn cluster_benchmark_smoke_run_completes() {
+    let out = std::process::Command::new("python3")
+        .args(["tests/bench/cluster_bench.py", "--smoke", "--binary"])
+        .arg(env!("CARGO_BIN_EXE_ringproxy"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3 runs the benchmark");
+    assert!(
+        out.status.success(),
+        "cluster_bench.py --smoke failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -63,7 +63,7 @@ impl Park {
     }
 
     /// After a slot map read: sends what the map now places, in order; what it still
-    /// does not wait for the next read, failing after 5.
+    /// does not wait for the next read, failing after 5 reads.
     pub fn drain(&self, cluster: &Cluster) {
         let mut list = self.lock();
         if list.is_empty() {

@@ -59,12 +59,14 @@ def scenarios(profile):
 
 def start_node(group, workdir, i):
     """One cluster-enabled redis-server on a free port; returns (port, pid)."""
-    port = group.free_port()
+    port, bus = group.free_port(), group.free_port()
     d = os.path.join(workdir, f"node{i}")
     os.makedirs(d)
+    # The bus port is given (by default it is port + 10000: maybe taken, or past 65535).
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
-            "nodes.conf", "--dir", d, "--logfile", "", "--maxclients", "4000"]
+            "nodes.conf", "--cluster-port", str(bus), "--dir", d, "--logfile", "",
+            "--maxclients", "4000"]
     log = os.path.join(workdir, f"node{i}.log")
     proc = group.start(argv, log)
     procs.wait_ready(proc, port, log)
@@ -135,9 +137,11 @@ def run_one(group, sc, target, proxy, nodes):
         "client_us": (children_cpu() - client0) * per,
         "error": "",
     }
-    row, errors = load.parse_csv(out), load.stderr_errors(err)
+    # In --cluster mode redis-benchmark lists the primaries before the CSV.
+    csv_at = out.find('"test",')
+    row, errors = load.parse_csv(out[max(csv_at, 0):]), load.stderr_errors(err)
     if rc != 0 or not row or not row.get("rps") or errors:
-        res["error"] = (errors[0] if errors else f"exit {rc}")[:160]
+        res["error"] = (errors[0] if errors else f"exit {rc}, no result row: {out[-200:]!r}")[:300]
         res.update(rps=0.0, p50=0.0, p99=0.0)
         return res
     res.update(rps=float(row["rps"]), p50=float(row["p50_latency_ms"]),

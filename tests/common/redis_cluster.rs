@@ -57,7 +57,16 @@ impl RedisCluster {
             "--cluster-require-full-coverage",
             "no",
         ];
-        let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start_with(&opts)).collect();
+        // The bus port is given (by default it is port + 10000, which may be taken or
+        // past 65535).
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                let bus = free_port().to_string();
+                let mut o = opts.to_vec();
+                o.extend(["--cluster-port", bus.as_str()]);
+                RedisServer::start_with(&o)
+            })
+            .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
