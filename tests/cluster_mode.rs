@@ -5,149 +5,22 @@
 
 mod common;
 
-use common::load::{Client, Load, Ops, Options, Report};
-use common::redis_cluster::RedisCluster;
+use common::load::Load;
+use common::redis_cluster::*;
 use common::*;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A proxy in cluster mode over `c`, once it has read the slot map.
-fn proxy_for(c: &RedisCluster, extra: &str) -> Proxy {
-    let (port, admin) = (free_port(), free_port());
-    let yaml = format!(
-        "listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin}\ncluster:\n  seeds: {}\n  refresh_interval: 1s\n{extra}",
-        c.seeds_yaml()
-    );
-    let p = Proxy::start(&yaml);
-    let first_map = |s: &admin::Scrape| s.one("ringproxy_cluster_slot_map_version", &[]) >= 1.0;
-    admin::scrape_until(
-        p.admin_port(),
-        Duration::from_secs(10),
-        "the first slot map",
-        first_map,
-    );
-    p
-}
-
-fn metric(p: &Proxy, name: &str, labels: &[(&str, &str)]) -> f64 {
-    admin::scrape(p.admin_port()).sum(name, labels)
-}
-
-fn redirects(p: &Proxy, kind: &str) -> f64 {
-    metric(p, "ringproxy_cluster_redirects_total", &[("kind", kind)])
-}
-
-/// The value of `key` read on the primary serving its slot (bypassing the proxy).
-fn on_owner(c: &RedisCluster, key: &str) -> Reply {
-    let owner = c.owner_of_slot(c.keyslot(key));
-    c.nodes[owner].cmd(&["GET", key])
-}
 
 #[test]
 fn keys_commands_and_errors_follow_redis_cluster() {
     let c = RedisCluster::start();
     let p = proxy_for(&c, "");
     let mut conn = p.conn();
-    // Every key lands on its slot's owner; hash tags keep keys together.
-    let keys: Vec<String> = (0..300)
-        .map(|i| {
-            if i % 3 == 0 {
-                format!("{{tag{}}}:k{i}", i % 7)
-            } else {
-                format!("key:{i}")
-            }
-        })
-        .collect();
-    for k in &keys {
-        assert_eq!(conn.cmd(&["SET", k, k]), Reply::ok());
-    }
-    for k in &keys {
-        assert_eq!(on_owner(&c, k), Reply::bulk(k), "{k} not on its slot owner");
-    }
-    let spread: BTreeSet<usize> = keys.iter().map(|k| c.owner_of_slot(c.keyslot(k))).collect();
-    assert_eq!(spread.len(), 3, "keys should reach every primary");
-    // Split commands across slots and primaries, merged in request order.
-    let mset: Vec<String> = ["MSET"]
-        .into_iter()
-        .map(String::from)
-        .chain((0..20).flat_map(|i| [format!("m{i}"), format!("v{i}")]))
-        .collect();
-    assert_eq!(conn.cmd(&mset), Reply::ok());
-    let mut mget = vec!["MGET".to_string()];
-    mget.extend((0..20).map(|i| format!("m{i}")));
-    mget.push("missing".into());
-    let mut want: Vec<Reply> = (0..20).map(|i| Reply::bulk(format!("v{i}"))).collect();
-    want.push(Reply::Nil);
-    assert_eq!(conn.cmd(&mget), Reply::Array(want));
-    let mut exists = vec!["EXISTS".to_string()];
-    exists.extend((0..20).map(|i| format!("m{i}")));
-    assert_eq!(conn.cmd(&exists), Reply::Int(20));
-    // Keys of two slots in a command that cannot be split: Redis Cluster's own text,
-    // whether the slots are on two primaries (the proxy answers) or one (the node does).
-    let (a, b) = two_keys(&c, false);
-    let (d, e) = two_keys(&c, true);
-    for (x, y) in [(&a, &b), (&d, &e)] {
-        let direct = c.nodes[0].cmd(&["SINTERSTORE", "{x}dst", x, y]);
-        assert!(direct.err_text().starts_with("CROSSSLOT"), "{direct}");
-        let through = conn.cmd(&["SINTERSTORE", x, x, y]);
-        assert_eq!(through, c.nodes[0].cmd(&["SINTERSTORE", x, x, y]));
-        assert_eq!(
-            through.err_text(),
-            "CROSSSLOT Keys in request don't hash to the same slot"
-        );
-    }
-    // Same slot: forwarded.
-    conn.cmd(&["SADD", "{s}a", "1", "2"]);
-    conn.cmd(&["SADD", "{s}b", "2", "3"]);
-    assert_eq!(
-        conn.cmd(&["SINTERSTORE", "{s}d", "{s}a", "{s}b"]),
-        Reply::Int(1)
-    );
-    // MULTI/EXEC pinned to the slot owner.
-    assert_eq!(conn.cmd(&["MULTI"]), Reply::ok());
-    assert_eq!(
-        conn.cmd(&["SET", "{u}n", "1"]),
-        Reply::Status("QUEUED".into())
-    );
-    assert_eq!(conn.cmd(&["INCR", "{u}n"]), Reply::Status("QUEUED".into()));
-    assert_eq!(
-        conn.cmd(&["EXEC"]),
-        Reply::Array(vec![Reply::ok(), Reply::Int(2)])
-    );
-    assert_eq!(on_owner(&c, "{u}n"), Reply::bulk("2"));
-    // SCAN walks every primary; DBSIZE sums them.
-    let mut seen = BTreeSet::new();
-    let mut cursor = "0".to_string();
-    for _ in 0..10_000 {
-        let r = conn.cmd(&["SCAN", &cursor, "COUNT", "50"]);
-        cursor = String::from_utf8_lossy(r.items()[0].bytes()).into_owned();
-        seen.extend(r.items()[1].items().iter().map(|k| k.bytes().to_vec()));
-        if cursor == "0" {
-            break;
-        }
-    }
-    let total: i64 = c.primaries().iter().map(|&i| c.nodes[i].dbsize()).sum();
-    assert_eq!(seen.len() as i64, total);
-    assert_eq!(conn.cmd(&["DBSIZE"]), Reply::Int(total));
-    for k in &keys {
-        assert!(seen.contains(k.as_bytes()), "SCAN missed {k}");
-    }
-    // Pub/sub: PUBLISH reaches subscribers wherever the cluster propagates it;
-    // SSUBSCRIBE/SPUBLISH go to the channel's slot owner.
-    let mut sub = p.conn();
-    sub.cmd(&["SUBSCRIBE", "news"]);
-    sub.cmd(&["SSUBSCRIBE", "{s}chan"]);
-    assert_eq!(conn.cmd(&["PUBLISH", "news", "hello"]), Reply::Int(1));
-    assert_eq!(
-        sub.read().unwrap(),
-        Reply::bulks(&["message", "news", "hello"])
-    );
-    assert_eq!(conn.cmd(&["SPUBLISH", "{s}chan", "sharded"]), Reply::Int(1));
-    assert_eq!(
-        sub.read().unwrap(),
-        Reply::bulks(&["smessage", "{s}chan", "sharded"])
-    );
+    let keys = placement_on_slot_owners(&c, &mut conn);
+    split_commands(&mut conn);
+    crossslot_as_a_node_says(&c, &mut conn);
+    transaction_and_scan(&c, &mut conn, &keys);
+    pubsub(&p, &mut conn);
     // A reload of a cluster pool keeps the slot map and the keys where they are.
     let yaml = std::fs::read_to_string(p.config_path()).unwrap();
     p.write_config(&yaml.replace("refresh_interval: 1s", "refresh_interval: 2s"));
@@ -172,6 +45,120 @@ fn keys_commands_and_errors_follow_redis_cluster() {
     assert_eq!(redirects(&p, "moved"), 0.0);
 }
 
+/// Every key lands on its slot's owner; hash tags keep keys together. Returns the keys.
+fn placement_on_slot_owners(c: &RedisCluster, conn: &mut Conn) -> Vec<String> {
+    let keys: Vec<String> = (0..300)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("{{tag{}}}:k{i}", i % 7)
+            } else {
+                format!("key:{i}")
+            }
+        })
+        .collect();
+    for k in &keys {
+        assert_eq!(conn.cmd(&["SET", k, k]), Reply::ok());
+    }
+    for k in &keys {
+        assert_eq!(on_owner(c, k), Reply::bulk(k), "{k} not on its slot owner");
+    }
+    let spread: BTreeSet<usize> = keys.iter().map(|k| c.owner_of_slot(c.keyslot(k))).collect();
+    assert_eq!(spread.len(), 3, "keys should reach every primary");
+    keys
+}
+
+/// Split commands across slots and primaries, merged in request order.
+fn split_commands(conn: &mut Conn) {
+    let mset: Vec<String> = ["MSET"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..20).flat_map(|i| [format!("m{i}"), format!("v{i}")]))
+        .collect();
+    assert_eq!(conn.cmd(&mset), Reply::ok());
+    let mut mget = vec!["MGET".to_string()];
+    mget.extend((0..20).map(|i| format!("m{i}")));
+    mget.push("missing".into());
+    let mut want: Vec<Reply> = (0..20).map(|i| Reply::bulk(format!("v{i}"))).collect();
+    want.push(Reply::Nil);
+    assert_eq!(conn.cmd(&mget), Reply::Array(want));
+    let mut exists = vec!["EXISTS".to_string()];
+    exists.extend((0..20).map(|i| format!("m{i}")));
+    assert_eq!(conn.cmd(&exists), Reply::Int(20));
+}
+
+/// Keys of two slots in a command that cannot be split: Redis Cluster's own text,
+/// whether the slots are on two primaries (the proxy answers) or one (the node does).
+fn crossslot_as_a_node_says(c: &RedisCluster, conn: &mut Conn) {
+    let (a, b) = two_keys(c, false);
+    let (d, e) = two_keys(c, true);
+    for (x, y) in [(&a, &b), (&d, &e)] {
+        let direct = c.nodes[0].cmd(&["SINTERSTORE", "{x}dst", x, y]);
+        assert!(direct.err_text().starts_with("CROSSSLOT"), "{direct}");
+        let through = conn.cmd(&["SINTERSTORE", x, x, y]);
+        assert_eq!(through, c.nodes[0].cmd(&["SINTERSTORE", x, x, y]));
+        assert_eq!(
+            through.err_text(),
+            "CROSSSLOT Keys in request don't hash to the same slot"
+        );
+    }
+    // Same slot: forwarded.
+    conn.cmd(&["SADD", "{s}a", "1", "2"]);
+    conn.cmd(&["SADD", "{s}b", "2", "3"]);
+    assert_eq!(
+        conn.cmd(&["SINTERSTORE", "{s}d", "{s}a", "{s}b"]),
+        Reply::Int(1)
+    );
+}
+
+/// MULTI/EXEC pinned to the slot owner; SCAN walks every primary, DBSIZE sums them.
+fn transaction_and_scan(c: &RedisCluster, conn: &mut Conn, keys: &[String]) {
+    assert_eq!(conn.cmd(&["MULTI"]), Reply::ok());
+    assert_eq!(
+        conn.cmd(&["SET", "{u}n", "1"]),
+        Reply::Status("QUEUED".into())
+    );
+    assert_eq!(conn.cmd(&["INCR", "{u}n"]), Reply::Status("QUEUED".into()));
+    assert_eq!(
+        conn.cmd(&["EXEC"]),
+        Reply::Array(vec![Reply::ok(), Reply::Int(2)])
+    );
+    assert_eq!(on_owner(c, "{u}n"), Reply::bulk("2"));
+    let mut seen = BTreeSet::new();
+    let mut cursor = "0".to_string();
+    for _ in 0..10_000 {
+        let r = conn.cmd(&["SCAN", &cursor, "COUNT", "50"]);
+        cursor = String::from_utf8_lossy(r.items()[0].bytes()).into_owned();
+        seen.extend(r.items()[1].items().iter().map(|k| k.bytes().to_vec()));
+        if cursor == "0" {
+            break;
+        }
+    }
+    let total: i64 = c.primaries().iter().map(|&i| c.nodes[i].dbsize()).sum();
+    assert_eq!(seen.len() as i64, total);
+    assert_eq!(conn.cmd(&["DBSIZE"]), Reply::Int(total));
+    for k in keys {
+        assert!(seen.contains(k.as_bytes()), "SCAN missed {k}");
+    }
+}
+
+/// PUBLISH reaches subscribers wherever the cluster propagates it; SSUBSCRIBE and
+/// SPUBLISH go to the channel's slot owner.
+fn pubsub(p: &Proxy, conn: &mut Conn) {
+    let mut sub = p.conn();
+    sub.cmd(&["SUBSCRIBE", "news"]);
+    sub.cmd(&["SSUBSCRIBE", "{s}chan"]);
+    assert_eq!(conn.cmd(&["PUBLISH", "news", "hello"]), Reply::Int(1));
+    assert_eq!(
+        sub.read().unwrap(),
+        Reply::bulks(&["message", "news", "hello"])
+    );
+    assert_eq!(conn.cmd(&["SPUBLISH", "{s}chan", "sharded"]), Reply::Int(1));
+    assert_eq!(
+        sub.read().unwrap(),
+        Reply::bulks(&["smessage", "{s}chan", "sharded"])
+    );
+}
+
 /// Two keys of different slots: served by one primary (`same_node`) or by two.
 fn two_keys(c: &RedisCluster, same_node: bool) -> (String, String) {
     let first = "a0".to_string();
@@ -184,39 +171,6 @@ fn two_keys(c: &RedisCluster, same_node: bool) -> (String, String) {
         })
         .expect("a second key");
     (first, second)
-}
-
-/// Load clients over `keys`, one key list each, pipelined SET then GET of each key
-/// (a GET that misses its SET's value is a lost write).
-fn clients(keys: &[String], n: usize) -> Vec<Client> {
-    (0..n)
-        .map(|i| Client {
-            name: format!("c{i}"),
-            keys: keys
-                .iter()
-                .skip(i)
-                .step_by(n)
-                .map(|k| (Arc::<str>::from(k.as_str()), 0))
-                .collect(),
-            offset: 0,
-        })
-        .collect()
-}
-
-fn steady() -> Options {
-    Options {
-        keys_per_round: 8,
-        ops: Ops::SetThenGet,
-        pause: Duration::from_millis(2),
-        max_time: Duration::from_secs(40),
-        reply_timeout: Duration::from_secs(5),
-        keep_samples: true,
-        ..Options::default()
-    }
-}
-
-fn failures(r: &Report) -> usize {
-    r.total(|l| l.failed() + l.count("miss"))
 }
 
 #[test]
@@ -263,109 +217,6 @@ fn live_resharding_under_load_loses_nothing() {
             "{k}: {direct}"
         );
         assert_eq!(conn.cmd(&["GET", k]), direct);
-    }
-}
-
-#[test]
-fn failovers_under_load_fail_only_the_failed_shard() {
-    let mut c = RedisCluster::start();
-    // A manual failover pauses writes on the old primary until the replica took
-    // over: requests wait (within the request timeout), then follow MOVED.
-    let p = proxy_for(&c, "timeouts:\n  request: 6s\n");
-    let keys: Vec<String> = (0..120).map(|i| format!("f:{i}")).collect();
-    let shard_of = |c: &RedisCluster, k: &str| c.owner_of_slot(c.keyslot(k));
-    let owners: Vec<usize> = keys.iter().map(|k| shard_of(&c, k)).collect();
-    let mut load_clients = clients(&keys, 4);
-    for cl in &mut load_clients {
-        for (k, node) in cl.keys.iter_mut() {
-            *node = owners[keys.iter().position(|x| **x == **k).unwrap()];
-        }
-    }
-    let opts = Options {
-        reply_timeout: Duration::from_secs(10),
-        ..steady()
-    };
-    let load = Load::start(p.port(), load_clients, &opts);
-    load.wait_rounds(20);
-    // A manual failover: the replica takes over with no request failing.
-    let primaries = c.primaries();
-    let (first, second) = (primaries[0], primaries[1]);
-    let replica = c.replica_of(first);
-    let failover_at = Instant::now();
-    assert_eq!(c.nodes[replica].cmd(&["CLUSTER", "FAILOVER"]), Reply::ok());
-    wait_until(
-        "the replica to be promoted",
-        Duration::from_secs(15),
-        || c.primaries().contains(&replica),
-    );
-    c.wait_settled();
-    load.wait_rounds(30);
-    let manual_took = failover_at.elapsed();
-    // A killed primary: its replica is promoted by the cluster; keys of other shards
-    // never fail.
-    let successor = c.replica_of(second);
-    let killed_at = Instant::now();
-    c.nodes[second].kill();
-    wait_until(
-        "the killed primary's replica to take over",
-        Duration::from_secs(20),
-        || c.primaries().contains(&successor),
-    );
-    c.wait_settled();
-    let promoted = killed_at.elapsed();
-    // The proxy follows within a refresh: the shard's keys work again.
-    let probe = keys.iter().find(|k| shard_of(&c, k) == successor).unwrap();
-    let mut conn = p.conn();
-    wait_until(
-        "the proxy to reach the promoted replica",
-        Duration::from_secs(5),
-        || conn.cmd(&["SET", probe, "probe"]) == Reply::ok(),
-    );
-    let recovered = killed_at.elapsed();
-    load.wait_rounds(40);
-    let report = load.finish();
-    report.assert_complete();
-    let failed: Vec<&common::load::Sample> = report
-        .samples()
-        .filter(|s| s.outcome != common::load::Outcome::Ok)
-        .collect();
-    let (in_shard, elsewhere): (Vec<&common::load::Sample>, Vec<_>) =
-        failed.iter().partition(|s| s.node == second);
-    let window = match (in_shard.first(), in_shard.last()) {
-        (Some(a), Some(b)) => b.done.saturating_duration_since(a.sent),
-        _ => Duration::ZERO,
-    };
-    // Answered before the kill: the manual failover's share.
-    let before_kill = failed.iter().filter(|s| s.done < killed_at).count();
-    let mut by: std::collections::BTreeMap<(usize, bool, String), usize> = Default::default();
-    for s in &failed {
-        *by.entry((s.node, s.done < killed_at, s.outcome.label().to_string()))
-            .or_default() += 1;
-    }
-    eprintln!(
-        "failed by (shard, answered before the kill, outcome): {by:?}; shards {first} (manual failover), {second} (killed)"
-    );
-    eprintln!(
-        "manual failover took {manual_took:?} with {before_kill} failed requests; killed primary: replica promoted after {promoted:?}, proxy through after {recovered:?}, {} failed requests in its shard over {window:?}, {} elsewhere; {} requests in all",
-        in_shard.len(),
-        elsewhere.len(),
-        report.total(|l| l.received)
-    );
-    assert_eq!(
-        before_kill,
-        0,
-        "manual failover failed requests: {}",
-        report.notes()
-    );
-    assert!(
-        elsewhere.is_empty(),
-        "other shards failed: {:?}",
-        &elsewhere[..elsewhere.len().min(5)]
-    );
-    // The failed shard is back: new writes reach the promoted replica.
-    for k in keys.iter().filter(|k| shard_of(&c, k) == successor) {
-        assert_eq!(conn.cmd(&["SET", k, "after"]), Reply::ok());
-        assert_eq!(c.nodes[successor].cmd(&["GET", k]), Reply::bulk("after"));
     }
 }
 

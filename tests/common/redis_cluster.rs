@@ -6,10 +6,14 @@
 
 #![allow(dead_code)]
 
+use super::admin;
+use super::load::{Client, Ops, Options, Report};
+use super::proxy::Proxy;
 use super::redis_server::RedisServer;
 use super::resp::Reply;
 use super::util::*;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The cluster's node timeout: failure detection and failover take about 2-3 times it.
@@ -257,4 +261,76 @@ fn parse_node_line(line: &str) -> Option<NodeLine> {
         primary_id: (f[3] != "-").then(|| f[3].to_string()),
         slots,
     })
+}
+
+// ---------------------------------------------------------------------------
+// What the cluster-mode tests share (tests/cluster_mode.rs, tests/cluster_failover.rs).
+
+/// A proxy in cluster mode over `c`, once it has read the slot map.
+pub fn proxy_for(c: &RedisCluster, extra: &str) -> Proxy {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin}\ncluster:\n  seeds: {}\n  refresh_interval: 1s\n{extra}",
+        c.seeds_yaml()
+    );
+    let p = Proxy::start(&yaml);
+    let first_map = |s: &admin::Scrape| s.one("ringproxy_cluster_slot_map_version", &[]) >= 1.0;
+    admin::scrape_until(
+        p.admin_port(),
+        Duration::from_secs(10),
+        "the first slot map",
+        first_map,
+    );
+    p
+}
+
+/// A metric of the proxy, summed over the series whose labels include `labels`.
+pub fn metric(p: &Proxy, name: &str, labels: &[(&str, &str)]) -> f64 {
+    admin::scrape(p.admin_port()).sum(name, labels)
+}
+
+/// `ringproxy_cluster_redirects_total` of `kind` (moved, ask, tryagain).
+pub fn redirects(p: &Proxy, kind: &str) -> f64 {
+    metric(p, "ringproxy_cluster_redirects_total", &[("kind", kind)])
+}
+
+/// The value of `key` read on the primary serving its slot (bypassing the proxy).
+pub fn on_owner(c: &RedisCluster, key: &str) -> Reply {
+    let owner = c.owner_of_slot(c.keyslot(key));
+    c.nodes[owner].cmd(&["GET", key])
+}
+
+/// Load clients over `keys`, one key list each, pipelined SET then GET of each key
+/// (a GET that misses its SET's value is a lost write).
+pub fn clients(keys: &[String], n: usize) -> Vec<Client> {
+    (0..n)
+        .map(|i| Client {
+            name: format!("c{i}"),
+            keys: keys
+                .iter()
+                .skip(i)
+                .step_by(n)
+                .map(|k| (Arc::<str>::from(k.as_str()), 0))
+                .collect(),
+            offset: 0,
+        })
+        .collect()
+}
+
+/// A steady pipelined load: 8 keys per round, SET then GET of each, 2 ms apart.
+pub fn steady() -> Options {
+    Options {
+        keys_per_round: 8,
+        ops: Ops::SetThenGet,
+        pause: Duration::from_millis(2),
+        max_time: Duration::from_secs(40),
+        reply_timeout: Duration::from_secs(5),
+        keep_samples: true,
+        ..Options::default()
+    }
+}
+
+/// Requests that failed or lost their write.
+pub fn failures(r: &Report) -> usize {
+    r.total(|l| l.failed() + l.count("miss"))
 }
