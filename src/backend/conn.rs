@@ -57,6 +57,7 @@ impl ReplyTo {
     /// Delivers the reply: straight to the client when its session armed that, else
     /// to the session. A session that is gone is ignored. In a cluster pool a
     /// redirect is followed first.
+    #[inline]
     pub fn send(mut self, reply: Result<Bytes, BackendError>) {
         if let Some(r) = self.redirect.take() {
             return crate::cluster::redirect::deliver(r, self, reply);

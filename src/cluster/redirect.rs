@@ -52,27 +52,21 @@ pub struct Redirect {
     discard: bool,
 }
 
-/// In a cluster pool, makes `to` follow redirects of `frame` (sent by client
-/// `session` speaking `proto`); a no-op elsewhere.
-pub fn attach(
-    cluster: Option<&Arc<Cluster>>,
-    to: &mut ReplyTo,
-    frame: &Bytes,
-    proto: Proto,
-    session: u64,
-) {
-    if let Some(c) = cluster {
-        to.redirect = Some(Box::new(Redirect {
-            cluster: c.clone(),
-            frame: frame.clone(),
-            proto,
-            session,
-            worker: crate::workers::current(),
-            hops: 0,
-            tries: 0,
-            discard: false,
-        }));
-    }
+/// Makes `to` follow the redirects of `frame` (sent by client `session` speaking
+/// `proto`) in the cluster pool of `cluster`. Kept out of line: ring pools never
+/// call it.
+#[cold]
+pub fn attach(cluster: &Arc<Cluster>, to: &mut ReplyTo, frame: &Bytes, proto: Proto, session: u64) {
+    to.redirect = Some(Box::new(Redirect {
+        cluster: cluster.clone(),
+        frame: frame.clone(),
+        proto,
+        session,
+        worker: crate::workers::current(),
+        hops: 0,
+        tries: 0,
+        discard: false,
+    }));
 }
 
 /// What a reply asks of the proxy.
@@ -116,6 +110,7 @@ fn action(reply: &Result<Bytes, BackendError>) -> Action {
 }
 
 /// Delivers `reply` to `to`, or follows it if it is a redirect (see the module doc).
+#[cold]
 pub fn deliver(r: Box<Redirect>, to: ReplyTo, reply: Result<Bytes, BackendError>) {
     if r.discard {
         return;

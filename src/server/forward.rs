@@ -33,9 +33,11 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: Bytes) -> Outcome {
 }
 
 /// `reply`, made to follow the cluster's redirects of `frame` in a cluster pool.
+#[inline]
 fn follow_redirects(cx: &Ctx, mut reply: ReplyTo, frame: &Bytes) -> ReplyTo {
-    let (cluster, proto, id) = (cx.pool.cluster.as_ref(), cx.client.proto, cx.client.id);
-    redirect::attach(cluster, &mut reply, frame, proto, id);
+    if let Some(cluster) = &cx.pool.cluster {
+        redirect::attach(cluster, &mut reply, frame, cx.client.proto, cx.client.id);
+    }
     reply
 }
 
