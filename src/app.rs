@@ -133,12 +133,26 @@ pub fn start_pool(
         metrics: metrics.clone(),
     };
     shared.policy.set_replica_lag(p.max_replica_lag);
-    let topo = Topology::build(&discovery.effective(p), &shared, &[], 1);
+    let topo = match p.cluster {
+        // No node until the refresh task has read the slot map.
+        Some(_) => crate::cluster::topology(p, &shared, &[], 1, &Default::default()),
+        None => Topology::build(&discovery.effective(p), &shared, &[], 1),
+    };
     let pm = metrics.pool(&p.name);
     pm.topology_version.set(1);
     let router = Arc::new(Router::from_pointee(topo));
-    let ctx = PoolContext::new(p.name.clone(), router, p.max_clients, pm).with_tls(tls);
+    let cluster = p.cluster.as_ref().map(|_| {
+        let c = crate::cluster::Cluster::new(router.clone(), metrics.cluster(&p.name));
+        Arc::new(c)
+    });
+    let ctx = PoolContext::new(p.name.clone(), router, p.max_clients, pm)
+        .with_tls(tls)
+        .with_cluster(cluster.clone());
     let ctx = Arc::new(ctx);
+    if let Some(c) = cluster {
+        let refresh = crate::cluster::refresh::run(Arc::downgrade(&ctx), shared.clone(), c);
+        tokio::spawn(refresh);
+    }
     tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
     tokio::spawn(crate::server::memory::budget_loop(Arc::downgrade(&ctx)));
     RunningPool {

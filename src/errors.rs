@@ -140,6 +140,16 @@ pub const NO_READABLE_REPLICA: &[u8] =
 
 /// Keys of one request live on different nodes.
 pub const CROSSSLOT: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same node\r\n";
+/// Keys of one request are in different slots of a Redis Cluster (Redis Cluster's
+/// own text).
+pub const CROSSSLOT_SLOTS: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+/// A cluster pool's request was redirected more often than the proxy follows.
+pub const TOO_MANY_REDIRECTS: &[u8] =
+    b"-TRYAGAIN ringproxy: the cluster redirected this request too many times; retry\r\n";
+/// A cluster pool's request was redirected to a node the slot map does not know,
+/// even after reading the map again.
+pub const REDIRECT_UNKNOWN_NODE: &[u8] =
+    b"-TRYAGAIN ringproxy: the cluster redirected this request to a node it does not list yet; retry\r\n";
 /// Client limit reached (Redis's own text).
 pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
 /// AUTH required (Redis's own text).

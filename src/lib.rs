@@ -21,6 +21,8 @@
 //!                  shard (its primary, its replicas), the placement, the read policy
 //! ttl_jitter.rs    TTL jitter: relative TTLs of matching keys lowered at random
 //! warmup/          warm topology changes: misses of moved keys asked of their previous owner
+//! cluster/         Redis Cluster mode: slot map (CLUSTER SHARDS/SLOTS), CRC16 slots,
+//!                  refresh task, MOVED/ASK/TRYAGAIN followed for the client
 //! backend/         pipelined shared connection, node pool, health (probes by role:
 //!                  primary, replica), subscriber
 //! sentinel/        Redis Sentinel discovery: ask the sentinels, follow their
@@ -65,6 +67,7 @@ pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod client_io;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod errors;

@@ -177,24 +177,47 @@ impl Proxy {
         ctx.max_clients.store(cfg.max_clients, Ordering::Relaxed);
         let _writer = ctx.writer.lock().await;
         let old = ctx.router.load_full();
-        let mut topo = Topology::build(cfg, &pool.shared, &old.all_nodes(), old.version + 1);
-        topo.warm = Arc::new(crate::warmup::Chain::after(&old, &topo));
-        let version = topo.version;
-        let (old_all, new_all) = (old.all_nodes(), topo.all_nodes());
-        let added = added_nodes(&old.nodes, &topo.nodes);
-        // Scripts and functions reach the new nodes before they take traffic; what
-        // is recorded meanwhile (sent with the old topology) follows right after.
-        let (seq, frames) = ctx.replay.snapshot();
-        replay_on_nodes(frames, &added, "reload").await;
-        ctx.switch(topo).await;
-        replay_on_nodes(ctx.replay.since(seq).1, &added, "reload").await;
-        ctx.metrics.topology_version.set(version as i64);
-        for o in &old_all {
-            if !new_all.iter().any(|n| n.name == o.name) {
-                self.metrics.remove_node(&ctx.name, &o.name);
-            }
+        if ctx.cluster.is_some() != cfg.cluster.is_some() {
+            // Reported by needs_restart; the running mode and topology stay.
+            return old.version;
         }
+        let topo = match &ctx.cluster {
+            Some(c) => c.topology(cfg, &pool.shared, &old.nodes, old.version + 1),
+            None => {
+                let mut t = Topology::build(cfg, &pool.shared, &old.all_nodes(), old.version + 1);
+                t.warm = Arc::new(crate::warmup::Chain::after(&old, &t));
+                t
+            }
+        };
+        let version = topo.version;
+        install(ctx, &self.metrics, &old, topo, "reload").await;
+        ctx.metrics.topology_version.set(version as i64);
         version
+    }
+}
+
+/// Swaps `topo` in for `old` (the caller holds `ctx.writer`): nodes it adds get
+/// the pool's scripts and functions first, and the series of nodes it drops go.
+pub async fn install(
+    ctx: &crate::server::PoolContext,
+    metrics: &crate::metrics::Metrics,
+    old: &Topology,
+    topo: Topology,
+    why: &str,
+) {
+    let (old_all, new_all) = (old.all_nodes(), topo.all_nodes());
+    let added = added_nodes(&old.nodes, &topo.nodes);
+    // Scripts and functions reach the new nodes before they take traffic; what
+    // is recorded meanwhile (sent with the old topology) follows right after.
+    let (seq, frames) = ctx.replay.snapshot();
+    replay_on_nodes(frames, &added, why).await;
+    ctx.switch(topo).await;
+    replay_on_nodes(ctx.replay.since(seq).1, &added, why).await;
+    // A node's series go with its name (primaries and replicas alike).
+    for o in &old_all {
+        if !new_all.iter().any(|n| n.name == o.name) {
+            metrics.remove_node(&ctx.name, &o.name);
+        }
     }
 }
 
@@ -237,6 +260,12 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
                 // files, or TLS switched on or off, need a restart.
                 if o.tls != p.tls {
                     out.push(format!("pool {} tls", p.name));
+                }
+                if o.cluster.is_some() != p.cluster.is_some() {
+                    out.push(format!(
+                        "pool {} cluster (nodes and cluster swapped)",
+                        p.name
+                    ));
                 }
             }
             None => out.push(format!("new pool {}", p.name)),

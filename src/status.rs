@@ -71,7 +71,7 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut view = json!({
         "name": ctx.name,
         "version": t.version,
         "read_from": t.config.read_from,
@@ -79,7 +79,11 @@ fn pool_view(ctx: &crate::server::PoolContext) -> Value {
         "clients": ctx.clients.load(Ordering::Relaxed),
         "nodes": nodes,
         "warmup": crate::warmup::view(&t),
-    })
+    });
+    if let Some(c) = &ctx.cluster {
+        view["cluster"] = c.view();
+    }
+    view
 }
 
 fn replica_view(r: &crate::backend::Node) -> Value {

@@ -265,7 +265,13 @@ impl Node {
     /// The connection a session uses for `proto`: always the same one for a given
     /// session, so its requests to this node keep their order.
     pub fn conn(&self, proto: Proto, session: u64) -> &ConnHandle {
-        let worker = crate::workers::current().min(self.conns.len() - 1);
+        self.conn_on(crate::workers::current(), proto, session)
+    }
+
+    /// [`Node::conn`] of the session's worker `worker` (a cluster redirect resent
+    /// from another thread keeps the session's order).
+    pub fn conn_on(&self, worker: usize, proto: Proto, session: u64) -> &ConnHandle {
+        let worker = worker.min(self.conns.len() - 1);
         let set = &self.conns[worker][proto.index()];
         &set[(session % set.len() as u64) as usize]
     }

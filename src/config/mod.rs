@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod checks;
 pub mod clients;
+mod cluster_check;
 pub mod convert;
 pub mod duration;
 mod locate;

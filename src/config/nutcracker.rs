@@ -174,6 +174,7 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         read_from: super::replicas::ReadFrom::Primary,
         max_replica_lag: super::replicas::DEFAULT_MAX_REPLICA_LAG,
         cache: Default::default(),
+        cluster: None,
     }
 }
 

@@ -64,8 +64,13 @@ pub struct FileConfig {
     /// Tokio worker threads, 0..=1024; 0 = number of cores. Default 0.
     #[serde(default)]
     pub workers: usize,
-    /// Backend Redis nodes. Required, at least one.
+    /// Backend Redis nodes: at least one, unless `cluster` is set (then none).
+    #[serde(default)]
     pub nodes: Vec<NodeFile>,
+    /// Front a Redis Cluster instead of a ring of `nodes` (see [`ClusterFile`]).
+    /// Default none.
+    #[serde(default)]
+    pub cluster: Option<ClusterFile>,
     /// Placement settings.
     #[serde(default)]
     pub hash: HashFile,
@@ -160,6 +165,33 @@ pub struct NodeFile {
 
 fn one() -> u32 {
     1
+}
+
+/// `cluster:` section: the pool's nodes are the primaries of a Redis Cluster, keys
+/// are routed by their hash slot, and the slot map is read from the cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Nodes (`host:port`) the slot map is first read from; any node of the cluster
+    /// will do, the rest are found from it. Required, at least one.
+    pub seeds: Vec<String>,
+    /// Time between slot map refreshes when nothing asks for one sooner (MOVED, a
+    /// node unreachable, a failover), 100ms..=1h. Default 10s.
+    #[serde(default = "default_refresh", with = "super::duration")]
+    pub refresh_interval: Duration,
+}
+
+fn default_refresh() -> Duration {
+    crate::cluster::DEFAULT_REFRESH_INTERVAL
+}
+
+/// A validated `cluster:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Seed nodes.
+    pub seeds: Vec<NodeAddr>,
+    /// Periodic refresh interval.
+    pub refresh_interval: Duration,
 }
 
 /// `hash:` section.
@@ -617,4 +649,6 @@ pub struct PoolConfig {
     pub max_replica_lag: Duration,
     /// TTL jitter and warm topology changes.
     pub cache: super::cache::CacheConfig,
+    /// Redis Cluster mode (`None`: a ring of `nodes`).
+    pub cluster: Option<ClusterConfig>,
 }

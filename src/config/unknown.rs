@@ -41,6 +41,7 @@ const SECTIONS: &[(&str, Section)] = &[
     ),
     ("ttl_jitter", Section::List(fields_of::<cache::JitterFile>)),
     ("warmup", Section::Map(fields_of::<cache::WarmupFile>)),
+    ("cluster", Section::Map(fields_of::<ClusterFile>)),
 ];
 
 /// Reports every unknown field in `value` (parsed from `text`) into `r`, with its
@@ -178,6 +179,8 @@ mod tests {
                 ("ttl_jitter", "percent") => "10",
                 ("warmup", "window") => "1m",
                 ("warmup", "copy") => "true",
+                ("cluster", "seeds") => "[127.0.0.1:7001]",
+                ("cluster", "refresh_interval") => "1s",
                 _ => "null",
             }
         };
@@ -206,11 +209,13 @@ mod tests {
         }
         let file: FileConfig = yaml::parse_yaml(&text).unwrap_or_else(|p| panic!("{p}\n{text}"));
         assert_eq!(file.nodes[0].weight, 1);
-        // Only the TLS files (which do not exist here) are refused.
+        // Only the TLS files (which do not exist here) are refused, and nodes next
+        // to cluster (one excludes the other).
         let problems = check(&text).err().unwrap_or_default();
         let not_tls = problems
             .iter()
             .filter(|p| !p.message.starts_with("tls."))
+            .filter(|p| !p.message.starts_with("nodes: must be empty with cluster"))
             .count();
         assert_eq!(not_tls, 0, "{problems:?}\n{text}");
     }

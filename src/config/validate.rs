@@ -80,7 +80,10 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
     PoolConfig {
         name: "default".into(),
         listen: listen.unwrap_or_else(|| Listen::Tcp(f.listen.clone())),
-        nodes: nodes(r, &f.nodes, mode),
+        nodes: match &f.cluster {
+            Some(_) => super::cluster_check::no_nodes(r, f),
+            None => nodes(r, &f.nodes, mode),
+        },
         mode,
         function,
         distribution,
@@ -153,6 +156,7 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         read_from: super::replicas::read_from(r, f),
         max_replica_lag: super::replicas::max_lag(r, f),
         cache: super::cache::cache(r, &f.ttl_jitter, f.warmup.as_ref()),
+        cluster: super::cluster_check::cluster(r, f),
     }
 }
 

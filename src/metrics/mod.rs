@@ -106,6 +106,9 @@ families! {
     warmup_lookups: IntCounterVec = counter("ringproxy_warmup_lookups_total", "Reads of a moved key that missed on its new owner and were asked of a previous owner.", POOL);
     warmup_hits: IntCounterVec = counter("ringproxy_warmup_hits_total", "Warm-up lookups a previous owner answered with the value.", POOL);
     warmup_copies: IntCounterVec = counter("ringproxy_warmup_copies_total", "Values copied from a previous owner to the new owner (RESTORE accepted).", POOL);
+    cluster_redirects: IntCounterVec = counter("ringproxy_cluster_redirects_total", "Redis Cluster redirects followed by the proxy, by kind (moved, ask, tryagain).", &["pool", "kind"]);
+    cluster_refreshes: IntCounterVec = counter("ringproxy_cluster_refreshes_total", "Slot map reads by result (changed, unchanged, failed).", &["pool", "result"]);
+    cluster_slot_map_version: IntGaugeVec = gauge("ringproxy_cluster_slot_map_version", "Version of the slot map in use: increases by one per change seen.", POOL);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
 }
 
@@ -198,6 +201,22 @@ impl Metrics {
             .failovers
             .with_label_values(&[pool, node])
             .inc();
+    }
+
+    /// The Redis Cluster handles of pool `pool` (see [`crate::cluster`]).
+    pub fn cluster(&self, pool: &str) -> crate::cluster::ClusterMetrics {
+        let f = &self.families;
+        let redirect = |k: &str| f.cluster_redirects.with_label_values(&[pool, k]);
+        let refresh = |r: &str| f.cluster_refreshes.with_label_values(&[pool, r]);
+        crate::cluster::ClusterMetrics {
+            moved: redirect("moved"),
+            ask: redirect("ask"),
+            tryagain: redirect("tryagain"),
+            changed: refresh("changed"),
+            unchanged: refresh("unchanged"),
+            failed: refresh("failed"),
+            slot_map_version: f.cluster_slot_map_version.with_label_values(&[pool]),
+        }
     }
 
     /// The handles of node `node` of pool `pool`. The first call for a node sets

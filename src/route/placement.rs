@@ -59,6 +59,9 @@ pub struct NodeSpec<'a> {
 pub struct Placement {
     spec: PlacementSpec,
     ring: Ring,
+    /// A Redis Cluster pool's slot table: when set, it places every key (the ring
+    /// is empty).
+    slots: Option<std::sync::Arc<crate::cluster::slot::SlotTable>>,
 }
 
 impl Placement {
@@ -68,11 +71,41 @@ impl Placement {
         Placement {
             spec: spec.clone(),
             ring: Ring::build(spec, nodes),
+            slots: None,
+        }
+    }
+
+    /// A Redis Cluster placement: each key goes to its slot's node in `table`.
+    pub fn slots(
+        spec: &PlacementSpec,
+        table: std::sync::Arc<crate::cluster::slot::SlotTable>,
+    ) -> Placement {
+        Placement {
+            spec: spec.clone(),
+            ring: Ring::build(spec, &[]),
+            slots: Some(table),
+        }
+    }
+
+    /// The slot table of a Redis Cluster placement.
+    pub fn slot_table(&self) -> Option<&crate::cluster::slot::SlotTable> {
+        self.slots.as_deref()
+    }
+
+    /// The reply for keys that must meet on one node but do not: Redis Cluster's
+    /// text in a cluster pool (slots), the proxy's own otherwise (nodes).
+    pub fn crossslot(&self) -> &'static [u8] {
+        match self.slots {
+            Some(_) => crate::errors::CROSSSLOT_SLOTS,
+            None => crate::errors::CROSSSLOT,
         }
     }
 
     /// The node owning `key`, or `None` when no node is live.
     pub fn node_for_key(&self, key: &[u8]) -> Option<usize> {
+        if let Some(t) = &self.slots {
+            return t.node_for_key(key);
+        }
         let part = hashable_part(key, self.spec.tag);
         self.ring.lookup_key(&self.spec, part)
     }

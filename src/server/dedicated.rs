@@ -303,7 +303,7 @@ impl Dedicated {
             Err(e) => return cx.ready_static(e.reply()),
         };
         if self.tx.watching && self.pinned.is_some() && !self.pinned_to(&cx.topo.nodes[idx]) {
-            return cx.ready_static(errors::CROSSSLOT);
+            return cx.ready_static(cx.topo.placement.crossslot());
         }
         if !cx.enter_lane(lane_of(&cx.topo.nodes[idx])) {
             return Outcome::Wait(req);

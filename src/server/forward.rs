@@ -6,7 +6,8 @@
 use super::context::{Ctx, Outcome};
 use super::read_route;
 use crate::backend::replay;
-use crate::backend::{BackendRequest, Node, Then};
+use crate::backend::{BackendRequest, Node, ReplyTo, Then};
+use crate::cluster::redirect;
 use crate::command::merge::Plan;
 use crate::command::scan;
 use crate::command::split::split;
@@ -57,9 +58,19 @@ fn forward_via(cx: &mut Ctx, node: &Node, frame: Bytes, then: Option<Box<dyn The
     let seq = cx.waiting();
     let mut reply = cx.direct_reply_to(seq);
     reply.then = then;
+    let reply = follow_redirects(cx, reply, &frame);
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame, reply));
     Outcome::Queued
+}
+
+/// `reply`, made to follow the cluster's redirects of `frame` in a cluster pool.
+#[inline]
+fn follow_redirects(cx: &Ctx, mut reply: ReplyTo, frame: &Bytes) -> ReplyTo {
+    if let Some(cluster) = &cx.pool.cluster {
+        redirect::attach(cluster, &mut reply, frame, cx.client.proto, cx.client.id);
+    }
+    reply
 }
 
 /// Sends one part of a merged request; a down node fails its part at once.
@@ -76,6 +87,7 @@ fn send_part_to(
 ) {
     let mut reply = cx.reply_to(seq, part);
     reply.then = then;
+    let reply = follow_redirects(cx, reply, &frame);
     if n.health.is_down() {
         return reply.send(Err(BackendError::Down));
     }
@@ -145,7 +157,7 @@ pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<us
     match nodes.first() {
         None => Ok(None),
         Some(&(_, n)) if nodes.iter().all(|&(_, m)| m == n) => Ok(Some(n)),
-        Some(_) => Err(NoRoute::Reply(errors::CROSSSLOT)),
+        Some(_) => Err(NoRoute::Reply(cx.topo.placement.crossslot())),
     }
 }
 
@@ -185,13 +197,15 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
         return any_node(cx, req);
     };
     crate::warmup::after_write(cx, req, spec);
-    if nodes.iter().all(|&(_, n)| n == first) {
+    // A cluster node takes one slot per request: group by slot there.
+    let by_slot = crate::cluster::group_by_slot(cx.topo, req, &mut nodes);
+    if nodes.iter().all(|&(_, n)| n == nodes[0].1) {
         return to_shard(cx, first, spec, req.frame().clone());
     }
     let s = split(req, kind, &nodes);
     let mut targets: SmallVec<[_; INLINE_KEYS]> = SmallVec::new();
     for part in &s.parts {
-        match read_route::target(cx, part.node, spec) {
+        match read_route::target(cx, crate::cluster::group_node(by_slot, part.node), spec) {
             Ok(t) => targets.push(t),
             Err(reply) => return cx.ready_static(reply),
         }
@@ -201,7 +215,10 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     for (i, (part, t)) in s.parts.into_iter().zip(targets).enumerate() {
         let (node, fallback) = match t {
             Some(t) => (&**t.node, t.fallback(cx, &part.frame)),
-            None => (&*cx.topo.nodes[part.node], None),
+            None => (
+                &*cx.topo.nodes[crate::cluster::group_node(by_slot, part.node)],
+                None,
+            ),
         };
         send_part_to(cx, node, part.frame, (seq, i as u32), fallback);
     }

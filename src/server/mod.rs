@@ -174,6 +174,8 @@ pub struct PoolContext {
     /// TLS handshakes under way: they count against `max_clients`, so a flood of
     /// connections that never finish cannot hold more than that many sockets.
     pub handshakes: AtomicUsize,
+    /// Redis Cluster mode: the slot map's shared state (`None`: a ring pool).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl PoolContext {
@@ -205,6 +207,7 @@ impl PoolContext {
             coarse_ms: AtomicU64::new(1),
             tls: None,
             handshakes: AtomicUsize::new(0),
+            cluster: None,
         }
     }
 
@@ -217,6 +220,12 @@ impl PoolContext {
     /// The same context with TLS on the listener.
     pub fn with_tls(mut self, tls: Option<Arc<crate::tls::server::ServerTls>>) -> PoolContext {
         self.tls = tls;
+        self
+    }
+
+    /// The same context in Redis Cluster mode.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> PoolContext {
+        self.cluster = cluster;
         self
     }
 

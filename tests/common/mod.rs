@@ -30,6 +30,7 @@ pub mod diff;
 pub mod load;
 pub mod nutcracker;
 pub mod proxy;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod resp;
 pub mod route;
