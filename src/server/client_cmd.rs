@@ -133,7 +133,7 @@ fn kill(cx: &mut Ctx, req: &Request) -> Outcome {
             .registry
             .all()
             .into_iter()
-            .find(|e| e.addr.as_bytes() == addr);
+            .find(|e| e.addr().as_bytes() == addr);
         return match found {
             Some(e) => kill_one(cx, &e, b"+OK\r\n"),
             None => cx.ready_static(errors::NO_SUCH_CLIENT),
@@ -206,8 +206,8 @@ fn kill(cx: &mut Ctx, req: &Request) -> Outcome {
 fn matches(f: &Filter, e: &ClientEntry) -> bool {
     match f {
         Filter::Id(id) => e.id == *id,
-        Filter::Addr(a) => e.addr.as_bytes() == a.as_slice(),
-        Filter::Laddr(a) => e.laddr.as_bytes() == a.as_slice(),
+        Filter::Addr(a) => e.addr().as_bytes() == a.as_slice(),
+        Filter::Laddr(a) => e.addrs().1.as_bytes() == a.as_slice(),
         Filter::PubSub(p) => e.is_pubsub() == *p,
     }
 }
