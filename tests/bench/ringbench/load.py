@@ -20,6 +20,8 @@ MANY_NODES = 25
 # the large SETs write key:0..BIG_KEYS-1, which are set back to 64 bytes afterwards.
 BIG_KEYS = 100
 KIB = 1024
+# Seconds between opening the idle connections and sampling RSS (see run_idle).
+IDLE_SETTLE_S = 2.5
 # stderr lines of redis-benchmark that are not errors (a proxy refuses CONFIG GET).
 BENIGN_STDERR = ("WARNING: Could not fetch server CONFIG",)
 
@@ -233,7 +235,10 @@ def run_idle(group, scenario, target):
     except (OSError, RuntimeError) as e:
         return Sample(error=f"idle connections: {e}"[:160])
     try:
-        time.sleep(0.2)  # let the target settle its accept work before sampling RSS
+        # Let the target settle before sampling RSS: its accept work, and ringproxy
+        # parks clients idle for a second (frees their serving state, checked once a
+        # second), which is what idle clients cost it for most of their life.
+        time.sleep(IDLE_SETTLE_S)
         rss1 = procs.status_bytes(target.pid, "VmRSS") if procs.alive(target.pid) else rss0
         loaded = run_benchmark(group, scenario, target)
     finally:
