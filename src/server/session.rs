@@ -6,12 +6,13 @@
 //! buffer and the client's state; what to do with each request is decided by
 //! [`super::dispatch`], which only gets a narrow [`Ctx`].
 //!
-//! An idle client is parked ([`super::parking`]): asked after a second without
-//! requests, a session with nothing in flight, buffered or to write and no state on
-//! the nodes frees its serving state (buffers, reply queue, the select loop) and
-//! its task keeps only the client's identity ([`Core`]) while it waits for the
-//! socket; the next bytes bring the serving state back (one allocation). Busy
-//! clients are never asked, so the request path does not pay for it.
+//! An idle client is parked ([`super::parking`]): new, the first time it is idle,
+//! or asked after a second without requests, a session with nothing in flight,
+//! buffered or to write and no state on the nodes frees its serving state (buffers,
+//! reply queue, the select loop) and its task keeps only the client's identity
+//! ([`Core`]) while it waits for the socket; the next bytes bring the serving state
+//! back (one allocation). Busy clients are not asked, so the request path does not
+//! pay for it.
 
 use super::PoolContext;
 use super::clients::{ClientEntry, Shown};
@@ -84,6 +85,9 @@ struct Parked {
     core: Core,
     /// The reply queue's next sequence number (numbers are never reused).
     next_seq: u64,
+    /// Park again as soon as idle, unasked: a new client, once its first requests
+    /// are served (most clients that stay idle do so from the start).
+    asked: bool,
 }
 
 /// A client session being served.
@@ -108,7 +112,7 @@ pub struct Session {
     paused: bool,
     /// The idle, slow-request and memory-pause timer.
     deadlines: super::deadline::Deadlines,
-    /// Asked to park ([`super::parking`]): it does if it is idle after this step.
+    /// Asked to park ([`super::parking`], or new): it does once a step leaves it idle.
     park_asked: bool,
 }
 
@@ -129,12 +133,12 @@ impl Session {
             held_bytes: Default::default(),
             _slot: slot,
         };
-        Session::serving(core, 0)
+        Session::serving(core, 0, true)
     }
 
     /// The serving state of `core`, its reply queue numbered from `next_seq`, with
-    /// the current topology's limits.
-    fn serving(core: Core, next_seq: u64) -> Session {
+    /// the current topology's limits; parking as soon as it is idle if `asked`.
+    fn serving(core: Core, next_seq: u64, asked: bool) -> Session {
         let (max_pipeline, clients) = {
             let t = core.pool.router.load();
             (t.limits.max_pipeline, t.limits.clients)
@@ -155,7 +159,7 @@ impl Session {
             memory_budget: clients.max_memory,
             paused: false,
             deadlines,
-            park_asked: false,
+            park_asked: asked,
         }
     }
 
@@ -163,16 +167,18 @@ impl Session {
     /// At shutdown the proxy shuts the socket for reading ([`PoolContext::stop_reading`]):
     /// the session sees end of input, answers what is in flight, then closes.
     ///
-    /// An idle client costs little memory: asked to park ([`super::parking`], after
-    /// a second without requests) while it holds nothing but the socket (see
-    /// [`Session::parkable`]), the session frees its buffers, reply queue and
+    /// An idle client costs little memory: parking ([`super::parking`]: after a
+    /// second without requests, or unasked as below) while it holds nothing but
+    /// the socket (see [`Session::parkable`]), the session frees its buffers, reply queue and
     /// serving loop (one boxed future, see [`Session::serve`]), and the task only
     /// waits for the socket to be readable. A client that sent nothing yet starts
-    /// parked (unless a timer applies to it, e.g. an idle timeout).
+    /// parked (unless a timer applies to it, e.g. an idle timeout), and parks again,
+    /// unasked, the first time it is idle after that (a spell of parking per
+    /// connection, not per request).
     pub fn run(mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.account();
         let serve_now = !self.parkable();
-        wait_and_serve(self.park(), serve_now)
+        wait_and_serve(self.park(true), serve_now)
     }
 
     /// Serves until the session is idle (returns it parked) or over (`None`, the
@@ -218,8 +224,8 @@ impl Session {
             if !self.step(router) {
                 break 'serve;
             }
-            if std::mem::take(&mut self.park_asked) && self.parkable() {
-                return Some(self.park());
+            if self.park_asked && self.parkable() {
+                return Some(self.park(false));
             }
         }
         drop(self);
@@ -244,13 +250,15 @@ impl Session {
             && !self.core.io.stream.wants_flush()
     }
 
-    /// Frees everything but the [`Core`].
-    fn park(mut self) -> Parked {
+    /// Frees everything but the [`Core`]; with `asked` it parks again as soon as it
+    /// is idle after its next requests.
+    fn park(mut self, asked: bool) -> Parked {
         self.core
             .held_bytes
             .report(&self.core.pool, &self.core.entry, 0);
         Parked {
             next_seq: self.queue.next_seq(),
+            asked,
             core: self.core,
         }
     }
@@ -531,7 +539,7 @@ impl Session {
     fn shown(&self) -> Shown {
         let (sub, psub, ssub) = self.held.subs.counts();
         Shown {
-            name: self.core.client.name.clone(),
+            name: self.core.client.name.as_deref().cloned(),
             resp: self.core.client.proto.index() as u8 + 2,
             sub,
             psub,
@@ -554,7 +562,7 @@ async fn wait_and_serve(mut parked: Parked, mut serve_now: bool) {
         if !std::mem::take(&mut serve_now) {
             let _ = io.stream.readable().await;
         }
-        let session = Session::serving(parked.core, parked.next_seq);
+        let session = Session::serving(parked.core, parked.next_seq, parked.asked);
         match Box::pin(session.serve(&router, &io)).await {
             Some(p) => parked = p,
             None => return,
@@ -624,7 +632,7 @@ mod tests {
     #[test]
     fn a_parked_session_task_stays_small() {
         let run = returned_size(super::Session::run);
-        assert!(run <= 320, "Session::run's future is {run} bytes");
+        assert!(run <= 384, "Session::run's future is {run} bytes");
     }
 
     /// The serving loop's future: one allocation per busy spell of a client.
