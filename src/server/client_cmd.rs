@@ -43,7 +43,7 @@ fn setname(c: &mut ClientState, req: &Request, b: &mut BytesMut) {
     if !super::local::valid_name(req.arg(2)) {
         return b.extend_from_slice(errors::CLIENT_NAME);
     }
-    c.name = (!req.arg(2).is_empty()).then(|| req.arg_bytes(2));
+    c.name = (!req.arg(2).is_empty()).then(|| Box::new(req.arg_bytes(2)));
     encode::simple(b, "OK");
 }
 

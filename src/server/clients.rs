@@ -126,7 +126,11 @@ impl ClientEntry {
     }
 
     /// Replaces what the session shows, when it changed.
-    pub fn show(&self, now: Shown) {
+    pub fn show(&self, mut now: Shown) {
+        // Shown alike (see `line`): the initial state stays unboxed.
+        if now.user.as_deref() == Some(crate::acl::DEFAULT_USER) {
+            now.user = None;
+        }
         let mut s = self.shown.lock().unwrap_or_else(|e| e.into_inner());
         if now == Shown::initial() {
             *s = None;

@@ -1,9 +1,10 @@
-//! Idle clients give their serving memory back. A session that served no request
-//! for [`PARK_AFTER_MS`] is asked (once a second, by the pool's budget loop) to park:
-//! it frees its read and write buffers, its reply queue and the state of its
-//! serving loop, and keeps only what identifies the client (see
-//! [`super::session`]). Busy clients are never asked, so parking costs the request
-//! path nothing; a parked client that sends again is served again at once.
+//! Idle clients give their serving memory back. A session parks (frees its read
+//! and write buffers, its reply queue and the state of its serving loop, keeping
+//! only what identifies the client, see [`super::session`]) when it is new, the
+//! first time it is idle, and when it served no request for [`PARK_AFTER_MS`]: the
+//! pool's budget loop then asks it, once a second. Busy clients are not asked, so
+//! parking costs the request path one spell per connection, not one per request; a
+//! parked client that sends again is served again at once.
 
 use super::PoolContext;
 
