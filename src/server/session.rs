@@ -10,7 +10,7 @@
 //! or asked after a second without requests, a session with nothing in flight,
 //! buffered or to write and no state on the nodes frees its serving state (buffers,
 //! reply queue, the select loop) and its task keeps only the client's identity
-//! ([`Core`]) while it waits for the socket; the next bytes bring the serving state
+//! (`Core`) while it waits for the socket; the next bytes bring the serving state
 //! back (one allocation). Busy clients are not asked, so the request path does not
 //! pay for it.
 
@@ -169,9 +169,9 @@ impl Session {
     ///
     /// An idle client costs little memory: parking ([`super::parking`]: after a
     /// second without requests, or unasked as below) while it holds nothing but
-    /// the socket (see [`Session::parkable`]), the session frees its buffers, reply queue and
-    /// serving loop (one boxed future, see [`Session::serve`]), and the task only
-    /// waits for the socket to be readable. A client that sent nothing yet starts
+    /// the socket (see `Session::parkable`), the session frees its buffers, reply
+    /// queue and serving loop (one boxed future, see `Session::serve`), and the
+    /// task only waits for the socket to be readable. A client that sent nothing yet starts
     /// parked (unless a timer applies to it, e.g. an idle timeout), and parks again,
     /// unasked, the first time it is idle after that (a spell of parking per
     /// connection, not per request).
