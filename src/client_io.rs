@@ -234,6 +234,8 @@ struct Handoff {
     waker: Option<Waker>,
     /// The session is gone: replies are dropped.
     closed: bool,
+    /// The session is asked to park once it is idle (see [`ClientIo::ask_to_park`]).
+    park: bool,
 }
 
 /// The client socket, the direct-reply hand-off and the queue of backend replies.
@@ -313,16 +315,35 @@ impl ClientIo {
         }
     }
 
-    /// Session side: the next completion, registering to be woken when none is queued.
-    pub fn poll_completion(&self, cx: &mut Context<'_>) -> Poll<Completion> {
+    /// Session side: the next completion, registering to be woken when none is
+    /// queued; `None` when the session was asked to park (once per asking).
+    pub fn poll_completion(&self, cx: &mut Context<'_>) -> Poll<Option<Completion>> {
         let mut h = self.lock();
         if let Some(c) = h.completions.pop_front() {
-            return Poll::Ready(c);
+            return Poll::Ready(Some(c));
+        }
+        if std::mem::take(&mut h.park) {
+            return Poll::Ready(None);
         }
         if !h.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             h.waker = Some(cx.waker().clone());
         }
         Poll::Pending
+    }
+
+    /// Asks the session to free its serving state if it is idle (the client sent
+    /// nothing for a while): wakes it with `None` from [`ClientIo::poll_completion`].
+    pub fn ask_to_park(&self) {
+        let mut h = self.lock();
+        if h.closed {
+            return;
+        }
+        h.park = true;
+        let waker = h.waker.take();
+        drop(h);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Session side: the next completion if one is queued.
@@ -414,7 +435,22 @@ mod tests {
         };
         tokio::task::yield_now().await;
         io.complete(3, 0, Err(BackendError::Timeout), true);
-        let c = waiter.await.unwrap();
+        let c = waiter.await.unwrap().unwrap();
         assert_eq!((c.seq, c.reply), (3, Err(BackendError::Timeout)));
+    }
+
+    #[tokio::test]
+    async fn asking_to_park_wakes_the_session_once() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let io = std::sync::Arc::new(ClientIo::new(ClientStream::Unix(ours)));
+        let waiter = {
+            let io = io.clone();
+            tokio::spawn(async move { std::future::poll_fn(|cx| io.poll_completion(cx)).await })
+        };
+        tokio::task::yield_now().await;
+        io.ask_to_park();
+        assert!(waiter.await.unwrap().is_none());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(io.poll_completion(&mut cx).is_pending());
     }
 }

@@ -30,7 +30,8 @@
 //! server/          listener; session (socket, buffers, reply queue, client state);
 //!                  dispatch → pieces (forward, dedicated, pubsub, local, info), each
 //!                  given a narrow Ctx and returning an Outcome; output (writes, accounting);
-//!                  clients registry; subscriptions, blocked commands and transactions
+//!                  clients registry; parking (idle sessions free their serving
+//!                  state); subscriptions, blocked commands and transactions
 //!                  that follow topology changes
 //! tls/             TLS: config → rustls, certificate loading, rotation, client stream
 //! errors.rs        every error reply text

@@ -104,7 +104,7 @@ pub fn parse(text: &str) -> Result<Nutcracker, Vec<Problem>> {
         pools: configs,
         admin: None,
         admin_token_file: None,
-        workers: 0,
+        workers: super::schema::DEFAULT_WORKERS,
         log_json: false,
         log_level: "info".into(),
     };

@@ -11,6 +11,11 @@ use std::time::Duration;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9121";
 /// Default backend connections per node and protocol version.
 pub const DEFAULT_POOL_CONNECTIONS: usize = 1;
+/// Worker threads when the file sets none: one event loop, like nutcracker and
+/// predixy's default. On a small machine shared with Redis or the clients a second
+/// worker costs CPU per request and gains no throughput (tests/bench/results);
+/// `workers: 0` asks for one per core.
+pub const DEFAULT_WORKERS: usize = 1;
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default request timeout (time a backend may take to answer one request).
@@ -61,8 +66,9 @@ pub struct FileConfig {
     /// Default: none (reload is open, like the rest of the loopback admin port).
     #[serde(default)]
     pub admin_token_file: Option<String>,
-    /// Tokio worker threads, 0..=1024; 0 = number of cores. Default 0.
-    #[serde(default)]
+    /// Worker threads (event loops), 0..=1024; 0 = one per core. Default
+    /// [`DEFAULT_WORKERS`] (1).
+    #[serde(default = "default_workers")]
     pub workers: usize,
     /// Backend Redis nodes: at least one, unless `cluster` is set (then none).
     #[serde(default)]
@@ -133,6 +139,10 @@ pub struct FileConfig {
 
 fn default_max_lag() -> Duration {
     super::replicas::DEFAULT_MAX_REPLICA_LAG
+}
+
+fn default_workers() -> usize {
+    DEFAULT_WORKERS
 }
 
 fn default_admin() -> Option<String> {

@@ -518,3 +518,11 @@ fn allow_admin_is_a_checked_bool() {
         "{typo:?}"
     );
 }
+
+#[test]
+fn workers_default_to_one_and_zero_means_one_per_core() {
+    assert_eq!(ok(BASE).workers, DEFAULT_WORKERS);
+    assert_eq!(DEFAULT_WORKERS, 1);
+    assert_eq!(ok(&with("workers: 0\n")).workers, 0);
+    assert_eq!(ok(&with("workers: 3\n")).workers, 3);
+}

@@ -43,7 +43,7 @@ fn setname(c: &mut ClientState, req: &Request, b: &mut BytesMut) {
     if !super::local::valid_name(req.arg(2)) {
         return b.extend_from_slice(errors::CLIENT_NAME);
     }
-    c.name = (!req.arg(2).is_empty()).then(|| req.arg_bytes(2));
+    c.name = (!req.arg(2).is_empty()).then(|| Box::new(req.arg_bytes(2)));
     encode::simple(b, "OK");
 }
 
@@ -133,7 +133,7 @@ fn kill(cx: &mut Ctx, req: &Request) -> Outcome {
             .registry
             .all()
             .into_iter()
-            .find(|e| e.addr.as_bytes() == addr);
+            .find(|e| e.addr().as_bytes() == addr);
         return match found {
             Some(e) => kill_one(cx, &e, b"+OK\r\n"),
             None => cx.ready_static(errors::NO_SUCH_CLIENT),
@@ -206,8 +206,8 @@ fn kill(cx: &mut Ctx, req: &Request) -> Outcome {
 fn matches(f: &Filter, e: &ClientEntry) -> bool {
     match f {
         Filter::Id(id) => e.id == *id,
-        Filter::Addr(a) => e.addr.as_bytes() == a.as_slice(),
-        Filter::Laddr(a) => e.laddr.as_bytes() == a.as_slice(),
+        Filter::Addr(a) => e.addr().as_bytes() == a.as_slice(),
+        Filter::Laddr(a) => e.addrs().1.as_bytes() == a.as_slice(),
         Filter::PubSub(p) => e.is_pubsub() == *p,
     }
 }

@@ -31,15 +31,21 @@ pub struct Shown {
     pub user: Option<String>,
 }
 
+impl Shown {
+    /// What a client shows when it connects: RESP2, no name, no subscriptions.
+    pub fn initial() -> Shown {
+        Shown {
+            resp: 2,
+            ..Shown::default()
+        }
+    }
+}
+
 /// One client of a pool.
 #[derive(Debug)]
 pub struct ClientEntry {
     /// CLIENT ID.
     pub id: u64,
-    /// The client's address (`ip:port`, or `path:0` on a unix socket).
-    pub addr: String,
-    /// The address it connected to.
-    pub laddr: String,
     /// The socket's descriptor number (shown only).
     pub fd: i32,
     created: Instant,
@@ -49,10 +55,14 @@ pub struct ClientEntry {
     last_ms: AtomicU64,
     /// Command-table id + 1 of the last command (0: none yet).
     last_cmd: AtomicU32,
-    shown: Mutex<Shown>,
+    /// `None` while it shows what a new client shows ([`Shown::initial`]): most
+    /// clients never change it, and an idle one then costs less.
+    shown: Mutex<Option<Box<Shown>>>,
     /// CLIENT KILL closed it: it is gone for LIST and KILL at once, even before
     /// its session has ended.
     killed: std::sync::atomic::AtomicBool,
+    /// Its session was asked to park and has not served a batch since.
+    park_asked: std::sync::atomic::AtomicBool,
     /// Bytes its session holds in buffers (see [`super::memory`]).
     memory: std::sync::atomic::AtomicUsize,
 }
@@ -60,23 +70,33 @@ pub struct ClientEntry {
 impl ClientEntry {
     /// An entry for a client just accepted.
     pub fn new(id: u64, io: &Arc<ClientIo>) -> ClientEntry {
-        let (addr, laddr) = io.stream.addrs();
         ClientEntry {
             id,
-            addr,
-            laddr,
             fd: io.stream.fd(),
             created: Instant::now(),
             io: Arc::downgrade(io),
             last_ms: AtomicU64::new(0),
             last_cmd: AtomicU32::new(0),
-            shown: Mutex::new(Shown {
-                resp: 2,
-                ..Shown::default()
-            }),
+            shown: Mutex::new(None),
             killed: std::sync::atomic::AtomicBool::new(false),
+            park_asked: std::sync::atomic::AtomicBool::new(false),
             memory: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The client's address and the address it connected to (`ip:port`, or
+    /// `path:0` on a unix socket), asked of its socket when shown (not kept per
+    /// client: an idle client costs less); empty once the session is gone.
+    pub fn addrs(&self) -> (String, String) {
+        self.io
+            .upgrade()
+            .map(|io| io.stream.addrs())
+            .unwrap_or_default()
+    }
+
+    /// The client's address (see [`ClientEntry::addrs`]).
+    pub fn addr(&self) -> String {
+        self.addrs().0
     }
 
     /// The session runs the command with table id `cmd` (one relaxed store).
@@ -88,18 +108,40 @@ impl ClientEntry {
     /// clock: no clock is read per batch).
     pub fn touch(&self, coarse_ms: u64) {
         self.last_ms.store(coarse_ms, Ordering::Relaxed);
+        if self.park_asked.load(Ordering::Relaxed) {
+            self.park_asked.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the session to park (see [`super::parking`]) if it served no batch in
+    /// the `idle_ms` before `now_ms` and was not asked since its last batch.
+    pub fn ask_to_park(&self, now_ms: u64, idle_ms: u64) {
+        let idle = now_ms.saturating_sub(self.last_ms.load(Ordering::Relaxed)) >= idle_ms;
+        if !idle || self.park_asked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(io) = self.io.upgrade() {
+            io.ask_to_park();
+        }
     }
 
     /// Replaces what the session shows, when it changed.
-    pub fn show(&self, now: Shown) {
+    pub fn show(&self, mut now: Shown) {
+        // Shown alike (see `line`): the initial state stays unboxed.
+        if now.user.as_deref() == Some(crate::acl::DEFAULT_USER) {
+            now.user = None;
+        }
         let mut s = self.shown.lock().unwrap_or_else(|e| e.into_inner());
-        if *s != now {
-            *s = now;
+        if now == Shown::initial() {
+            *s = None;
+        } else if s.as_deref() != Some(&now) {
+            *s = Some(Box::new(now));
         }
     }
 
     fn shown(&self) -> Shown {
-        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let s = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        s.as_deref().cloned().unwrap_or_else(Shown::initial)
     }
 
     /// Whether it is a subscriber (CLIENT LIST / KILL `TYPE pubsub`).
@@ -157,10 +199,11 @@ impl ClientEntry {
             _ => "N",
         };
         let mut text = String::new();
+        let (addr, laddr) = self.addrs();
         let _ = write!(
             text,
-            "id={} addr={} laddr={} fd={} name=",
-            self.id, self.addr, self.laddr, self.fd
+            "id={} addr={addr} laddr={laddr} fd={} name=",
+            self.id, self.fd
         );
         out.extend_from_slice(text.as_bytes());
         out.extend_from_slice(s.name.as_deref().unwrap_or_default());
@@ -168,7 +211,7 @@ impl ClientEntry {
         let _ = writeln!(
             text,
             " age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi={} qbuf=0 \
-             qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
+             qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem={} \
              events=r cmd={cmd} user={} redir=-1 resp={}",
             self.created.elapsed().as_secs(),
             idle_ms / 1000,
@@ -176,6 +219,7 @@ impl ClientEntry {
             s.psub,
             s.ssub,
             if s.multi { 0 } else { -1 },
+            self.memory(),
             s.user.as_deref().unwrap_or(crate::acl::DEFAULT_USER),
             s.resp
         );
@@ -208,6 +252,13 @@ impl Registry {
         let mut v: Vec<Arc<ClientEntry>> = self.map().values().filter(live).cloned().collect();
         v.sort_by_key(|e| e.id);
         v
+    }
+
+    /// Runs `f` on every client, under the registry's lock (keep `f` short).
+    pub fn for_each(&self, mut f: impl FnMut(&ClientEntry)) {
+        for e in self.map().values() {
+            f(e);
+        }
     }
 
     /// Client `id`.

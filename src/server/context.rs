@@ -62,8 +62,9 @@ pub struct ClientState {
     pub id: u64,
     /// Protocol chosen with HELLO.
     pub proto: Proto,
-    /// CLIENT SETNAME.
-    pub name: Option<Bytes>,
+    /// CLIENT SETNAME (boxed: most clients have none, and a parked client keeps
+    /// this state).
+    pub name: Option<Box<Bytes>>,
     /// The user it is logged in as (`None`: not authenticated), from the user table
     /// numbered [`ClientState::users_generation`].
     pub user: Option<Arc<User>>,

@@ -101,6 +101,15 @@ impl Dedicated {
         self.tx.in_multi
     }
 
+    /// Never used: no connection opened yet, no transaction, nothing blocked (an
+    /// idle session may then drop it and start afresh, see the session's parking).
+    pub fn is_unused(&self) -> bool {
+        self.generations == 0
+            && self.pinned.is_none()
+            && self.blocking.is_none()
+            && !self.tx.in_multi
+    }
+
     /// A command was rejected: inside MULTI, EXEC will abort.
     pub fn reject_in_multi(&mut self) {
         self.tx.failed |= self.tx.in_multi;

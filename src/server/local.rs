@@ -149,7 +149,7 @@ fn hello(cx: &mut Ctx, req: &Request, b: &mut BytesMut) {
         if !valid_name(req.arg(i)) {
             return b.extend_from_slice(errors::CLIENT_NAME);
         }
-        s.name = (!req.arg(i).is_empty()).then(|| req.arg_bytes(i));
+        s.name = (!req.arg(i).is_empty()).then(|| Box::new(req.arg_bytes(i)));
     }
     s.proto = proto;
     hello_reply(b, proto, s.id);

@@ -61,10 +61,15 @@ impl Held {
 /// and advances its coarse clock.
 pub async fn budget_loop(pool: std::sync::Weak<PoolContext>) {
     let mut over_since: Option<Instant> = None;
+    let mut ticks = 0u32;
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         let Some(pool) = pool.upgrade() else { return };
         pool.coarse_ms.store(pool.precise_ms(), Ordering::Relaxed);
+        ticks = (ticks + 1) % super::parking::SWEEP_EVERY_TICKS;
+        if ticks == 0 {
+            super::parking::sweep(&pool);
+        }
         let total = pool.client_memory.load(Ordering::Relaxed);
         pool.metrics.client_memory.set(total as i64);
         let budget = pool.router.load().limits.clients.max_memory;
@@ -87,7 +92,7 @@ fn close_largest(pool: &Arc<PoolContext>, total: usize, budget: usize) {
     tracing::warn!(
         pool = %pool.name,
         client = largest.id,
-        addr = %largest.addr,
+        addr = %largest.addr(),
         held = largest.memory(),
         total,
         budget,

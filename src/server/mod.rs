@@ -37,6 +37,7 @@ pub mod listener;
 pub mod local;
 pub mod memory;
 pub mod output;
+pub mod parking;
 pub mod pubsub;
 pub mod pubsub_follow;
 pub mod read_route;

@@ -64,6 +64,15 @@ pub struct ReplyQueue {
 }
 
 impl ReplyQueue {
+    /// An empty queue whose first slot gets sequence number `next_seq` (a session
+    /// served again after parking goes on numbering where it stopped).
+    pub fn starting_at(next_seq: u64) -> ReplyQueue {
+        ReplyQueue {
+            base: next_seq,
+            ..ReplyQueue::default()
+        }
+    }
+
     /// Requests not yet written back.
     pub fn len(&self) -> usize {
         self.slots.len()

@@ -5,6 +5,14 @@
 //! The session owns the socket, the read buffer, the reply queue, the write
 //! buffer and the client's state; what to do with each request is decided by
 //! [`super::dispatch`], which only gets a narrow [`Ctx`].
+//!
+//! An idle client is parked ([`super::parking`]): new, the first time it is idle,
+//! or asked after a second without requests, a session with nothing in flight,
+//! buffered or to write and no state on the nodes frees its serving state (buffers,
+//! reply queue, the select loop) and its task keeps only the client's identity
+//! (`Core`) while it waits for the socket; the next bytes bring the serving state
+//! back (one allocation). Busy clients are not asked, so the request path does not
+//! pay for it.
 
 use super::PoolContext;
 use super::clients::{ClientEntry, Shown};
@@ -47,13 +55,44 @@ enum Reading {
     Stopped,
 }
 
-/// A client session.
-pub struct Session {
+/// What a client is whether it is served or parked: its socket, its identity and
+/// state, its place in the registry and in the pool's client memory. Dropped once,
+/// when the client is gone.
+struct Core {
     pool: Arc<PoolContext>,
     io: Arc<ClientIo>,
     /// What CLIENT LIST shows of this client.
     entry: Arc<ClientEntry>,
     client: ClientState,
+    /// Its part of the pool's client memory.
+    held_bytes: super::memory::Held,
+    _slot: ClientSlot,
+}
+
+impl Drop for Core {
+    /// Replies still in flight for a session that is gone are dropped on arrival;
+    /// what it held leaves the pool's client memory.
+    fn drop(&mut self) {
+        self.io.close();
+        self.held_bytes.release(&self.pool);
+    }
+}
+
+/// An idle client: nothing in flight, nothing to write or read, no state on the
+/// nodes. Its buffers, reply queue and the serving loop's state are freed; it keeps
+/// only its [`Core`] until the socket is readable again (see [`Session::run`]).
+struct Parked {
+    core: Core,
+    /// The reply queue's next sequence number (numbers are never reused).
+    next_seq: u64,
+    /// Park again as soon as idle, unasked: a new client, once its first requests
+    /// are served (most clients that stay idle do so from the start).
+    asked: bool,
+}
+
+/// A client session being served.
+pub struct Session {
+    core: Core,
     queue: ReplyQueue,
     held: Held,
     rbuf: BytesMut,
@@ -67,15 +106,14 @@ pub struct Session {
     max_pipeline: usize,
     /// Topology changes, watched while the client holds state on the nodes.
     follow: Option<super::Follow>,
-    /// Its part of the pool's client memory.
-    held_bytes: super::memory::Held,
     /// `limits.max_client_memory` of the topology seen last.
     memory_budget: usize,
     /// Not read while over its share of the memory budget (as of the last step).
     paused: bool,
     /// The idle, slow-request and memory-pause timer.
     deadlines: super::deadline::Deadlines,
-    _slot: ClientSlot,
+    /// Asked to park ([`super::parking`], or new): it does once a step leaves it idle.
+    park_asked: bool,
 }
 
 impl Session {
@@ -86,22 +124,30 @@ impl Session {
         slot: ClientSlot,
         io: Arc<ClientIo>,
     ) -> Session {
-        let (client, max_pipeline, clients) = {
-            let t = pool.router.load();
-            (
-                ClientState::new(entry.id, &t.users),
-                t.limits.max_pipeline,
-                t.limits.clients,
-            )
+        let client = ClientState::new(entry.id, &pool.router.load().users);
+        let core = Core {
+            pool,
+            io,
+            entry,
+            client,
+            held_bytes: Default::default(),
+            _slot: slot,
+        };
+        Session::serving(core, 0, true)
+    }
+
+    /// The serving state of `core`, its reply queue numbered from `next_seq`, with
+    /// the current topology's limits; parking as soon as it is idle if `asked`.
+    fn serving(core: Core, next_seq: u64, asked: bool) -> Session {
+        let (max_pipeline, clients) = {
+            let t = core.pool.router.load();
+            (t.limits.max_pipeline, t.limits.clients)
         };
         let mut deadlines = super::deadline::Deadlines::default();
         deadlines.set_limits(clients);
         Session {
-            pool,
-            io,
-            client,
-            entry,
-            queue: ReplyQueue::default(),
+            core,
+            queue: ReplyQueue::starting_at(next_seq),
             held: Held::default(),
             rbuf: BytesMut::new(),
             read_hint: READ_MIN,
@@ -110,46 +156,59 @@ impl Session {
             deferred: None,
             max_pipeline,
             follow: None,
-            held_bytes: Default::default(),
             memory_budget: clients.max_memory,
             paused: false,
             deadlines,
-            _slot: slot,
+            park_asked: asked,
         }
     }
 
     /// Serves the client until it leaves, or until a protocol error or QUIT is answered.
     /// At shutdown the proxy shuts the socket for reading ([`PoolContext::stop_reading`]):
     /// the session sees end of input, answers what is in flight, then closes.
-    pub async fn run(mut self) {
-        // Held for the session's life so that each batch can borrow a snapshot
-        // (an arc-swap guard, no shared reference count touched).
-        let router = self.pool.router.clone();
-        let io = self.io.clone();
+    ///
+    /// An idle client costs little memory: parking ([`super::parking`]: after a
+    /// second without requests, or unasked as below) while it holds nothing but
+    /// the socket (see `Session::parkable`), the session frees its buffers, reply
+    /// queue and serving loop (one boxed future, see `Session::serve`), and the
+    /// task only waits for the socket to be readable. A client that sent nothing yet starts
+    /// parked (unless a timer applies to it, e.g. an idle timeout), and parks again,
+    /// unasked, the first time it is idle after that (a spell of parking per
+    /// connection, not per request).
+    pub fn run(mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.account();
-        // One loop in this one future (no inner session future): a session's task
-        // stays as small as its state.
+        let serve_now = !self.parkable();
+        wait_and_serve(self.park(true), serve_now)
+    }
+
+    /// Serves until the session is idle (returns it parked) or over (`None`, the
+    /// socket closed). Runs boxed, so that a parked client's task stays small.
+    async fn serve(mut self, router: &Router, io: &ClientIo) -> Option<Parked> {
+        self.account();
         'serve: loop {
             let can_read = self.can_read();
             tokio::select! {
                 biased;
-                c = std::future::poll_fn(|cx| io.poll_completion(cx)) => self.on_completion(c),
+                c = std::future::poll_fn(|cx| io.poll_completion(cx)) => match c {
+                    Some(c) => self.on_completion(c),
+                    None => self.park_asked = true,
+                },
                 r = io.stream.write(self.out.pending()), if !self.out.is_empty() => match r {
-                    Ok(n) if n > 0 => self.out.wrote(n, &self.pool.metrics),
+                    Ok(n) if n > 0 => self.out.wrote(n, &self.core.pool.metrics),
                     _ => break 'serve,
                 },
                 r = io.stream.flush(), if io.stream.wants_flush() => if r.is_err() {
                     break 'serve;
                 },
-                r = read_some(&io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
+                r = read_some(io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
                     Ok(0) if self.held.dedicated.blocked(&self.queue) => break 'serve,
                     Ok(0) => self.reading = Reading::Eof,
                     Ok(n) => {
-                        self.pool.metrics.received(n);
+                        self.core.pool.metrics.received(n);
                         self.deadlines.on_read();
                     }
                     Err(e) => {
-                        tracing::debug!(client = self.client.id, error = %e, "client connection reset");
+                        tracing::debug!(client = self.core.client.id, error = %e, "client connection reset");
                         break 'serve;
                     }
                 },
@@ -158,16 +217,50 @@ impl Session {
                 }
                 side = std::future::poll_fn(|cx| poll_side(&mut self.follow, &mut self.deadlines, cx)),
                     if self.follow.is_some() || self.deadlines.armed() => match side {
-                    Side::Topology(ev) => self.on_topology(ev, &router),
+                    Side::Topology(ev) => self.on_topology(ev, router),
                     Side::Deadline(why) => self.on_deadline(why),
                 },
             }
-            if !self.step(&router) {
+            if !self.step(router) {
                 break 'serve;
+            }
+            if self.park_asked && self.parkable() {
+                return Some(self.park(false));
             }
         }
         drop(self);
         io.stream.close().await;
+        None
+    }
+
+    /// Whether the session holds nothing but its socket: reading, nothing in
+    /// flight, buffered or to write, no state on the nodes, no timer armed (a
+    /// configured idle timeout keeps idle clients served, so that it can fire).
+    fn parkable(&self) -> bool {
+        self.reading == Reading::Open
+            && !self.paused
+            && self.queue.is_empty()
+            && self.deferred.is_none()
+            && self.rbuf.is_empty()
+            && self.out.is_empty()
+            && self.follow.is_none()
+            && !self.deadlines.armed()
+            && !self.held.subs.is_member()
+            && self.held.dedicated.is_unused()
+            && !self.core.io.stream.wants_flush()
+    }
+
+    /// Frees everything but the [`Core`]; with `asked` it parks again as soon as it
+    /// is idle after its next requests.
+    fn park(mut self, asked: bool) -> Parked {
+        self.core
+            .held_bytes
+            .report(&self.core.pool, &self.core.entry, 0);
+        Parked {
+            next_seq: self.queue.next_seq(),
+            asked,
+            core: self.core,
+        }
     }
 
     /// Whether to read more: the client may send, the pipeline and the write
@@ -184,7 +277,9 @@ impl Session {
     /// The pool's client memory is over budget and this client holds more than
     /// its share: it is not read until that changes.
     fn memory_paused(&self) -> bool {
-        self.held_bytes.over_share(&self.pool, self.memory_budget)
+        self.core
+            .held_bytes
+            .over_share(&self.core.pool, self.memory_budget)
     }
 
     /// Everything after one event: take back direct writes, serve what was read,
@@ -207,7 +302,9 @@ impl Session {
     /// Reports what the session holds to the memory budget, and arms its timer.
     fn account(&mut self) {
         let bytes = self.rbuf.capacity() + self.out.capacity() + self.queue.ready_bytes();
-        self.held_bytes.report(&self.pool, &self.entry, bytes);
+        self.core
+            .held_bytes
+            .report(&self.core.pool, &self.core.entry, bytes);
         self.paused = self.memory_paused();
         let open = self.reading == Reading::Open;
         self.deadlines.after_step(super::deadline::Now {
@@ -226,11 +323,11 @@ impl Session {
         match why {
             Expired::Recheck => {}
             Expired::Idle => {
-                self.pool.metrics.clients_timed_out.inc();
+                self.core.pool.metrics.clients_timed_out.inc();
                 self.reading = Reading::Stopped;
             }
             Expired::SlowRequest => {
-                self.pool.metrics.clients_timed_out.inc();
+                self.core.pool.metrics.clients_timed_out.inc();
                 let class = RequestClass::Invalid;
                 self.queue.push_ready(
                     bytes::Bytes::from_static(crate::errors::REQUEST_TOO_SLOW),
@@ -246,9 +343,11 @@ impl Session {
     /// Takes back a reply a backend connection wrote directly (see
     /// [`crate::client_io`]) and stops further direct writes until re-armed.
     fn reconcile(&mut self) {
-        let Some(d) = self.io.disarm() else { return };
+        let Some(d) = self.core.io.disarm() else {
+            return;
+        };
         if let Some(class) = self.queue.skip_front(d.seq) {
-            delivered(&self.pool.metrics, class, d.head.error, d.head.len);
+            delivered(&self.core.pool.metrics, class, d.head.error, d.head.len);
         }
     }
 
@@ -256,7 +355,7 @@ impl Session {
     fn arm(&mut self) {
         let idle = self.out.is_empty() && self.reading == Reading::Open && self.deferred.is_none();
         if let (true, Some(seq)) = (idle, self.queue.lone_waiting()) {
-            self.io.arm(seq);
+            self.core.io.arm(seq);
         }
     }
 
@@ -270,10 +369,10 @@ impl Session {
                 return true;
             }
             let pending = self.out.pending().len();
-            match self.io.stream.try_write(self.out.pending()) {
+            match self.core.io.stream.try_write(self.out.pending()) {
                 Ok(0) => return false,
                 Ok(n) => {
-                    self.out.wrote(n, &self.pool.metrics);
+                    self.out.wrote(n, &self.core.pool.metrics);
                     if n < pending {
                         return true;
                     }
@@ -288,7 +387,7 @@ impl Session {
     fn advance(&mut self, router: &Router) {
         loop {
             self.process(router);
-            if self.out.fill(&mut self.queue, &self.pool.metrics) == 0 {
+            if self.out.fill(&mut self.queue, &self.core.pool.metrics) == 0 {
                 return;
             }
         }
@@ -300,9 +399,11 @@ impl Session {
             if let Some(c) = self.held.dedicated.intercept(c) {
                 self.queue.complete(c.seq, c.part, c.reply, c.head);
             }
-            next = self.io.try_completion();
+            next = self.core.io.try_completion();
         }
-        self.held.dedicated.settle(&self.queue, self.client.lane);
+        self.held
+            .dedicated
+            .settle(&self.queue, self.core.client.lane);
     }
 
     fn on_sub_frame(&mut self, f: SubFrame) {
@@ -333,14 +434,14 @@ impl Session {
             match decode(&mut self.rbuf, topo.limits.max_request_size) {
                 Ok(Some(req)) => {
                     let route = classify(&topo, &req);
-                    self.pool.metrics.request(metric_class(&route));
+                    self.core.pool.metrics.request(metric_class(&route));
                     self.handle(req, route, &topo);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(client = self.client.id, error = %e, "client protocol error");
+                    tracing::debug!(client = self.core.client.id, error = %e, "client protocol error");
                     let class = RequestClass::Invalid;
-                    self.pool.metrics.request(class);
+                    self.core.pool.metrics.request(class);
                     self.queue.push_ready(
                         crate::errors::protocol_error(e),
                         After::Close,
@@ -351,8 +452,9 @@ impl Session {
                 }
             }
         }
-        self.entry.touch(
-            self.pool
+        self.core.entry.touch(
+            self.core
+                .pool
                 .coarse_ms
                 .load(std::sync::atomic::Ordering::Relaxed),
         );
@@ -367,12 +469,12 @@ impl Session {
     ) -> R {
         let mut cx = Ctx {
             class,
-            quiet: self.client.reply != ReplyMode::On,
+            quiet: self.core.client.reply != ReplyMode::On,
             queue: &mut self.queue,
-            client: &mut self.client,
+            client: &mut self.core.client,
             topo,
-            pool: &self.pool,
-            io: &self.io,
+            pool: &self.core.pool,
+            io: &self.core.io,
         };
         f(&mut cx, &mut self.held)
     }
@@ -380,10 +482,10 @@ impl Session {
     /// Hands one request to [`dispatch`] and acts on its outcome.
     fn handle(&mut self, req: Request, route: super::dispatch::Route, topo: &Topology) {
         let stateful = route.is_some_and(|(spec, class)| {
-            self.entry.command(spec.id);
+            self.core.entry.command(spec.id);
             super::dispatch::changes_client_state(class)
         });
-        let was = self.client.reply;
+        let was = self.core.client.reply;
         let outcome = self.with_cx(topo, metric_class(&route), |cx, held| {
             dispatch(cx, held, req, route)
         });
@@ -392,11 +494,11 @@ impl Session {
             Outcome::Wait(req) => return self.deferred = Some(req),
             Outcome::Close => self.reading = Reading::Stopped,
         }
-        if was == ReplyMode::SkipNext && self.client.reply == ReplyMode::SkipNext {
-            self.client.reply = ReplyMode::On;
+        if was == ReplyMode::SkipNext && self.core.client.reply == ReplyMode::SkipNext {
+            self.core.client.reply = ReplyMode::On;
         }
         if stateful {
-            self.entry.show(self.shown());
+            self.core.entry.show(self.shown());
             self.watch_if_holding();
         }
     }
@@ -407,13 +509,13 @@ impl Session {
         if self.follow.is_some() || !self.held.on_nodes() {
             return;
         }
-        let watch = self.pool.watch_changes();
+        let watch = self.core.pool.watch_changes();
         let coming = watch.next.borrow().clone();
         self.follow = Some(super::Follow::new(watch));
         if let Some(next) = coming {
             self.on_topology(
                 super::TopologyEvent::Coming(next),
-                &self.pool.router.clone(),
+                &self.core.pool.router.clone(),
             );
         }
     }
@@ -437,23 +539,34 @@ impl Session {
     fn shown(&self) -> Shown {
         let (sub, psub, ssub) = self.held.subs.counts();
         Shown {
-            name: self.client.name.clone(),
-            resp: self.client.proto.index() as u8 + 2,
+            name: self.core.client.name.as_deref().cloned(),
+            resp: self.core.client.proto.index() as u8 + 2,
             sub,
             psub,
             ssub,
             multi: self.held.dedicated.in_multi(),
-            user: self.client.user.as_ref().map(|u| u.name.clone()),
+            user: self.core.client.user.as_ref().map(|u| u.name.clone()),
         }
     }
 }
 
-impl Drop for Session {
-    /// Replies still in flight for a session that is gone are dropped on arrival;
-    /// what it held leaves the pool's client memory.
-    fn drop(&mut self) {
-        self.io.close();
-        self.held_bytes.release(&self.pool);
+/// A parked client's task: waits until its socket is readable (data, end of input
+/// or an error: the session finds out which), then serves it until it is idle
+/// again; with `serve_now` it starts serving without waiting.
+async fn wait_and_serve(mut parked: Parked, mut serve_now: bool) {
+    // Held for the client's life so that each batch can borrow a snapshot (an
+    // arc-swap guard, no shared reference count touched).
+    let router = parked.core.pool.router.clone();
+    let io = parked.core.io.clone();
+    loop {
+        if !std::mem::take(&mut serve_now) {
+            let _ = io.stream.readable().await;
+        }
+        let session = Session::serving(parked.core, parked.next_seq, parked.asked);
+        match Box::pin(session.serve(&router, &io)).await {
+            Some(p) => parked = p,
+            None => return,
+        }
     }
 }
 
@@ -515,10 +628,26 @@ mod tests {
     }
 
     /// Every connected client is one such task: its size is memory per idle
-    /// client. (A session awaiting an inner session future once doubled it.)
+    /// client, so the serving state is boxed apart (and freed while parked).
     #[test]
-    fn a_session_task_stays_small() {
+    fn a_parked_session_task_stays_small() {
         let run = returned_size(super::Session::run);
-        assert!(run <= 2048, "Session::run's future is {run} bytes");
+        assert!(run <= 384, "Session::run's future is {run} bytes");
+    }
+
+    /// The serving loop's future: one allocation per busy spell of a client.
+    #[test]
+    fn the_serving_future_stays_small() {
+        fn returned_size3<A, B, C, F: Fn(A, B, C) -> Fut, Fut>(_: F) -> usize {
+            std::mem::size_of::<Fut>()
+        }
+        let serve = returned_size3::<
+            super::Session,
+            &'static crate::topology::Router,
+            &'static super::ClientIo,
+            _,
+            _,
+        >(super::Session::serve);
+        assert!(serve <= 2048, "Session::serve's future is {serve} bytes");
     }
 }

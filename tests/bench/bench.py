@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""ringproxy load benchmark: ringproxy vs nutcracker vs one redis-server, same load.
+"""ringproxy load benchmark: ringproxy vs nutcracker (and predixy) vs one redis-server.
 
     python3 tests/bench/bench.py [--quick|--smoke] [--binary PATH] [--out DIR]
-                                 [--targets ringproxy,baseline,nutcracker,direct]
+                                 [--targets ringproxy,ringproxy-default,nutcracker,direct]
                                  [--baseline PATH [--baseline-label TEXT]] [--tls]
+                                 [--predixy PATH]
 
 See tests/bench/README.md for what it measures and how to read the results.
 """
@@ -22,17 +23,20 @@ from ringbench import load, procs, report, targets as tg, tls  # noqa: E402
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(BENCH_DIR))
-ALL_TARGETS = ("ringproxy", "ringproxy-tls", "ringproxy-tls-both", "baseline", "nutcracker",
-               "direct")
+ALL_TARGETS = ("ringproxy", "ringproxy-default", "ringproxy-tls", "ringproxy-tls-both",
+               "baseline", "predixy", "predixy-2t", "nutcracker", "direct")
 # Run when --targets is not given (baseline joins them when --baseline is, the TLS
-# targets when --tls is).
-DEFAULT_TARGETS = ("ringproxy", "nutcracker", "direct")
+# targets when --tls is, the predixy ones when --predixy is).
+DEFAULT_TARGETS = ("ringproxy", "ringproxy-default", "nutcracker", "direct")
+# predixy with one and with two worker threads (--predixy only).
+PREDIXY_TARGETS = {"predixy": 1, "predixy-2t": 2}
 # ringproxy with TLS on the client side; and also TLS to the nodes (--tls only).
 TLS_TARGETS = ("ringproxy-tls", "ringproxy-tls-both")
 # Proxy pairs whose key placement is compared, when both are among the targets.
 PLACEMENT_PAIRS = (("ringproxy", "nutcracker"), ("baseline", "nutcracker"),
                    ("ringproxy", "baseline"), ("ringproxy", "ringproxy-tls"),
-                   ("ringproxy", "ringproxy-tls-both"))
+                   ("ringproxy", "ringproxy-tls-both"), ("ringproxy", "ringproxy-default"),
+                   ("predixy", "predixy-2t"))
 FD_MARGIN = 2000
 
 
@@ -52,6 +56,9 @@ def parse_args(argv):
                         "target 'baseline' exactly like ringproxy; adds ringproxy/baseline ratios")
     p.add_argument("--baseline-label", default=None, metavar="TEXT",
                    help="names the baseline in the report, e.g. its commit (default: its path)")
+    p.add_argument("--predixy", default=None, metavar="PATH",
+                   help="a predixy binary: adds the targets predixy (1 thread) and predixy-2t "
+                        "(2 threads) over the same nodes (see README for building it)")
     p.add_argument("--targets", default=None,
                    help="comma-separated subset of " + ",".join(ALL_TARGETS) + " (default "
                         + ",".join(DEFAULT_TARGETS) + ", and baseline with --baseline)")
@@ -88,6 +95,7 @@ def chosen_targets(args):
         sys.exit(f"--targets includes {','.join(asked_tls)}: add --tls")
     if args.tls and not asked_tls:
         print("note: --tls given but no TLS target is in --targets: no TLS run")
+    check_predixy(args, names)
     return [t for t in ALL_TARGETS if t in names]
 
 
@@ -96,7 +104,8 @@ def requested_targets(args):
     and the TLS targets with --tls)."""
     if args.targets is None:
         return (list(DEFAULT_TARGETS) + (["baseline"] if args.baseline else [])
-                + (list(TLS_TARGETS) if args.tls else []))
+                + (list(TLS_TARGETS) if args.tls else [])
+                + (list(PREDIXY_TARGETS) if args.predixy else []))
     return [t.strip() for t in args.targets.split(",") if t.strip()]
 
 
@@ -106,6 +115,17 @@ def check_baseline(args):
         sys.exit("--targets includes baseline but no --baseline PATH was given")
     if not (os.path.isfile(args.baseline) and os.access(args.baseline, os.X_OK)):
         sys.exit(f"--baseline {args.baseline}: no executable file there "
+                 "(see tests/bench/README.md for how to build one)")
+
+
+def check_predixy(args, names):
+    """Exits when a predixy target is asked for without an executable --predixy PATH."""
+    if not any(t in PREDIXY_TARGETS for t in names):
+        return
+    if not args.predixy:
+        sys.exit("--targets includes predixy but no --predixy PATH was given")
+    if not (os.path.isfile(args.predixy) and os.access(args.predixy, os.X_OK)):
+        sys.exit(f"--predixy {args.predixy}: no executable file there "
                  "(see tests/bench/README.md for how to build one)")
 
 
@@ -166,6 +186,13 @@ def start_targets(group, workdir, nodes, names, args, certs=None):
         elif name == "baseline":
             started[name] = tg.start_ringproxy(group, workdir, nodes, args.baseline,
                                                args.workers, name="baseline")
+        elif name == "ringproxy-default":
+            tg.ensure_binary(args.binary, REPO_ROOT)
+            started[name] = tg.start_ringproxy(group, workdir, nodes, args.binary, None,
+                                               name=name)
+        elif name in PREDIXY_TARGETS:
+            started[name] = tg.start_predixy(group, workdir, nodes, args.predixy,
+                                             PREDIXY_TARGETS[name], name=name)
         elif name == "nutcracker":
             started[name] = tg.start_nutcracker(group, workdir, nodes)
         else:
@@ -205,14 +232,18 @@ def rotated(items, k):
     return items[k:] + items[:k]
 
 
-def run_rounds(group, scenarios, started, rounds):
-    """Runs every scenario on every target, alternating targets, for rounds rounds."""
+def run_rounds(group, scenarios, started, rounds, nodes=(), more=None):
+    """Runs every scenario on every target, alternating targets, for rounds rounds.
+
+    started: {name: Target} over nodes; more: {node count: (nodes, {name: Target})},
+    the same targets over another node set, for the scenarios of that many nodes."""
     samples = {sc.key: {t: [] for t in started} for sc in scenarios}
     width = max([10] + [len(t) for t in started])
     for r in range(rounds):
         for sc in scenarios:
+            its_nodes, its_targets = (more or {}).get(sc.nodes, (nodes, started))
             for name in rotated(list(started), r):
-                s = load.measure(group, sc, started[name])
+                s = load.measure(group, sc, its_targets[name], its_nodes)
                 samples[sc.key][name].append(s)
                 print_sample(r, rounds, sc, name, s, width)
     return {k: {t: load.median_sample(v) for t, v in per.items()} for k, per in samples.items()}
@@ -238,13 +269,26 @@ def versions(started, args):
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary)))
         rows.append(("ringproxy", f"{binary}, built {built} (work tree at git {rev}), "
                                   f"workers: {args.workers}"))
+    if "ringproxy-default" in started:
+        rows.append(("ringproxy-default", "the same binary with no `workers` line in its "
+                                          "config (the default)"))
     if "baseline" in started:
         rows.append(("baseline", baseline_description(args)))
+    if any(t in started for t in PREDIXY_TARGETS):
+        rows.append(("predixy", f"{os.path.abspath(args.predixy)} ({predixy_version(args)}), "
+                                "StandaloneServerPool, Hash crc16, Distribution modula, "
+                                "one Group per node; WorkerThreads 1 (predixy) and 2 "
+                                "(predixy-2t)"))
     if any(t in started for t in TLS_TARGETS):
         rows.append(("TLS", f"throwaway CA and ECDSA P-256 server certificate for 127.0.0.1 / "
                             f"localhost ({tls.openssl_version()}); redis-benchmark --tls "
                             "--cacert; ringproxy-tls-both talks TLS to the nodes' --tls-port"))
     return rows
+
+
+def predixy_version(args):
+    """What predixy --version prints (its first line), or 'unknown'."""
+    return tg.tool_version([args.predixy, "--version"])
 
 
 def baseline_description(args):
@@ -294,10 +338,11 @@ def benchmark(args, group, workdir):
     nodes = tg.start_nodes(group, workdir, node_certs)
     started = start_targets(group, workdir, nodes, names, args, certs)
     placement = check_placement(started, nodes)
-    load.prefill(nodes)
-    for t in started.values():
+    load.prefill(nodes, big_sizes(scenarios))
+    more = start_more_nodes(group, workdir, scenarios, names, args, certs, node_certs)
+    for t in list(started.values()) + [t for _, m in more.values() for t in m.values()]:
         load.warm_up(group, t)
-    results = run_rounds(group, scenarios, started, rounds)
+    results = run_rounds(group, scenarios, started, rounds, nodes, more)
     ctx = {"profile": profile, "rounds": rounds, "placement": placement,
            "command": " ".join(["python3 tests/bench/bench.py"] + sys.argv[1:]),
            "versions": versions(started, args), "elapsed": time.monotonic() - t0,
@@ -308,6 +353,26 @@ def benchmark(args, group, workdir):
         print("\n" + tls_table)
     print(f"\nresults: {md}  ({time.monotonic() - t0:.0f} s)")
     return [f"{sc.label}/{t}" for sc in scenarios for t in names if results[sc.key][t].error]
+
+
+def big_sizes(scenarios):
+    """The large value sizes the chosen scenarios read (prefilled on the three nodes)."""
+    return sorted({sc.value_size for sc in scenarios
+                   if sc.value_size != load.VALUE_SIZE and sc.nodes == len(tg.NODE_NAMES)})
+
+
+def start_more_nodes(group, workdir, scenarios, names, args, certs, node_certs):
+    """For scenarios over another node count: that many nodes (prefilled) and every
+    target again over them; returns {count: (nodes, {name: Target})}."""
+    more = {}
+    for count in sorted({sc.nodes for sc in scenarios} - {len(tg.NODE_NAMES)}):
+        nodes = tg.start_nodes(group, workdir, node_certs, count, prefix=f"set{count}-")
+        sub = os.path.join(workdir, f"nodes{count}")
+        os.makedirs(sub, exist_ok=True)
+        print(f"{count} more nodes for the {count}-node scenarios:")
+        more[count] = (nodes, start_targets(group, sub, nodes, names, args, certs))
+        load.prefill(nodes)
+    return more
 
 
 def run(args):

@@ -13,23 +13,41 @@ from . import tls as tlsmod
 KEYSPACE = 100_000
 VALUE_SIZE = 64
 MGET_KEYS = 10
+MGET_MANY = 100
+# The many-nodes scenarios' node count (the others run over three nodes).
+MANY_NODES = 25
+# Large values live under their own keys (BIG_KEYS per size, prefilled on every node);
+# the large SETs write key:0..BIG_KEYS-1, which are set back to 64 bytes afterwards.
+BIG_KEYS = 100
+KIB = 1024
+# Seconds between opening the idle connections and sampling RSS (see run_idle).
+IDLE_SETTLE_S = 2.5
 # stderr lines of redis-benchmark that are not errors (a proxy refuses CONFIG GET).
 BENIGN_STDERR = ("WARNING: Could not fetch server CONFIG",)
 
-# Requests per scenario and profile; idle = idle connections opened.
+# Requests per scenario and profile; idle = idle connections opened; many_clients:
+# the clients of get_c5000 (fewer in smoke: 5,000 TLS handshakes of a debug build
+# would take minutes).
 PROFILES = {
-    "full": {"rounds": 7, "p1": 100_000, "p16": 300_000, "mget": 40_000, "c1000": 100_000,
-             "idle_load": 60_000, "idle": 10_000},
-    "quick": {"rounds": 2, "p1": 30_000, "p16": 100_000, "mget": 15_000, "c1000": 30_000,
-              "idle_load": 30_000, "idle": 10_000},
-    "smoke": {"rounds": 1, "p1": 2_000, "p16": 8_000, "mget": 1_000, "c1000": 3_000,
-              "idle_load": 2_000, "idle": 300},
+    "full": {"rounds": 3, "p1": 50_000, "p16": 250_000, "p128": 500_000, "mget": 25_000,
+             "mget100": 4_000, "v16k": 25_000, "v512k": 800, "c1000": 50_000,
+             "c5000": 50_000, "many_clients": 5_000, "idle_load": 40_000, "idle": 10_000},
+    "quick": {"rounds": 2, "p1": 20_000, "p16": 100_000, "p128": 200_000, "mget": 10_000,
+              "mget100": 2_000, "v16k": 10_000, "v512k": 300, "c1000": 20_000,
+              "c5000": 20_000, "many_clients": 5_000, "idle_load": 20_000, "idle": 10_000},
+    "smoke": {"rounds": 1, "p1": 2_000, "p16": 8_000, "p128": 16_000, "mget": 1_000,
+              "mget100": 200, "v16k": 500, "v512k": 50, "c1000": 3_000, "c5000": 1_000,
+              "many_clients": 500, "idle_load": 2_000, "idle": 300},
 }
 
 
 @dataclass
 class Scenario:
-    """One load shape: redis-benchmark arguments, or the idle-connection test when idle > 0."""
+    """One load shape: redis-benchmark arguments, or the idle-connection test when idle > 0.
+
+    nodes: how many backend nodes the proxies spread it over; keyspace and value_size:
+    redis-benchmark's -r and -d; restore: the run overwrote key:0..keyspace-1 with
+    values of value_size, which are set back to VALUE_SIZE bytes after it."""
     key: str
     label: str
     requests: int
@@ -38,29 +56,67 @@ class Scenario:
     command: list = field(default_factory=list)
     tests: str = ""
     idle: int = 0
+    nodes: int = 3
+    keyspace: int = KEYSPACE
+    value_size: int = VALUE_SIZE
+    restore: bool = False
 
     def argv(self, port, extra=()):
         """The redis-benchmark command line for this scenario against 127.0.0.1:port
         (extra: more options, e.g. --tls --cacert FILE)."""
         argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "--csv",
                 "-n", str(self.requests), "-c", str(self.clients), "-P", str(self.pipeline),
-                "-r", str(KEYSPACE), "-d", str(VALUE_SIZE)] + list(extra)
+                "-r", str(self.keyspace), "-d", str(self.value_size)] + list(extra)
         if self.tests:
             argv += ["-t", self.tests]
         return argv + self.command
+
+
+def big_prefix(size):
+    """The key prefix of the prefilled values of size bytes (big16k: for 16 KiB)."""
+    return f"big{size // KIB}k:"
+
+
+def big_value_scenarios(p, size, count):
+    """SET and GET of size-byte values over BIG_KEYS keys, count requests each."""
+    kib = f"{size // KIB} KiB"
+    return [
+        Scenario(f"set_{size // KIB}k", f"SET {kib} P1 c50", count, 50, 1, tests="set",
+                 keyspace=BIG_KEYS, value_size=size, restore=True),
+        Scenario(f"get_{size // KIB}k", f"GET {kib} P1 c50", count, 50, 1,
+                 command=["get", big_prefix(size) + "__rand_int__"], keyspace=BIG_KEYS,
+                 value_size=size),
+    ]
+
+
+# The large value sizes measured (bytes); prefill writes BIG_KEYS of each.
+BIG_SIZES = (16 * KIB, 512 * KIB)
 
 
 def scenarios(profile):
     """The scenarios of a profile, in run order."""
     p = PROFILES[profile]
     mget = ["mget"] + ["key:__rand_int__"] * MGET_KEYS
+    mget100 = ["mget"] + ["key:__rand_int__"] * MGET_MANY
+    many = f"{MANY_NODES} nodes"
     return [
         Scenario("set_p1", "SET P1 c50", p["p1"], 50, 1, tests="set"),
         Scenario("get_p1", "GET P1 c50", p["p1"], 50, 1, tests="get"),
         Scenario("set_p16", "SET P16 c50", p["p16"], 50, 16, tests="set"),
         Scenario("get_p16", "GET P16 c50", p["p16"], 50, 16, tests="get"),
+        Scenario("set_p128", "SET P128 c50", p["p128"], 50, 128, tests="set"),
+        Scenario("get_p128", "GET P128 c50", p["p128"], 50, 128, tests="get"),
         Scenario("mget10", "MGET×10 P1 c50", p["mget"], 50, 1, command=mget),
+        Scenario("mget100", "MGET×100 P1 c50", p["mget100"], 50, 1, command=mget100),
+        *big_value_scenarios(p, BIG_SIZES[0], p["v16k"]),
+        *big_value_scenarios(p, BIG_SIZES[1], p["v512k"]),
         Scenario("get_c1000", "GET P1 c1000", p["c1000"], 1000, 1, tests="get"),
+        Scenario("get_c5000", f"GET P1 c{p['many_clients']}", p["c5000"], p["many_clients"], 1,
+                 tests="get"),
+        Scenario("get_p1_n25", f"GET P1 c50, {many}", p["p1"], 50, 1, tests="get",
+                 nodes=MANY_NODES),
+        Scenario("get_p16_n25", f"GET P16 c50, {many}", p["p16"], 50, 16, tests="get",
+                 nodes=MANY_NODES),
         Scenario("idle", f"GET c50 + {p['idle']} idle", p["idle_load"], 50, 1, tests="get",
                  idle=p["idle"]),
     ]
@@ -182,7 +238,10 @@ def run_idle(group, scenario, target):
     except (OSError, RuntimeError) as e:
         return Sample(error=f"idle connections: {e}"[:160])
     try:
-        time.sleep(0.2)  # let the target settle its accept work before sampling RSS
+        # Let the target settle before sampling RSS: its accept work, and ringproxy
+        # parks clients idle for a second (frees their serving state, checked once a
+        # second), which is what idle clients cost it for most of their life.
+        time.sleep(IDLE_SETTLE_S)
         rss1 = procs.status_bytes(target.pid, "VmRSS") if procs.alive(target.pid) else rss0
         loaded = run_benchmark(group, scenario, target)
     finally:
@@ -192,11 +251,16 @@ def run_idle(group, scenario, target):
     return loaded
 
 
-def measure(group, scenario, target):
-    """Runs one scenario against one target; returns a Sample."""
+def measure(group, scenario, target, nodes=()):
+    """Runs one scenario against one target; returns a Sample. A scenario that
+    overwrote small values (restore) sets them back on nodes afterwards."""
     if scenario.idle:
         return run_idle(group, scenario, target)
-    return run_benchmark(group, scenario, target)
+    try:
+        return run_benchmark(group, scenario, target)
+    finally:
+        if scenario.restore:
+            restore_small(nodes, scenario.keyspace)
 
 
 def median_sample(samples):
@@ -219,17 +283,34 @@ def median_sample(samples):
     return med
 
 
-def prefill(nodes, chunk=10_000):
-    """Writes every benchmark key (key:%012d, 64-byte value) to every node."""
-    value = b"v" * VALUE_SIZE
+def prefill(nodes, big=(), chunk=10_000):
+    """Writes every benchmark key (key:%012d, 64-byte value) to every node, and for each
+    size in big BIG_KEYS keys of that size (big_prefix(size) + %012d)."""
     for node in nodes:
         with resp.Conn(node.port, timeout=30) as c:
-            for start in range(0, KEYSPACE, chunk):
-                cmds = [("SET", b"key:%012d" % i, value)
-                        for i in range(start, min(start + chunk, KEYSPACE))]
-                bad = [r for r in c.pipeline(cmds) if r != "OK"]
-                if bad:
-                    raise RuntimeError(f"prefill of {node.name} failed: {bad[0]}")
+            write_keys(c, node, b"key:", KEYSPACE, VALUE_SIZE, chunk)
+            for size in big:
+                write_keys(c, node, big_prefix(size).encode(), BIG_KEYS, size,
+                           max(1, chunk * VALUE_SIZE // size))
+
+
+def write_keys(c, node, prefix, count, size, chunk):
+    """SETs prefix%012d for i < count to size-byte values over connection c, chunk per
+    pipeline; raises when a node refuses one."""
+    value = b"v" * size
+    for start in range(0, count, chunk):
+        cmds = [("SET", prefix + b"%012d" % i, value)
+                for i in range(start, min(start + chunk, count))]
+        bad = [r for r in c.pipeline(cmds) if r != "OK"]
+        if bad:
+            raise RuntimeError(f"prefill of {node.name} failed: {bad[0]}")
+
+
+def restore_small(nodes, count):
+    """Sets key:0..count-1 back to their 64-byte values on every node."""
+    for node in nodes:
+        with resp.Conn(node.port, timeout=30) as c:
+            write_keys(c, node, b"key:", count, VALUE_SIZE, count)
 
 
 def placement(target, nodes, count=300):

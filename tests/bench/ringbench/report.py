@@ -5,8 +5,8 @@ import platform
 import statistics
 import shutil
 
-TARGET_ORDER = ("ringproxy", "ringproxy-tls", "ringproxy-tls-both", "baseline", "nutcracker",
-                "direct")
+TARGET_ORDER = ("ringproxy", "ringproxy-default", "ringproxy-tls", "ringproxy-tls-both",
+                "baseline", "predixy", "predixy-2t", "nutcracker", "direct")
 # (metric attribute, column title, format); lower is better except where noted.
 METRICS = (
     ("rps", "req/s (higher is better)", "{:,.0f}"),
@@ -20,7 +20,16 @@ IDLE_METRICS = (
     ("idle_bytes", "bytes per idle conn", "{:,.0f}"),
     ("idle_ratio", "req/s with idle ÷ without (higher is better)", "{:.2f}"),
 )
-RATIOS = (("ringproxy", "nutcracker"), ("ringproxy", "direct"), ("nutcracker", "direct"))
+RATIOS = (("ringproxy", "predixy"), ("ringproxy", "predixy-2t"), ("ringproxy", "nutcracker"),
+          ("ringproxy-default", "predixy"), ("ringproxy-default", "predixy-2t"),
+          ("ringproxy-default", "nutcracker"), ("ringproxy", "direct"),
+          ("ringproxy-default", "ringproxy"), ("predixy", "direct"), ("nutcracker", "direct"))
+# The summary: ringproxy (both configs) against each peer, a few metrics per pair.
+SUMMARY_PAIRS = (("ringproxy", "predixy"), ("ringproxy", "predixy-2t"),
+                 ("ringproxy", "nutcracker"), ("ringproxy-default", "predixy"),
+                 ("ringproxy-default", "predixy-2t"), ("ringproxy-default", "nutcracker"),
+                 ("ringproxy", "direct"))
+SUMMARY_METRICS = (("rps", "req/s"), ("cpu_per_m", "CPU"), ("p99", "p99"))
 # The ringproxy ÷ baseline table: the before/after numbers of a data-path change.
 BASELINE_METRICS = (
     ("rps", "req/s (higher is better)"),
@@ -87,7 +96,7 @@ def ratio_table(scenarios, targets, results):
     pairs = [(a, b) for a, b in RATIOS if a in targets and b in targets]
     if not pairs:
         if len(targets) >= 2:  # e.g. ringproxy and baseline: their table is above
-            return "(no two of ringproxy, nutcracker, direct among the targets: no ratios here)"
+            return "(no pair of ringproxy, predixy, nutcracker, direct among the targets: no ratios here)"
         return "(fewer than two targets: no ratios)"
     cols = METRICS + IDLE_METRICS
     tables = []
@@ -102,6 +111,31 @@ def ratio_table(scenarios, targets, results):
             lines.append(f"| {sc.label} | " + " | ".join(cells) + " |")
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
+
+
+def summary_section(scenarios, targets, results):
+    """Markdown section Summary: per scenario, req/s, CPU per request and p99 of ringproxy
+    (and ringproxy-default) ÷ each peer that ran; '' when no such pair ran."""
+    pairs = [(a, b) for a, b in SUMMARY_PAIRS if a in targets and b in targets]
+    if not pairs:
+        return ""
+    cols = [(a, b, attr, f"{short(a)} ÷ {b}: {title}") for a, b in pairs
+            for attr, title in SUMMARY_METRICS]
+    lines = ["## Summary", "",
+             "ringproxy (`--workers`, 1 unless given) and ringproxy-default (no `workers` "
+             "line: the default) ÷ each peer; median of the per-round ratios. req/s above "
+             "1.00 and CPU per request and p99 below 1.00 favour ringproxy.", "",
+             "| scenario | " + " | ".join(c[3] for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for sc in scenarios:
+        cells = [ratio(results[sc.key][a], results[sc.key][b], attr) for a, b, attr, _ in cols]
+        lines.append(f"| {sc.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""])
+
+
+def short(target):
+    """A target's name in a narrow column title."""
+    return {"ringproxy": "rp", "ringproxy-default": "rp-default"}.get(target, target)
 
 
 def baseline_section(scenarios, targets, results, label):
@@ -210,6 +244,7 @@ def markdown(ctx, scenarios, targets, results, chart_name):
         f"![throughput and CPU per request]({chart_name})" if chart_name else
         "(no chart: matplotlib was not installed)",
         "",
+        *optional(summary_section(scenarios, targets, results)),
         *optional(baseline_section(scenarios, targets, results, ctx.get("baseline"))),
         *optional(tls_section(scenarios, targets, results)),
         "## Ratios",

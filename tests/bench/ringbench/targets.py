@@ -1,4 +1,5 @@
-"""The processes under test: three redis-server nodes, nutcracker and ringproxy over them."""
+"""The processes under test: redis-server nodes (three, or more for the many-nodes
+scenarios), and nutcracker, predixy and ringproxy over them."""
 
 import os
 import subprocess
@@ -58,9 +59,19 @@ def start_redis(group, workdir, name, attempts=3, certs=None):
     raise RuntimeError(f"redis-server {name} did not start: {error}")
 
 
-def start_nodes(group, workdir, certs=None):
-    """Starts the three backend nodes n1..n3 (each also on a TLS port with certs)."""
-    return [start_redis(group, workdir, name, certs=certs) for name in NODE_NAMES]
+def node_names(count):
+    """The names of count nodes: n1..n<count>."""
+    return [f"n{i + 1}" for i in range(count)]
+
+
+def start_nodes(group, workdir, certs=None, count=len(NODE_NAMES), prefix=""):
+    """Starts count backend nodes n1..n<count> (each also on a TLS port with certs);
+    prefix tells the log files of a second node set apart."""
+    nodes = [start_redis(group, workdir, prefix + name, certs=certs)
+             for name in node_names(count)]
+    for node, name in zip(nodes, node_names(count)):
+        node.name = name
+    return nodes
 
 
 def nutcracker_config(port, nodes):
@@ -78,16 +89,48 @@ def nutcracker_config(port, nodes):
             "  servers:\n" + servers)
 
 
+def predixy_config(port, nodes, threads, log):
+    """Returns the predixy config over nodes with `threads` worker threads: one
+    StandaloneServerPool with a fixed Group per node, crc16 modulo placement and {}
+    hash tags, logging only warnings and errors (to log)."""
+    groups = "".join(f"    Group {n.name} {{\n        + 127.0.0.1:{n.port}\n    }}\n"
+                     for n in nodes)
+    return (f"Name ringbench\nBind 127.0.0.1:{port}\nWorkerThreads {threads}\n"
+            f"ClientTimeout 0\nLog {log}\n"
+            "LogVerbSample 0\nLogDebugSample 0\nLogInfoSample 0\nLogNoticeSample 0\n"
+            "LogWarnSample 1\nLogErrorSample 1\n"
+            "StandaloneServerPool {\n"
+            "    Hash crc16\n    HashTag \"{}\"\n    Distribution modula\n"
+            "    MasterReadPriority 100\n    RefreshMethod fixed\n"
+            "    ServerTimeout 0\n    ServerFailureLimit 10\n    ServerRetryTimeout 1\n"
+            "    KeepAlive 0\n" + groups + "}\n")
+
+
+def start_predixy(group, workdir, nodes, binary, threads, name="predixy"):
+    """Starts `BINARY FILE` (predixy) over nodes with `threads` threads; returns its Target."""
+    port = group.free_port()
+    log = os.path.join(workdir, f"{name}.log")
+    conf = write_file(os.path.join(workdir, f"{name}.conf"),
+                      predixy_config(port, nodes, threads, log))
+    proc = group.start([binary, conf], os.path.join(workdir, f"{name}.out"))
+    try:
+        procs.wait_ready(proc, port, log, timeout=10)
+    except RuntimeError as e:
+        raise RuntimeError(f"{name} ({binary}) did not start: {e}") from None
+    return Target(name, port, proc.pid)
+
+
 def ringproxy_config(port, nodes, workers, client_tls=None, backend_tls=None):
     """Returns the ringproxy YAML equivalent to nutcracker_config (twemproxy placement)
-    with `workers` event-loop threads. client_tls (tls.Certs) makes the listener TLS;
-    backend_tls (tls.Certs) makes it talk TLS to the nodes' TLS ports."""
+    with `workers` event-loop threads (None: no `workers` line, the default). client_tls
+    (tls.Certs) makes the listener TLS; backend_tls (tls.Certs) makes it talk TLS to the
+    nodes' TLS ports."""
     node_lines = "".join(
         f"  - {{name: {n.name}, addr: 127.0.0.1:{n.tls_port if backend_tls else n.port}}}\n"
         for n in nodes)
     text = (f"listen: 127.0.0.1:{port}\n"
             "admin: null\n"
-            f"workers: {workers}\n"
+            + ("" if workers is None else f"workers: {workers}\n") +
             "nodes:\n" + node_lines +
             "hash: {mode: twemproxy, function: fnv1a_64, distribution: ketama, tag: \"{}\"}\n"
             f"limits: {{max_clients: {MAX_CLIENTS}}}\n")
@@ -119,7 +162,8 @@ def start_nutcracker(group, workdir, nodes):
 
 def start_ringproxy(group, workdir, nodes, binary, workers, name="ringproxy",
                     client_tls=None, backend_tls=None):
-    """Starts `BINARY -c FILE` over nodes with `workers` threads; returns its Target.
+    """Starts `BINARY -c FILE` over nodes with `workers` threads (None: the default);
+    returns its Target.
 
     name is the target's name ("ringproxy", "baseline" for an older build of it, or
     "ringproxy-tls"/"ringproxy-tls-both"): it names the config and log files, and every
