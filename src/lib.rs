@@ -30,6 +30,8 @@
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
 //! client_io.rs     the client stream (TCP or unix socket), the completion queue and
 //!                  the direct-reply hand-off
+//! hotkeys/         hot-key detector: sampled space-saving sketch per worker, merged on demand
+//! coalesce/        identical reads in flight answered from one backend reply
 //! ```
 //!
 //! # Data flow
@@ -58,9 +60,11 @@ pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod client_io;
+pub mod coalesce;
 pub mod command;
 pub mod config;
 pub mod errors;
+pub mod hotkeys;
 pub mod metrics;
 pub mod poll;
 pub mod reload;

@@ -48,12 +48,17 @@ pub struct ReplyTo {
     /// The reply may be written straight to the client; false for parts of merged
     /// replies and dedicated lanes.
     pub direct: bool,
+    /// Requests that joined this one (see [`crate::coalesce`]): they get the same reply.
+    pub fanout: Option<Arc<crate::coalesce::Fanout>>,
 }
 
 impl ReplyTo {
     /// Delivers the reply: straight to the client when its session armed that, else
     /// to the session. A session that is gone is ignored.
-    pub fn send(self, reply: Result<Bytes, BackendError>) {
+    pub fn send(mut self, reply: Result<Bytes, BackendError>) {
+        if let Some(f) = self.fanout.take() {
+            f.deliver(&reply);
+        }
         self.io.complete(self.seq, self.part, reply, self.direct);
     }
 }

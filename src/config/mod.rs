@@ -14,7 +14,7 @@ pub mod checks;
 pub mod clients;
 pub mod convert;
 pub mod duration;
-mod locate;
+pub mod locate;
 pub mod nutcracker;
 pub mod password;
 pub mod schema;

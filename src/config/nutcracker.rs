@@ -170,6 +170,8 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         preconnect: p.preconnect.unwrap_or(false),
         tls: None,
         backend_tls: None,
+        hot_keys: Default::default(),
+        coalesce: false,
     }
 }
 

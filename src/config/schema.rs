@@ -108,6 +108,13 @@ pub struct FileConfig {
     /// TLS on the client listener (TCP only); `null` (default) = plain text.
     #[serde(default)]
     pub tls: Option<ListenerTlsFile>,
+    /// Hot-key detection (see [`crate::hotkeys`]). Default: on, 10s window, top 20.
+    #[serde(default)]
+    pub hot_keys: crate::hotkeys::config::HotKeysFile,
+    /// Identical read-only single-key requests to one node that arrive while one is
+    /// in flight get that one's reply (see [`crate::coalesce`]). Default false.
+    #[serde(default)]
+    pub coalesce: bool,
 }
 
 fn default_admin() -> Option<String> {
@@ -574,4 +581,8 @@ pub struct PoolConfig {
     pub tls: Option<ListenerTlsFile>,
     /// TLS to the nodes.
     pub backend_tls: Option<BackendTlsFile>,
+    /// Hot-key detection.
+    pub hot_keys: crate::hotkeys::HotKeysConfig,
+    /// Coalescing of identical reads in flight.
+    pub coalesce: bool,
 }

@@ -35,6 +35,10 @@ const SECTIONS: &[(&str, Section)] = &[
     ("users", Section::List(fields_of::<UserFile>)),
     ("log", Section::Map(fields_of::<LogFile>)),
     ("tls", Section::Map(fields_of::<ListenerTlsFile>)),
+    (
+        "hot_keys",
+        Section::Map(fields_of::<crate::hotkeys::config::HotKeysFile>),
+    ),
 ];
 
 /// Reports every unknown field in `value` (parsed from `text`) into `r`, with its
@@ -146,7 +150,7 @@ mod tests {
         let top = fields_of::<FileConfig>();
         assert!(top.contains(&"listen") && top.contains(&"nodes"), "{top:?}");
         let mut text = String::from(
-            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\n",
+            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\ncoalesce: false\n",
         );
         let value = |section: &str, field: &str| -> &'static str {
             match (section, field) {
@@ -162,6 +166,9 @@ mod tests {
                 ("limits", _) | ("backend", "db") | ("health", "max_ejected_percent") => "1",
                 ("timeouts" | "health", _) => "1s",
                 ("log", "format") => "text",
+                ("hot_keys", "enabled") => "true",
+                ("hot_keys", "window") => "10s",
+                ("hot_keys", _) => "1",
                 ("users", "name") => "app",
                 ("users", "password") => "pw",
                 ("users", "commands") => "\"+get\"",

@@ -142,6 +142,8 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         listen_mode: listen_mode(r, f),
         tls: super::tls_check::listener(r, f),
         backend_tls: super::tls_check::backend(r, f),
+        hot_keys: crate::hotkeys::config::validate(r, &f.hot_keys),
+        coalesce: f.coalesce,
     }
 }
 

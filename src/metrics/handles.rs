@@ -41,6 +41,8 @@ pub struct PoolMetrics {
     pub clients_closed_for_memory: IntCounter,
     /// Clients closed for being idle or for a request that took too long to arrive.
     pub clients_timed_out: IntCounter,
+    /// Replies served from an identical read already in flight.
+    pub coalesced: HotCounter,
 }
 
 /// True in a build with the `no-metrics` feature: the per-request metric calls

@@ -18,8 +18,8 @@ pub use hot::HotCounter;
 pub use labels::{NodeErrorKind, ReloadResult, RequestClass};
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -99,6 +99,18 @@ families! {
     tls_handshake_failures: IntCounterVec = counter("ringproxy_tls_handshake_failures_total", "Client TLS handshakes that failed or timed out (the connection was closed).", POOL);
     tls_reloads: IntCounterVec = counter("ringproxy_tls_reloads_total", "Listener TLS certificate reloads by result (ok, error).", &["result"]);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
+    hot_key_top_share: GaugeVec = fgauge("ringproxy_hot_key_top_share", "Share of the node's requests taken by its hottest key over the hot_keys window (0..1).", NODE);
+    hot_key_top_rate: GaugeVec = fgauge("ringproxy_hot_key_top_rate", "Requests per second of the node's hottest key over the hot_keys window.", NODE);
+    coalesced: IntCounterVec = counter("ringproxy_coalesced_total", "Replies served from an identical read already in flight (coalesce: true).", POOL);
+}
+
+/// The hot-key gauges of one node.
+#[derive(Debug, Clone)]
+pub struct HotKeyGauges {
+    /// `ringproxy_hot_key_top_share`.
+    pub top_share: Gauge,
+    /// `ringproxy_hot_key_top_rate`.
+    pub top_rate: Gauge,
 }
 
 /// Registers one family; names and label sets are constants, so failure is a bug.
@@ -119,6 +131,13 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     reg(
         r,
         IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    reg(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
     )
 }
 
@@ -174,6 +193,7 @@ impl Metrics {
             client_memory: f.client_memory.with_label_values(p),
             clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
             clients_timed_out: f.clients_timed_out.with_label_values(p),
+            coalesced: self.hot(f.coalesced.with_label_values(p)),
         }
     }
 
@@ -199,6 +219,15 @@ impl Metrics {
         m
     }
 
+    /// The hot-key gauges of node `node` of pool `pool`.
+    pub fn hot_key_gauges(&self, pool: &str, node: &str) -> HotKeyGauges {
+        let l = &[pool, node];
+        HotKeyGauges {
+            top_share: self.families.hot_key_top_share.with_label_values(l),
+            top_rate: self.families.hot_key_top_rate.with_label_values(l),
+        }
+    }
+
     /// Drops every series of a node that a reload removed. Handles still held by
     /// in-flight requests keep working but are no longer exported.
     pub fn remove_node(&self, pool: &str, node: &str) {
@@ -214,6 +243,8 @@ impl Metrics {
         }
         let _ = f.backend_reconnects.remove_label_values(l);
         let _ = f.node_transitions.remove_label_values(l);
+        let _ = f.hot_key_top_share.remove_label_values(l);
+        let _ = f.hot_key_top_rate.remove_label_values(l);
         lock(&self.nodes).remove(&(pool.to_owned(), node.to_owned()));
     }
 

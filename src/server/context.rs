@@ -73,6 +73,8 @@ pub struct ClientState {
     pub lane: Lane,
     /// CLIENT REPLY.
     pub reply: ReplyMode,
+    /// Which in-flight reads it may join ([`crate::coalesce`]).
+    pub coalesce: crate::coalesce::Mark,
 }
 
 impl ClientState {
@@ -86,6 +88,7 @@ impl ClientState {
             users_generation: users.generation(),
             lane: Lane::Shared(Proto::Resp2),
             reply: ReplyMode::On,
+            coalesce: Default::default(),
         }
     }
 }
@@ -193,6 +196,7 @@ impl Ctx<'_> {
             seq,
             part,
             direct: false,
+            fanout: None,
         }
     }
 

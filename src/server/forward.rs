@@ -112,7 +112,13 @@ pub fn one_node(cx: &Ctx, req: &Request, spec: &CommandSpec) -> Result<Option<us
 pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     if let Some(key) = spec.first_arg_key(req) {
         return match cx.topo.node_for_key(key) {
-            Some(n) => forward(cx, n, req.frame().clone()),
+            Some(n) => {
+                crate::hotkeys::on_keyed(cx, key, n);
+                if cx.topo.config.coalesce && crate::coalesce::eligible(spec) {
+                    return crate::coalesce::forward(cx, n, req.frame());
+                }
+                forward(cx, n, req.frame().clone())
+            }
             None => cx.ready_static(BackendError::NoNode.wire()),
         };
     }

@@ -156,6 +156,10 @@ pub struct PoolContext {
     /// Scripts and functions loaded through the proxy, replayed on nodes that join
     /// or come back.
     pub replay: Arc<crate::backend::replay::ReplayLog>,
+    /// Hot-key detector ([`crate::hotkeys`]).
+    pub hot: crate::hotkeys::HotKeys,
+    /// Coalesced reads in flight ([`crate::coalesce`]).
+    pub coalesce: crate::coalesce::InFlight,
     /// Bumped after every new topology is stored: sessions that hold state on the
     /// nodes (subscriptions, blocked commands) watch it and follow the change.
     changes: tokio::sync::watch::Sender<u64>,
@@ -197,6 +201,8 @@ impl PoolContext {
             registry: clients::Registry::default(),
             blocked: AtomicUsize::new(0),
             replay: Arc::default(),
+            hot: Default::default(),
+            coalesce: Default::default(),
             changes: tokio::sync::watch::Sender::new(0),
             next: tokio::sync::watch::Sender::new(None),
             readiness: readiness::Readiness::default(),
