@@ -25,8 +25,8 @@
 //! A joined reply may have been produced by the node up to one round trip before
 //! the joining request arrived. It must never predate the joining client's own
 //! earlier writes, so a client joins only a group created after every request of
-//! its that was not a read had been answered ([`Mark`]): a client that writes and
-//! then reads through the proxy sees its write.
+//! its that may have written had been answered ([`Mark`]): a client that writes
+//! and then reads through the proxy sees its write.
 //!
 //! [`ReplyTo`]: crate::backend::ReplyTo
 //! [`ReplyTo::send`]: crate::backend::ReplyTo::send
@@ -128,10 +128,12 @@ pub struct Mark {
 }
 
 impl Mark {
-    /// The client sends a request of a command with `flags`.
+    /// The client sends a request of a command with `flags` and `class`: anything
+    /// but a read or a command the proxy answers itself (HELLO, PING, CLIENT, ...)
+    /// may write (EVAL and EXEC carry no `write` flag).
     #[inline]
-    pub fn saw(&mut self, flags: CommandFlags) {
-        if !flags.contains(CommandFlags::READONLY) {
+    pub fn saw(&mut self, flags: CommandFlags, class: Class) {
+        if !flags.contains(CommandFlags::READONLY) && !matches!(class, Class::Local(_)) {
             self.dirty = true;
         }
     }

@@ -26,12 +26,14 @@ fn a_client_joins_only_groups_newer_than_its_writes() {
     let mut m = Mark::default();
     // No write yet: any group.
     assert!(m.may_join(3, 10, 1));
-    m.saw(CommandFlags::WRITE);
+    m.saw(CommandFlags::default(), Class::Local(crate::command::LocalKind::Ping));
+    assert!(m.may_join(3, 10, 1), "a local command writes nothing");
+    m.saw(CommandFlags::WRITE, Class::Keyed);
     // A write unanswered: none.
     assert!(!m.may_join(1, 10, 11));
     // Answered when groups 1..=12 exist: only groups created later.
     assert!(!m.may_join(0, 12, 12));
     assert!(m.may_join(0, 13, 13));
-    m.saw(CommandFlags::READONLY);
+    m.saw(CommandFlags::READONLY, Class::Keyed);
     assert!(m.may_join(5, 14, 14));
 }
