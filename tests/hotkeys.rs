@@ -5,6 +5,7 @@
 mod common;
 
 use common::admin::{get, scrape_until};
+use common::diff;
 use common::*;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -72,7 +73,10 @@ fn concurrent(
             .collect();
         let mut sleeper = stall(node, secs);
         gate.wait();
-        let replies = handles.into_iter().map(|h| h.join().expect("client")).collect();
+        let replies = handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect();
         assert_eq!(sleeper.read_ok(), Reply::ok());
         replies
     });
@@ -95,7 +99,10 @@ fn concurrent_reads_of_one_key_reach_the_node_once() {
             "coalesce {coalesce}: {CLIENTS} clients, node served {served} GET (ratio {:.3})",
             served as f64 / CLIENTS as f64
         );
-        assert!(replies.iter().all(|r| r == b"$5\r\nvalue\r\n"), "every client gets the value");
+        assert!(
+            replies.iter().all(|r| r == b"$5\r\nvalue\r\n"),
+            "every client gets the value"
+        );
         if expect_all {
             assert_eq!(served, CLIENTS as u64);
         } else {
@@ -111,7 +118,14 @@ fn nil_replies_coalesce_per_resp_version() {
     let node = RedisServer::start();
     let proxy = Proxy::with_nodes(&[&node], "coalesce: true\n");
     let before = calls(&node, "get");
-    let replies = concurrent(&proxy, &node, "0.5", 100, |i| i % 2 == 1, &["GET", "missing"]);
+    let replies = concurrent(
+        &proxy,
+        &node,
+        "0.5",
+        100,
+        |i| i % 2 == 1,
+        &["GET", "missing"],
+    );
     let served = calls(&node, "get") - before;
     for (i, r) in replies.iter().enumerate() {
         let want: &[u8] = if i % 2 == 1 { b"_\r\n" } else { b"$-1\r\n" };
@@ -127,7 +141,10 @@ fn nil_replies_coalesce_per_resp_version() {
 #[test]
 fn a_client_sees_its_own_write_under_coalescing() {
     let node = RedisServer::start();
-    let proxy = Proxy::with_nodes(&[&node], "coalesce: true\nworkers: 1\npool:\n  connections: 4\n");
+    let proxy = Proxy::with_nodes(
+        &[&node],
+        "coalesce: true\nworkers: 1\npool:\n  connections: 4\n",
+    );
     let mut writer = proxy.conn();
     for round in 0..5 {
         let old = format!("old{round}");
@@ -174,7 +191,11 @@ fn commands_with_side_effects_are_not_coalesced() {
 /// with its node and share; the gauge shows the share; the log says it once.
 #[test]
 fn the_detector_names_the_hot_key() {
-    let nodes = [RedisServer::start(), RedisServer::start(), RedisServer::start()];
+    let nodes = [
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
     let refs: Vec<&RedisServer> = nodes.iter().collect();
     let proxy = Proxy::with_nodes(
         &refs,
@@ -201,16 +222,23 @@ fn the_detector_names_the_hot_key() {
     // On its node it is 3000 of the requests, with at most ~1000/3 cold ones.
     let share = first["share"].as_f64().unwrap();
     assert!(share > 0.85, "{body}");
-    let Reply::Bulk(info) = c.cmd(&["INFO", "hotkeys"]) else { panic!() };
+    let Reply::Bulk(info) = c.cmd(&["INFO", "hotkeys"]) else {
+        panic!()
+    };
     let info = String::from_utf8_lossy(&info).into_owned();
     assert!(info.starts_with("# Hotkeys\r\n"), "{info}");
-    assert!(info.contains(&format!("hotkey_0:key=user:42,node={owner},")), "{info}");
+    assert!(
+        info.contains(&format!("hotkey_0:key=user:42,node={owner},")),
+        "{info}"
+    );
     let scrape = scrape_until(proxy.admin_port(), DEADLINE, "top-key gauge", |s| {
         s.sum("ringproxy_hot_key_top_share", &[("node", owner.as_str())]) > 0.85
     });
     assert!(scrape.sum("ringproxy_hot_key_top_rate", &[("node", owner.as_str())]) > 50.0);
     wait_until("the hot key is logged", DEADLINE, || {
-        proxy.log().contains("hot key crossed hot_keys.log_threshold")
+        proxy
+            .log()
+            .contains("hot key crossed hot_keys.log_threshold")
     });
     let log = proxy.log();
     assert_eq!(log.matches("hot key crossed").count(), 1, "logged once");
@@ -230,10 +258,97 @@ fn binary_keys_are_escaped() {
     let body = get(proxy.admin_port(), "/hotkeys");
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(
-        v["pools"][0]["keys"][0]["key"],
-        "bin\\x0d\\x0a\\x00\\xff\\x2c\\x3dkey",
+        v["pools"][0]["keys"][0]["key"], "bin\\x0d\\x0a\\x00\\xff\\x2c\\x3dkey",
         "{body}"
     );
-    let Reply::Bulk(info) = c.cmd(&["INFO", "hotkeys"]) else { panic!() };
+    let Reply::Bulk(info) = c.cmd(&["INFO", "hotkeys"]) else {
+        panic!()
+    };
     assert!(!info.windows(2).any(|w| w == b"\x00\xff"));
+}
+
+/// The same pipelines of reads to one redis-server and, from 30 clients at once
+/// (RESP2, then RESP3), to a proxy with coalescing and full sampling over three
+/// nodes that all sleep while the clients send: every client's stream is the
+/// reference server's, byte for byte, and replies were shared.
+#[test]
+fn coalesced_streams_are_redis_bytes() {
+    let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let refs: Vec<&RedisServer> = nodes.iter().collect();
+    let pair = diff::Pair {
+        proxy: Proxy::with_nodes(&refs, "coalesce: true\nhot_keys: {sample: 1}\n"),
+        redis: RedisServer::start(),
+        nodes,
+    };
+    let big = "b".repeat(100_000);
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["SET", "s", "value"],
+        vec!["HSET", "h", "a", "1", "b", "2"],
+        vec!["RPUSH", "l", "x", "y", "z"],
+        vec!["ZADD", "z", "1", "a", "2.5", "b"],
+        vec!["SADD", "set", "1", "2", "3"],
+        vec!["SET", "big", &big],
+    ];
+    let setup: Vec<Vec<&[u8]>> = setup.iter().map(|c| diff::args(c)).collect();
+    pair.assert_same("setup", &setup);
+    let reads: Vec<Vec<&str>> = vec![
+        vec!["GET", "s"],
+        vec!["GET", "missing"],
+        vec!["HGET", "h", "a"],
+        vec!["HGETALL", "h"],
+        vec!["LRANGE", "l", "0", "-1"],
+        vec!["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        vec!["ZSCORE", "z", "b"],
+        vec!["SMEMBERS", "set"],
+        vec!["GET", "big"],
+        vec!["HGET", "h", "missing"],
+        vec!["GET", "s", "extra"],
+    ];
+    let mut cmds: Vec<Vec<&[u8]>> = Vec::new();
+    for _ in 0..10 {
+        cmds.extend(reads.iter().map(|c| diff::args(c)));
+    }
+    let bytes = diff::pipeline(&cmds);
+    for resp3 in [false, true] {
+        let connect = |port| {
+            let mut c = Conn::connect(port);
+            if resp3 {
+                assert!(!c.cmd(&["HELLO", "3"]).is_error());
+            }
+            c
+        };
+        let want = diff::until_marker(&mut connect(pair.redis.port()), &bytes);
+        let before =
+            common::admin::scrape(pair.proxy.admin_port()).sum("ringproxy_coalesced_total", &[]);
+        let mut conns: Vec<Conn> = (0..30).map(|_| connect(pair.proxy.port())).collect();
+        let gate = Barrier::new(31);
+        let streams: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = conns
+                .iter_mut()
+                .map(|c| {
+                    let (gate, bytes) = (&gate, &bytes);
+                    s.spawn(move || {
+                        gate.wait();
+                        diff::until_marker(c, bytes)
+                    })
+                })
+                .collect();
+            let mut sleepers: Vec<Conn> = pair.nodes.iter().map(|n| stall(n, "0.3")).collect();
+            gate.wait();
+            let out = handles
+                .into_iter()
+                .map(|h| h.join().expect("client"))
+                .collect();
+            for s in &mut sleepers {
+                assert_eq!(s.read_ok(), Reply::ok());
+            }
+            out
+        });
+        for (i, got) in streams.iter().enumerate() {
+            diff::assert_same(&format!("client {i} (resp3 {resp3})"), &want, got);
+        }
+        let after =
+            common::admin::scrape(pair.proxy.admin_port()).sum("ringproxy_coalesced_total", &[]);
+        assert!(after > before, "replies were shared: {before} -> {after}");
+    }
 }

@@ -170,7 +170,10 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: &Bytes) -> Outcome {
     if let Some(g) = map.get_mut(&key) {
         let created = reg.created.load(Ordering::Relaxed);
         if g.members.len() >= MAX_MEMBERS
-            || !cx.client.coalesce.may_join(cx.queue.waiting(), created, g.born)
+            || !cx
+                .client
+                .coalesce
+                .may_join(cx.queue.waiting(), created, g.born)
         {
             drop(map);
             return crate::server::forward::forward(cx, idx, frame.clone());

@@ -88,8 +88,59 @@ fn from_file(f: &HotKeysFile) -> HotKeysConfig {
 pub fn validate(r: &mut Report, f: &HotKeysFile) -> HotKeysConfig {
     use crate::config::locate::Seg::Key;
     let p = |k| [Key("hot_keys"), Key(k)];
-    r.check(&p("window"), ck::duration_in(f.window, MIN_WINDOW, MAX_WINDOW));
+    r.check(
+        &p("window"),
+        ck::duration_in(f.window, MIN_WINDOW, MAX_WINDOW),
+    );
     r.check(&p("top"), ck::range(f.top, 1, MAX_TOP));
     r.check(&p("sample"), ck::range(f.sample, 1, MAX_SAMPLE));
     from_file(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    const BASE: &str = "listen: 127.0.0.1:6380\nnodes:\n  - addr: 127.0.0.1:7000\n";
+
+    fn messages(extra: &str) -> Vec<String> {
+        match parse(&format!("{BASE}{extra}")) {
+            Ok(_) => vec![],
+            Err(p) => p.into_iter().map(|p| p.message).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c = parse(BASE).unwrap();
+        let p = &c.pools[0];
+        assert_eq!(p.hot_keys, super::HotKeysConfig::default());
+        assert!(p.hot_keys.enabled && !p.coalesce);
+        let c = parse(&format!(
+            "{BASE}coalesce: true\nhot_keys: {{window: 30s, top: 5, sample: 1, log_threshold: 500}}\n"
+        ))
+        .unwrap();
+        let h = c.pools[0].hot_keys;
+        assert_eq!(
+            (h.window.as_secs(), h.top, h.sample, h.log_threshold),
+            (30, 5, 1, 500)
+        );
+        assert!(c.pools[0].coalesce);
+        let bad = messages("hot_keys: {window: 500ms, top: 0, sample: 2000}\n");
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(
+            bad.iter().any(|m| m.starts_with("hot_keys.window:")),
+            "{bad:?}"
+        );
+        assert!(
+            bad.iter().any(|m| m.starts_with("hot_keys.top:")),
+            "{bad:?}"
+        );
+        assert!(
+            bad.iter().any(|m| m.starts_with("hot_keys.sample:")),
+            "{bad:?}"
+        );
+        let unknown = messages("hot_keys: {windw: 10s}\n");
+        assert!(unknown[0].contains("hot_keys.windw"), "{unknown:?}");
+    }
 }

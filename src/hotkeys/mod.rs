@@ -150,19 +150,30 @@ impl HotKeys {
                     .map_or(0, |(_, t)| *t);
                 HotKey {
                     rate: c.count as f64 * scale,
-                    share: if total == 0 { 0.0 } else { (c.count as f64 / total as f64).min(1.0) },
+                    share: if total == 0 {
+                        0.0
+                    } else {
+                        (c.count as f64 / total as f64).min(1.0)
+                    },
                     key: c.key,
                     truncated: c.truncated,
                     node: c.node,
                 }
             })
             .collect();
-        let nodes = nodes.into_iter().map(|(n, c)| (n, c as f64 * scale)).collect();
+        let nodes = nodes
+            .into_iter()
+            .map(|(n, c)| (n, c as f64 * scale))
+            .collect();
         Top { keys, nodes, span }
     }
 }
 
-fn merge(merged: &mut fnv::FnvHashMap<u64, Counter>, nodes: &mut Vec<(Arc<str>, u64)>, s: &Summary) {
+fn merge(
+    merged: &mut fnv::FnvHashMap<u64, Counter>,
+    nodes: &mut Vec<(Arc<str>, u64)>,
+    s: &Summary,
+) {
     for c in s.counters() {
         merged
             .entry(c.hash)

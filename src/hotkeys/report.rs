@@ -38,10 +38,11 @@ pub fn printable(key: &[u8], truncated: bool) -> String {
 }
 
 fn hex(key: &[u8]) -> String {
-    key.iter().fold(String::with_capacity(key.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    key.iter()
+        .fold(String::with_capacity(key.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn round(x: f64) -> f64 {
@@ -170,7 +171,10 @@ mod tests {
     fn keys_are_escaped_and_cut() {
         assert_eq!(printable(b"user:1", false), "user:1");
         assert_eq!(printable(b"a=b,c", false), "a\\x3db\\x2cc");
-        assert_eq!(printable(b"a b\r\n\xff\"", false), "a\\x20b\\x0d\\x0a\\xff\\x22");
+        assert_eq!(
+            printable(b"a b\r\n\xff\"", false),
+            "a\\x20b\\x0d\\x0a\\xff\\x22"
+        );
         let long = vec![b'k'; 100];
         let p = printable(&long, false);
         assert_eq!(p.len(), SHOWN_KEY_BYTES + 3);

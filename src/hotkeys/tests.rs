@@ -79,7 +79,11 @@ fn zipf_load_finds_the_true_top_keys() {
             let name = String::from_utf8_lossy(&k.key).into_owned();
             let exact_rate = exact[&name] as f64 / 8.0;
             let err = (k.rate - exact_rate).abs() / exact_rate;
-            assert!(err < 0.15, "sample 1/{sample} {name}: {} vs {exact_rate}", k.rate);
+            assert!(
+                err < 0.15,
+                "sample 1/{sample} {name}: {} vs {exact_rate}",
+                k.rate
+            );
         }
         // Shares: the hottest key's share of its node, against the exact share.
         let hot = &top.keys[0];
@@ -92,7 +96,11 @@ fn zipf_load_finds_the_true_top_keys() {
             .map(|(_, c)| c)
             .sum();
         let exact_share = exact[&*String::from_utf8_lossy(&hot.key)] as f64 / node_total as f64;
-        assert!((hot.share - exact_share).abs() < 0.03, "{} vs {exact_share}", hot.share);
+        assert!(
+            (hot.share - exact_share).abs() < 0.03,
+            "{} vs {exact_share}",
+            hot.share
+        );
     }
 }
 

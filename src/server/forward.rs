@@ -140,6 +140,9 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     let Some(&(_, first)) = nodes.first() else {
         return any_node(cx, req);
     };
+    for &(k, n) in &nodes {
+        crate::hotkeys::on_keyed(cx, req.arg(k), n);
+    }
     if nodes.iter().all(|&(_, n)| n == first) {
         return forward(cx, first, req.frame().clone());
     }
