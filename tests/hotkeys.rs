@@ -60,7 +60,7 @@ fn concurrent(
         })
         .collect();
     let gate = Arc::new(Barrier::new(clients + 1));
-    let replies = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = conns
             .iter_mut()
             .map(|c| {
@@ -79,8 +79,7 @@ fn concurrent(
             .collect();
         assert_eq!(sleeper.read_ok(), Reply::ok());
         replies
-    });
-    replies
+    })
 }
 
 /// GETs of one key by 200 clients while the node is busy: with coalescing the
