@@ -32,6 +32,8 @@
 //!                  the direct-reply hand-off
 //! hotkeys/         hot-key detector: sampled space-saving sketch per worker, merged on demand
 //! coalesce/        identical reads in flight answered from one backend reply
+//! nearcache/       replies of configured key prefixes kept in memory, invalidated by
+//!                  CLIENT TRACKING BCAST PREFIX pushes on one tracking connection per node
 //! ```
 //!
 //! # Data flow
@@ -66,6 +68,7 @@ pub mod config;
 pub mod errors;
 pub mod hotkeys;
 pub mod metrics;
+pub mod nearcache;
 pub mod poll;
 pub mod reload;
 pub mod resp;

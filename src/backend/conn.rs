@@ -48,16 +48,23 @@ pub struct ReplyTo {
     /// The reply may be written straight to the client; false for parts of merged
     /// replies and dedicated lanes.
     pub direct: bool,
-    /// Requests that joined this one (see [`crate::coalesce`]): they get the same reply.
-    pub fanout: Option<Arc<crate::coalesce::Fanout>>,
+    /// Sees the reply before the client does: requests that joined this one
+    /// ([`crate::coalesce`]), a write the near cache waits for ([`crate::nearcache`]).
+    pub tap: Option<Arc<dyn ReplyTap>>,
+}
+
+/// Something that sees a reply before its client does.
+pub trait ReplyTap: std::fmt::Debug + Send + Sync {
+    /// Called with the reply, before it is delivered.
+    fn on_reply(&self, reply: &Result<Bytes, BackendError>);
 }
 
 impl ReplyTo {
     /// Delivers the reply: straight to the client when its session armed that, else
     /// to the session. A session that is gone is ignored.
     pub fn send(mut self, reply: Result<Bytes, BackendError>) {
-        if let Some(f) = self.fanout.take() {
-            f.deliver(&reply);
+        if let Some(t) = self.tap.take() {
+            t.on_reply(&reply);
         }
         self.io.complete(self.seq, self.part, reply, self.direct);
     }

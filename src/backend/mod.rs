@@ -20,5 +20,5 @@ pub mod replay;
 pub mod stream;
 pub mod subscriber;
 
-pub use conn::{BackendRequest, ConnHandle, ReplyTo};
+pub use conn::{BackendRequest, ConnHandle, ReplyTap, ReplyTo};
 pub use pool::Node;

@@ -112,6 +112,11 @@ impl InFlight {
         &self.shards[crate::workers::current() % SHARDS]
     }
 
+    /// Groups created so far.
+    pub fn created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
+    }
+
     /// Requests in flight now that others may join (all workers).
     pub fn groups(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
@@ -136,6 +141,16 @@ impl Mark {
         if !flags.contains(CommandFlags::READONLY) && !matches!(class, Class::Local(_)) {
             self.dirty = true;
         }
+    }
+
+    /// Whether a request of the client that may have written is still unanswered
+    /// (`waiting`: its requests unanswered now; `created`: [`InFlight::created`]).
+    pub fn unanswered(&mut self, waiting: usize, created: u64) -> bool {
+        if self.dirty && waiting == 0 {
+            self.dirty = false;
+            self.settled = created;
+        }
+        self.dirty
     }
 
     /// Whether the client, with `waiting` requests unanswered, may join the group
@@ -193,7 +208,7 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: &Bytes) -> Outcome {
     drop(map);
     let seq = cx.waiting();
     let mut reply = cx.direct_reply_to(seq);
-    reply.fanout = Some(Arc::new(Fanout {
+    reply.tap = Some(Arc::new(Fanout {
         shard: shard.clone(),
         key,
         born,
@@ -209,6 +224,12 @@ pub struct Fanout {
     shard: Arc<Mutex<Map>>,
     key: Key,
     born: u64,
+}
+
+impl crate::backend::ReplyTap for Fanout {
+    fn on_reply(&self, reply: &Result<Bytes, BackendError>) {
+        self.deliver(reply);
+    }
 }
 
 impl Fanout {

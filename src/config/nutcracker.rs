@@ -172,6 +172,7 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         backend_tls: None,
         hot_keys: Default::default(),
         coalesce: false,
+        near_cache: None,
     }
 }
 

@@ -115,6 +115,10 @@ pub struct FileConfig {
     /// in flight get that one's reply (see [`crate::coalesce`]). Default false.
     #[serde(default)]
     pub coalesce: bool,
+    /// Replies to reads of matching keys served from memory (see
+    /// [`crate::nearcache`]); `null` (default) = off.
+    #[serde(default)]
+    pub near_cache: Option<crate::nearcache::config::NearCacheFile>,
 }
 
 fn default_admin() -> Option<String> {
@@ -585,4 +589,6 @@ pub struct PoolConfig {
     pub hot_keys: crate::hotkeys::HotKeysConfig,
     /// Coalescing of identical reads in flight.
     pub coalesce: bool,
+    /// The near cache (`None`: off).
+    pub near_cache: Option<crate::nearcache::NearCacheConfig>,
 }

@@ -39,6 +39,10 @@ const SECTIONS: &[(&str, Section)] = &[
         "hot_keys",
         Section::Map(fields_of::<crate::hotkeys::config::HotKeysFile>),
     ),
+    (
+        "near_cache",
+        Section::Map(fields_of::<crate::nearcache::config::NearCacheFile>),
+    ),
 ];
 
 /// Reports every unknown field in `value` (parsed from `text`) into `r`, with its
@@ -169,6 +173,8 @@ mod tests {
                 ("hot_keys", "enabled") => "true",
                 ("hot_keys", "window") => "10s",
                 ("hot_keys", _) => "1",
+                ("near_cache", "keys") => "[\"cfg:*\"]",
+                ("near_cache", _) => "1MiB",
                 ("users", "name") => "app",
                 ("users", "password") => "pw",
                 ("users", "commands") => "\"+get\"",

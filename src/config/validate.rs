@@ -144,6 +144,10 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         backend_tls: super::tls_check::backend(r, f),
         hot_keys: crate::hotkeys::config::validate(r, &f.hot_keys),
         coalesce: f.coalesce,
+        near_cache: f
+            .near_cache
+            .as_ref()
+            .map(|n| crate::nearcache::config::validate(r, n)),
     }
 }
 

@@ -43,6 +43,16 @@ pub struct PoolMetrics {
     pub clients_timed_out: IntCounter,
     /// Replies served from an identical read already in flight.
     pub coalesced: HotCounter,
+    /// Reads answered from the near cache.
+    pub near_hits: HotCounter,
+    /// Reads of covered keys sent to fill the near cache.
+    pub near_misses: IntCounter,
+    /// Near-cache entries removed by invalidations (pushes, flushes, writes).
+    pub near_invalidations: IntCounter,
+    /// Invalidation messages received from the nodes.
+    pub near_messages: IntCounter,
+    /// Bytes the near cache holds.
+    pub near_bytes: IntGauge,
 }
 
 /// True in a build with the `no-metrics` feature: the per-request metric calls

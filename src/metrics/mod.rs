@@ -102,6 +102,11 @@ families! {
     hot_key_top_share: GaugeVec = fgauge("ringproxy_hot_key_top_share", "Share of the node's requests taken by its hottest key over the hot_keys window (0..1).", NODE);
     hot_key_top_rate: GaugeVec = fgauge("ringproxy_hot_key_top_rate", "Requests per second of the node's hottest key over the hot_keys window.", NODE);
     coalesced: IntCounterVec = counter("ringproxy_coalesced_total", "Replies served from an identical read already in flight (coalesce: true).", POOL);
+    near_hits: IntCounterVec = counter("ringproxy_near_cache_hits_total", "Reads answered from the near cache.", POOL);
+    near_misses: IntCounterVec = counter("ringproxy_near_cache_misses_total", "Reads of near-cache keys sent to a node to fill the cache.", POOL);
+    near_invalidations: IntCounterVec = counter("ringproxy_near_cache_invalidations_total", "Near-cache entries removed by invalidations (server pushes, flushes, writes through the proxy).", POOL);
+    near_messages: IntCounterVec = counter("ringproxy_near_cache_invalidation_messages_total", "Invalidation messages received from the nodes' tracking connections.", POOL);
+    near_bytes: IntGaugeVec = gauge("ringproxy_near_cache_bytes", "Bytes held by the near cache.", POOL);
 }
 
 /// The hot-key gauges of one node.
@@ -194,6 +199,11 @@ impl Metrics {
             clients_closed_for_memory: f.clients_closed_for_memory.with_label_values(p),
             clients_timed_out: f.clients_timed_out.with_label_values(p),
             coalesced: self.hot(f.coalesced.with_label_values(p)),
+            near_hits: self.hot(f.near_hits.with_label_values(p)),
+            near_misses: f.near_misses.with_label_values(p),
+            near_invalidations: f.near_invalidations.with_label_values(p),
+            near_messages: f.near_messages.with_label_values(p),
+            near_bytes: f.near_bytes.with_label_values(p),
         }
     }
 

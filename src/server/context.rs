@@ -42,6 +42,8 @@ pub enum Lane {
     /// The client's subscriber connections: a request after SUBSCRIBE sees the
     /// subscription made (PUBSUB NUMSUB counts it).
     Subscriber,
+    /// The near cache's tracking connections (a fill, see [`crate::nearcache`]).
+    NearCache,
 }
 
 /// CLIENT REPLY: whether replies are written.
@@ -137,6 +139,8 @@ pub struct Ctx<'a> {
     pub class: RequestClass,
     /// Its replies are not written (CLIENT REPLY OFF or SKIP).
     pub quiet: bool,
+    /// Given to every backend reply of the request (see [`crate::backend::ReplyTap`]).
+    pub tap: Option<Arc<dyn crate::backend::ReplyTap>>,
 }
 
 impl Ctx<'_> {
@@ -196,7 +200,7 @@ impl Ctx<'_> {
             seq,
             part,
             direct: false,
-            fanout: None,
+            tap: self.tap.clone(),
         }
     }
 

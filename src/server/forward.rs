@@ -114,6 +114,9 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
         return match cx.topo.node_for_key(key) {
             Some(n) => {
                 crate::hotkeys::on_keyed(cx, key, n);
+                if let Some(out) = crate::nearcache::keyed(cx, spec, key, n, req.frame()) {
+                    return out;
+                }
                 if cx.topo.config.coalesce && crate::coalesce::eligible(spec) {
                     return crate::coalesce::forward(cx, n, req.frame());
                 }
@@ -143,6 +146,7 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
     for &(k, n) in &nodes {
         crate::hotkeys::on_keyed(cx, req.arg(k), n);
     }
+    crate::nearcache::split(cx, spec, req, &nodes);
     if nodes.iter().all(|&(_, n)| n == first) {
         return forward(cx, first, req.frame().clone());
     }

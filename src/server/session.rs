@@ -373,6 +373,7 @@ impl Session {
             topo,
             pool: &self.pool,
             io: &self.io,
+            tap: None,
         };
         f(&mut cx, &mut self.held)
     }

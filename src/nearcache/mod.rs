@@ -1,0 +1,306 @@
+//! The near cache (`near_cache:`, off by default): replies to reads of keys that
+//! match the configured prefixes are kept in the proxy's memory and served from it,
+//! kept right by the server rather than by a TTL.
+//!
+//! # Correctness
+//! - Fills go over one tracking connection per node ([`tracker`]): RESP3 with
+//!   `CLIENT TRACKING on BCAST PREFIX p ...` for the configured prefixes, so the
+//!   server pushes an invalidation for every write to a matching key, by anyone,
+//!   and none for other keys. Pushes and fill replies share that socket, so they
+//!   are applied in the order the server produced them; `FLUSHALL`/`FLUSHDB` push
+//!   a flush, and expiry and eviction push the key.
+//! - A fill stores its reply only if nothing invalidated its key (or flushed its
+//!   node) since it was sent ([`store`]'s sequence numbers), and no write to the
+//!   key through this proxy is in flight.
+//! - A fill is sent on the tracking connection, not the client's shared one, so
+//!   it is a lane of its own ([`Lane::NearCache`]): sent only when the client has
+//!   nothing else in flight, and the client's next request waits for it (a
+//!   client's requests keep their order, as on one connection).
+//! - A write through this proxy to a matching key (a single-key command, or a
+//!   split one such as DEL or MSET) invalidates its entries when it is sent and
+//!   again when it is answered ([`WriteGuard`]), so its client reads its own write.
+//!   A client with a write of any other kind unanswered bypasses the cache.
+//! - A lost tracking connection flushes everything cached from its node, and the
+//!   node is not filled (reads go to it as usual) until tracking is on again.
+//! - Replies are the bytes Redis sends the client's RESP version: RESP3 clients'
+//!   entries are the tracking connection's replies; a RESP2 client's fill is stored
+//!   only when the reply is the same in both versions (a non-nil bulk string, an
+//!   integer, a status), else its read is sent again on a RESP2 connection.
+//!   Errors are never stored.
+
+pub mod config;
+pub mod store;
+pub mod tracker;
+
+pub use config::NearCacheConfig;
+
+#[cfg(doc)]
+use crate::server::context::Lane;
+
+use crate::backend::{BackendRequest, Node, ReplyTap};
+use crate::command::{CommandFlags, CommandSpec};
+use crate::errors::BackendError;
+use crate::metrics::PoolMetrics;
+use crate::resp::{Proto, Request};
+use crate::server::context::{Ctx, Outcome};
+use bytes::Bytes;
+use fnv::FnvHashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use store::Store;
+use tracker::{Fill, Tracker};
+
+/// The near cache of one pool.
+#[derive(Debug)]
+pub struct NearCache {
+    shared: Arc<Shared>,
+}
+
+impl NearCache {
+    /// An empty cache whose counts go to `metrics`.
+    pub fn new(metrics: PoolMetrics) -> NearCache {
+        NearCache {
+            shared: Arc::new(Shared {
+                store: Mutex::default(),
+                trackers: Mutex::default(),
+                limits: Mutex::new((0, 0)),
+                metrics,
+            }),
+        }
+    }
+
+    /// Entries and bytes held now.
+    pub fn size(&self) -> (usize, usize) {
+        let s = self.shared.store();
+        (s.len(), s.bytes())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Trackers {
+    prefixes: Vec<Bytes>,
+    by_node: FnvHashMap<usize, Arc<Tracker>>,
+}
+
+/// What the sessions and the tracking connections share.
+#[derive(Debug)]
+pub struct Shared {
+    store: Mutex<Store>,
+    trackers: Mutex<Trackers>,
+    limits: Mutex<(usize, usize)>,
+    metrics: PoolMetrics,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limits(&self) -> (usize, usize) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn account(&self, removed: usize) {
+        self.metrics.near_invalidations.inc_by(removed as u64);
+        self.metrics.near_bytes.set(self.store().bytes() as i64);
+    }
+
+    /// A push named `key`.
+    pub fn invalidate(&self, key: &[u8]) {
+        let removed = self.store().invalidate(key);
+        self.account(removed);
+    }
+
+    /// Everything of the node numbered `node` goes.
+    pub fn flush_node(&self, node: usize) {
+        let removed = self.store().flush_node(node);
+        self.account(removed);
+    }
+
+    /// One invalidation message came from a node.
+    pub fn invalidation_message(&self) {
+        self.metrics.near_messages.inc();
+    }
+
+    /// A fill was sent elsewhere (the tracking connection went away).
+    pub fn fill_abandoned(&self) {
+        self.store().abandon_fill();
+    }
+
+    /// The reply to `f`, from the tracking connection of `node` (numbered `id`).
+    pub fn filled(&self, node: &Node, id: usize, f: Fill, reply: Bytes) {
+        let same = same_in_both_versions(&reply);
+        if f.proto == Proto::Resp2 && !same {
+            self.store().abandon_fill();
+            return node
+                .conn(f.proto, f.client)
+                .send(BackendRequest::new(f.frame, f.reply));
+        }
+        let keep = !crate::resp::reply::is_error(&reply);
+        let limits = self.limits();
+        let mut store = self.store();
+        store.end_fill(
+            f.ticket,
+            id,
+            &f.key,
+            f.proto,
+            &f.frame,
+            keep.then_some(&reply),
+            limits,
+        );
+        self.metrics.near_bytes.set(store.bytes() as i64);
+        drop(store);
+        f.reply.send(Ok(reply));
+    }
+
+    /// The tracker of `node` for `cfg`, started if needed; `None` while it is not
+    /// tracking.
+    fn tracker(
+        self: &Arc<Self>,
+        cfg: &NearCacheConfig,
+        node: &Arc<Node>,
+        timeout: std::time::Duration,
+    ) -> Option<Arc<Tracker>> {
+        let mut t = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        if t.prefixes != cfg.prefixes {
+            // New patterns (a reload): new tracking connections, nothing kept.
+            t.by_node.clear();
+            t.prefixes = cfg.prefixes.clone();
+            let mut s = self.store();
+            *s = Store::default();
+            self.metrics.near_bytes.set(0);
+        }
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = (cfg.max_entry, cfg.max_bytes);
+        let id = Arc::as_ptr(node) as usize;
+        let tr = t.by_node.entry(id).or_insert_with(|| {
+            Arc::new(Tracker::start(
+                node,
+                &cfg.prefixes,
+                Arc::downgrade(self),
+                timeout,
+            ))
+        });
+        tr.ready.load(Ordering::SeqCst).then(|| tr.clone())
+    }
+}
+
+/// Whether a RESP3 reply is also what a RESP2 client gets.
+fn same_in_both_versions(reply: &[u8]) -> bool {
+    match reply.first() {
+        Some(b'$') => !reply.starts_with(b"$-1"),
+        Some(b':' | b'+' | b'-') => true,
+        _ => false,
+    }
+}
+
+/// The request path's hook for a single-key request of `key` on node `n`: a read
+/// served or filled here, or a write forwarded with its [`WriteGuard`]; `None`
+/// when the near cache has nothing to do with it.
+pub fn keyed(
+    cx: &mut Ctx,
+    spec: &CommandSpec,
+    key: &[u8],
+    n: usize,
+    frame: &Bytes,
+) -> Option<Outcome> {
+    let cfg = cx.topo.config.near_cache.as_ref()?;
+    if !cfg.covers(key) {
+        return None;
+    }
+    if !crate::coalesce::eligible(spec) {
+        if !spec.flags.contains(CommandFlags::READONLY) {
+            cx.tap = write_guard(cx, &[key]);
+        }
+        return None;
+    }
+    let created = cx.pool.coalesce.created();
+    if cx.client.coalesce.unanswered(cx.queue.waiting(), created) {
+        return None;
+    }
+    let node = &cx.topo.nodes[n];
+    if node.health.is_down() {
+        return None;
+    }
+    let sh = &cx.pool.near.shared;
+    let tracker = sh.tracker(cfg, node, cx.topo.config.request_timeout)?;
+    let mut store = sh.store();
+    if let Some(hit) = store.get(cx.client.proto, frame) {
+        drop(store);
+        sh.metrics.near_hits.inc();
+        return Some(cx.ready(hit));
+    }
+    // A fill goes on another connection than the client's shared one: it waits
+    // for the client's earlier requests, and later ones wait for it.
+    if !cx.enter_lane(crate::server::context::Lane::NearCache) {
+        return None;
+    }
+    let ticket = store.begin_fill();
+    drop(store);
+    sh.metrics.near_misses.inc();
+    let seq = cx.waiting();
+    let fill = Fill {
+        frame: frame.clone(),
+        key: Bytes::copy_from_slice(key),
+        proto: cx.client.proto,
+        ticket,
+        reply: cx.direct_reply_to(seq),
+        client: cx.client.id,
+    };
+    tracker.send(fill, node);
+    Some(Outcome::Queued)
+}
+
+/// The split-command hook: a write (DEL, MSET, ...) of keys the cache covers gets
+/// a [`WriteGuard`] on every part.
+pub fn split(cx: &mut Ctx, spec: &CommandSpec, req: &Request, keys: &[(usize, usize)]) {
+    let Some(cfg) = cx.topo.config.near_cache.as_ref() else {
+        return;
+    };
+    if spec.flags.contains(CommandFlags::READONLY) {
+        return;
+    }
+    let covered: Vec<&[u8]> = keys
+        .iter()
+        .map(|&(k, _)| req.arg(k))
+        .filter(|k| cfg.covers(k))
+        .collect();
+    if !covered.is_empty() {
+        cx.tap = write_guard(cx, &covered);
+    }
+}
+
+fn write_guard(cx: &Ctx, keys: &[&[u8]]) -> Option<Arc<dyn ReplyTap>> {
+    let sh = cx.pool.near.shared.clone();
+    let keys: Vec<Bytes> = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+    let mut store = sh.store();
+    for k in &keys {
+        store.begin_write(k);
+    }
+    drop(store);
+    Some(Arc::new(WriteGuard { shared: sh, keys }))
+}
+
+/// A write through the proxy to keys the cache covers: while it lives, their
+/// replies are not stored; when its last reply is delivered it invalidates them
+/// again.
+#[derive(Debug)]
+pub struct WriteGuard {
+    shared: Arc<Shared>,
+    keys: Vec<Bytes>,
+}
+
+impl ReplyTap for WriteGuard {
+    fn on_reply(&self, _reply: &Result<Bytes, BackendError>) {}
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        let mut store = self.shared.store();
+        let removed: usize = self.keys.iter().map(|k| store.end_write(k)).sum();
+        drop(store);
+        self.shared.account(removed);
+    }
+}
+
+#[cfg(test)]
+mod tests;
