@@ -12,13 +12,16 @@ redis-server nodes. Targets, alternated in every round:
 - ringproxy-coalesce   coalesce: true
 - ringproxy-nodetect   hot_keys.enabled: false (the detector's cost)
 - ringproxy-sample1    hot_keys.sample: 1 (every request counted)
+- ringproxy-near       near_cache: {keys: ["hot:*"]} (the hot keys served from memory)
 - nutcracker           twemproxy 0.5.0
 
 Per target: req/s (all requests over the wall time of the two runs), the proxy's
 CPU per request (utime+stime from /proc over requests), the backend GETs per client
 GET (INFO commandstats of the nodes) and the busiest node's share of the backend
-GETs. Results go to tests/bench/results/<date>-hotkeys.md (median over rounds).
-The near cache is not part of ringproxy yet, so it has no target here.
+GETs. Then the write-heavy scenario against ringproxy-near: SET on random keys
+outside the cached prefix, then SET on the 10 cached keys, each with the
+invalidation messages the proxy received per write (from its /metrics). Results go
+to tests/bench/results/<date>-hotkeys.md (median over rounds).
 """
 
 import argparse
@@ -42,7 +45,9 @@ VARIANTS = {
     "ringproxy-coalesce": "coalesce: true\n",
     "ringproxy-nodetect": "hot_keys: {enabled: false}\n",
     "ringproxy-sample1": "hot_keys: {sample: 1}\n",
+    "ringproxy-near": "near_cache: {keys: [\"hot:*\"]}\n",
 }
+MESSAGES = "ringproxy_near_cache_invalidation_messages_total"
 
 
 def parse_args(argv):
@@ -58,13 +63,41 @@ def parse_args(argv):
 
 def start_variant(group, workdir, nodes, binary, workers, name, extra):
     """Starts ringproxy with the bench config plus `extra` YAML; returns its Target."""
-    port = group.free_port()
-    text = tg.ringproxy_config(port, nodes, workers) + extra
+    port, admin = group.free_port(), group.free_port()
+    text = tg.ringproxy_config(port, nodes, workers).replace(
+        "admin: null", f"admin: 127.0.0.1:{admin}") + extra
     conf = tg.write_file(os.path.join(workdir, f"{name}.yml"), text)
     log = os.path.join(workdir, f"{name}.log")
     proc = group.start([binary, "-c", conf], log)
     procs.wait_ready(proc, port, log, timeout=10)
-    return tg.Target(name, port, proc.pid)
+    t = tg.Target(name, port, proc.pid)
+    t.admin = admin
+    return t
+
+
+def metric(target, name):
+    """The sum of a metric's series on target's /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{target.admin}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(ln.split()[-1]) for ln in text.splitlines()
+               if ln.startswith(name + "{") or ln.startswith(name + " "))
+
+
+def write_heavy(group, target, requests):
+    """SETs on uncovered random keys, then on the cached keys: messages per write."""
+    out = {}
+    for label, key, space in (("uncached", "key", KEYSPACE), ("cached", "hot", HOT_KEYS)):
+        before = metric(target, MESSAGES)
+        argv = bench_argv(target.port, requests, 50, key, space)
+        argv[argv.index("GET")] = "SET"
+        argv.append("v")
+        rc, _, err = group.run(argv, 600)
+        if rc != 0:
+            raise RuntimeError(f"redis-benchmark SET failed: {err[-200:]}")
+        time.sleep(0.2)  # the last pushes
+        out[label] = (metric(target, MESSAGES) - before) / requests
+    return out
 
 
 def get_calls(nodes):
@@ -149,7 +182,16 @@ def main():
                 print(f"round {r + 1} {t.name:20} {s['rps']:9.0f} req/s "
                       f"{s['cpu_us']:6.2f} µs/req backend/GET {s['backend_per_get']:.3f} "
                       f"busiest {s['busiest']:.2f}", flush=True)
+        near = next(t for t in started if t.name == "ringproxy-near")
+        writes = write_heavy(group, near, requests)
+        # Put the hot keys back (the write-heavy run changed them).
+        for i in range(HOT_KEYS):
+            for n in nodes:
+                resp.command(n.port, "SET", f"hot:{i:012d}", "v" * 64)
         text = report(results, rounds, requests, args.workers)
+        text += ("\nWrite-heavy (ringproxy-near, 50 clients, SET): invalidation messages per "
+                 f"write: {writes['uncached']:.4f} on {KEYSPACE} uncached keys, "
+                 f"{writes['cached']:.3f} on the {HOT_KEYS} cached keys.\n")
         print("\n" + text)
         if profile != "smoke":
             path = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-hotkeys.md")
