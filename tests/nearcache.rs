@@ -262,3 +262,39 @@ fn bad_settings_are_refused_before_binding() {
         assert!(err.contains(want), "{yaml}: {err}");
     }
 }
+
+/// With `hot: true`, a key the detector sees often enough is cached (default-mode
+/// tracking: the server tracks the keys the proxy read), writes to it directly on
+/// the node are seen, the proxy's own client sees its writes, and a cold key is
+/// never served from memory.
+#[test]
+fn hot_keys_are_cached_and_kept_right() {
+    let node = RedisServer::start();
+    let p = Proxy::with_nodes(
+        &[&node],
+        "near_cache:\n  hot: true\n  hot_rate: 20\nhot_keys: {window: 2s, sample: 1}\ntimeouts: {request: 300ms}\n",
+    );
+    let mut direct = Conn::connect(node.port());
+    let mut c = p.conn();
+    assert_eq!(direct.cmd(&["SET", "celeb", "v0"]), Reply::ok());
+    assert_eq!(direct.cmd(&["SET", "cold", "c"]), Reply::ok());
+    let t0 = Instant::now();
+    warm(&p, &mut c, "celeb");
+    println!("hot key cached after {:?}", t0.elapsed());
+    let mut worst = Duration::ZERO;
+    for i in 1..=50 {
+        let v = format!("v{i}");
+        assert_eq!(direct.cmd(&["SET", "celeb", &v]), Reply::ok());
+        worst = worst.max(until_seen(&mut c, "celeb", &Reply::bulk(&v)));
+        // Its own write, through the proxy: seen at once.
+        let own = format!("own{i}");
+        assert_eq!(c.cmd(&["SET", "celeb", &own]), Reply::ok());
+        assert_eq!(c.cmd(&["GET", "celeb"]), Reply::bulk(&own), "own write {i}");
+    }
+    println!("hot key: 50 direct writes, longest gap until seen {worst:?}");
+    let before = hits(&p);
+    for _ in 0..5 {
+        assert_eq!(c.cmd(&["GET", "cold"]), Reply::bulk("c"));
+    }
+    assert_eq!(hits(&p), before, "a cold key is not cached");
+}

@@ -174,6 +174,8 @@ mod tests {
                 ("hot_keys", "window") => "10s",
                 ("hot_keys", _) => "1",
                 ("near_cache", "keys") => "[\"cfg:*\"]",
+                ("near_cache", "hot") => "false",
+                ("near_cache", "hot_rate") => "1",
                 ("near_cache", _) => "1MiB",
                 ("users", "name") => "app",
                 ("users", "password") => "pw",

@@ -129,6 +129,8 @@ pub async fn watch(pool: Weak<PoolContext>, metrics: Arc<crate::metrics::Metrics
             g.top_rate.set(hottest.map_or(0.0, |k| k.rate));
         }
         log_crossings(&ctx.name, &cfg, &top, &mut logged);
+        let near = ctx.router.load().config.near_cache.clone();
+        ctx.near.set_hot(near.as_ref(), &top, ctx.precise_ms());
         let tick = (cfg.window / super::SLOTS as u32).max(MIN_TICK);
         drop(ctx);
         tokio::time::sleep(tick).await;

@@ -13,6 +13,8 @@ pub const DEFAULT_MAX_ENTRY: usize = 64 << 10;
 pub const MAX_PATTERNS: usize = 64;
 /// Smallest memory budget (64 KiB).
 pub const MIN_MAX_BYTES: usize = 64 << 10;
+/// Default rate at which a hot key is cached (`hot: true`), requests per second.
+pub const DEFAULT_HOT_RATE: u64 = 1000;
 
 /// `near_cache:` as written in the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,8 +34,21 @@ pub struct NearCacheFile {
     )]
     pub max_entry: usize,
     /// Key patterns whose reads are cached: a prefix followed by `*` (`cfg:*`),
-    /// 1..=64 of them. Required.
+    /// 0..=64 of them, not overlapping. Default none (then `hot` must be true).
+    #[serde(default)]
     pub keys: Vec<String>,
+    /// Also cache the keys the hot-key detector sees at `hot_rate` requests per
+    /// second or more. Default false.
+    #[serde(default)]
+    pub hot: bool,
+    /// Requests per second at which a hot key is cached (with `hot: true`), at
+    /// least 1. Default 1000.
+    #[serde(default = "default_hot_rate")]
+    pub hot_rate: u64,
+}
+
+fn default_hot_rate() -> u64 {
+    DEFAULT_HOT_RATE
 }
 
 fn default_max_bytes() -> usize {
@@ -53,6 +68,10 @@ pub struct NearCacheConfig {
     pub max_entry: usize,
     /// Key prefixes (the patterns without their `*`).
     pub prefixes: Vec<Bytes>,
+    /// Cache hot keys too.
+    pub hot: bool,
+    /// Rate at which a key counts as hot, requests per second.
+    pub hot_rate: u64,
 }
 
 impl NearCacheConfig {
@@ -77,8 +96,14 @@ pub fn validate(r: &mut Report, f: &NearCacheFile) -> NearCacheConfig {
     if f.max_entry == 0 || f.max_entry > f.max_bytes {
         r.problem(&p("max_entry"), "must be more than 0 and at most max_bytes");
     }
-    if f.keys.is_empty() || f.keys.len() > MAX_PATTERNS {
-        r.problem(&p("keys"), format!("needs 1..={MAX_PATTERNS} patterns"));
+    if (f.keys.is_empty() && !f.hot) || f.keys.len() > MAX_PATTERNS {
+        r.problem(
+            &p("keys"),
+            format!("needs 1..={MAX_PATTERNS} patterns (or hot: true)"),
+        );
+    }
+    if f.hot_rate == 0 {
+        r.problem(&p("hot_rate"), "must be at least 1");
     }
     let mut prefixes = Vec::new();
     for (i, k) in f.keys.iter().enumerate() {
@@ -108,5 +133,7 @@ pub fn validate(r: &mut Report, f: &NearCacheFile) -> NearCacheConfig {
         max_bytes: f.max_bytes,
         max_entry: f.max_entry,
         prefixes,
+        hot: f.hot,
+        hot_rate: f.hot_rate,
     }
 }

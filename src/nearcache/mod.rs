@@ -64,8 +64,35 @@ impl NearCache {
                 store: Mutex::default(),
                 trackers: Mutex::default(),
                 limits: Mutex::new((0, 0)),
+                hot: Mutex::default(),
                 metrics,
             }),
+        }
+    }
+
+    /// The detector's keys at `hot_rate` or more become the hot set (`hot: true`),
+    /// at `now_ms` on the pool's clock; keys that leave it are invalidated (writes
+    /// to them are no longer watched).
+    pub fn set_hot(&self, cfg: Option<&NearCacheConfig>, top: &crate::hotkeys::Top, now_ms: u64) {
+        let sh = &self.shared;
+        let want: Vec<&crate::hotkeys::HotKey> = match cfg {
+            Some(c) if c.hot => top
+                .keys
+                .iter()
+                .filter(|k| !k.truncated && k.rate >= c.hot_rate as f64)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut hot = sh.hot.lock().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::take(&mut *hot);
+        for k in want {
+            let since = old.get(&k.key).copied().unwrap_or(now_ms);
+            hot.insert(k.key.clone(), since);
+        }
+        let gone: Vec<Bytes> = old.into_keys().filter(|k| !hot.contains_key(k)).collect();
+        drop(hot);
+        for k in gone {
+            sh.invalidate(&k);
         }
     }
 
@@ -79,7 +106,8 @@ impl NearCache {
 #[derive(Debug, Default)]
 struct Trackers {
     prefixes: Vec<Bytes>,
-    by_node: FnvHashMap<usize, Arc<Tracker>>,
+    /// By node and mode (true: the default mode, for hot keys).
+    by_node: FnvHashMap<(usize, bool), Arc<Tracker>>,
 }
 
 /// What the sessions and the tracking connections share.
@@ -88,6 +116,8 @@ pub struct Shared {
     store: Mutex<Store>,
     trackers: Mutex<Trackers>,
     limits: Mutex<(usize, usize)>,
+    /// Hot keys cached (`hot: true`) and since when (the pool's coarse clock, ms).
+    hot: Mutex<FnvHashMap<Bytes, u64>>,
     metrics: PoolMetrics,
 }
 
@@ -98,6 +128,17 @@ impl Shared {
 
     fn limits(&self) -> (usize, usize) {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Since when `key` is hot (ms on the pool's clock), if it is.
+    fn hot_since(&self, key: &[u8]) -> Option<u64> {
+        let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner());
+        hot.get(key).copied()
+    }
+
+    /// Whether writes of `key` are watched: it matches a pattern, or it is hot.
+    fn watches(&self, cfg: &NearCacheConfig, key: &[u8]) -> bool {
+        cfg.covers(key) || (cfg.hot && self.hot_since(key).is_some())
     }
 
     fn account(&self, removed: usize) {
@@ -160,6 +201,7 @@ impl Shared {
         cfg: &NearCacheConfig,
         node: &Arc<Node>,
         timeout: std::time::Duration,
+        hot: bool,
     ) -> Option<Arc<Tracker>> {
         let mut t = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
         if t.prefixes != cfg.prefixes {
@@ -172,10 +214,11 @@ impl Shared {
         }
         *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = (cfg.max_entry, cfg.max_bytes);
         let id = Arc::as_ptr(node) as usize;
-        let tr = t.by_node.entry(id).or_insert_with(|| {
+        let prefixes: &[Bytes] = if hot { &[] } else { &cfg.prefixes };
+        let tr = t.by_node.entry((id, hot)).or_insert_with(|| {
             Arc::new(Tracker::start(
                 node,
-                &cfg.prefixes,
+                prefixes,
                 Arc::downgrade(self),
                 timeout,
             ))
@@ -204,13 +247,24 @@ pub fn keyed(
     frame: &Bytes,
 ) -> Option<Outcome> {
     let cfg = cx.topo.config.near_cache.as_ref()?;
-    if !cfg.covers(key) {
-        return None;
-    }
+    let sh = &cx.pool.near.shared;
+    let by_prefix = cfg.covers(key);
+    let hot_since = match (by_prefix, cfg.hot) {
+        (false, true) => Some(sh.hot_since(key)?),
+        (false, false) => return None,
+        (true, _) => None,
+    };
     if !crate::coalesce::eligible(spec) {
         if !spec.flags.contains(CommandFlags::READONLY) {
             cx.tap = write_guard(cx, &[key]);
         }
+        return None;
+    }
+    // A key just marked hot is filled only once every write to it that was sent
+    // unwatched before has been answered (or timed out).
+    let now = cx.pool.coarse_ms.load(Ordering::Relaxed);
+    let grace = cx.topo.config.request_timeout.as_millis() as u64;
+    if hot_since.is_some_and(|since| now < since + grace) {
         return None;
     }
     let created = cx.pool.coalesce.created();
@@ -221,8 +275,7 @@ pub fn keyed(
     if node.health.is_down() {
         return None;
     }
-    let sh = &cx.pool.near.shared;
-    let tracker = sh.tracker(cfg, node, cx.topo.config.request_timeout)?;
+    let tracker = sh.tracker(cfg, node, cx.topo.config.request_timeout, !by_prefix)?;
     let mut store = sh.store();
     if let Some(hit) = store.get(cx.client.proto, frame) {
         drop(store);
@@ -259,10 +312,11 @@ pub fn split(cx: &mut Ctx, spec: &CommandSpec, req: &Request, keys: &[(usize, us
     if spec.flags.contains(CommandFlags::READONLY) {
         return;
     }
+    let sh = &cx.pool.near.shared;
     let covered: Vec<&[u8]> = keys
         .iter()
         .map(|&(k, _)| req.arg(k))
-        .filter(|k| cfg.covers(k))
+        .filter(|k| sh.watches(cfg, k))
         .collect();
     if !covered.is_empty() {
         cx.tap = write_guard(cx, &covered);

@@ -1,6 +1,7 @@
 //! One node's tracking connection: RESP3, `CLIENT TRACKING on BCAST PREFIX ...`
-//! (one PREFIX per configured pattern, never a bare BCAST), carrying the fills of
-//! the near cache. The server's invalidation pushes arrive on the same socket, in
+//! (one PREFIX per configured pattern, never a bare BCAST), or `CLIENT TRACKING on`
+//! in the default mode for hot keys (the server tracks the keys the connection
+//! read), carrying the fills of the near cache. The server's invalidation pushes arrive on the same socket, in
 //! order with the fill replies, so a reply and a push are applied in the order the
 //! server produced them. While the connection is down the cache holds nothing of
 //! the node and does not fill it; fills in flight when it breaks are sent again on
@@ -159,7 +160,12 @@ impl Task {
 
     fn login(&self) -> Vec<Bytes> {
         let mut cmds = handshake::commands(&self.spec);
-        let mut args: Vec<&[u8]> = vec![b"CLIENT", b"TRACKING", b"on", b"BCAST"];
+        // No prefixes: the default mode (the server remembers the keys this
+        // connection read, and tells when one changes).
+        let mut args: Vec<&[u8]> = vec![b"CLIENT", b"TRACKING", b"on"];
+        if !self.prefixes.is_empty() {
+            args.push(b"BCAST");
+        }
         for p in &self.prefixes {
             args.push(b"PREFIX");
             args.push(p);
