@@ -35,8 +35,25 @@ fn until_seen(c: &mut Conn, key: &str, want: &Reply) -> Duration {
     }
 }
 
-fn proxy(node: &RedisServer, extra: &str) -> Proxy {
-    Proxy::with_nodes(&[node], &format!("{CACHE}{extra}"))
+/// A node (kept alive), a proxy over it with `yaml` (the near-cache settings), a direct
+/// connection to the node and one to the proxy.
+struct Rig {
+    _node: RedisServer,
+    p: Proxy,
+    direct: Conn,
+    c: Conn,
+}
+
+fn rig(yaml: &str) -> Rig {
+    let node = RedisServer::start();
+    let p = Proxy::with_nodes(&[&node], yaml);
+    let (direct, c) = (Conn::connect(node.port()), p.conn());
+    Rig {
+        _node: node,
+        p,
+        direct,
+        c,
+    }
 }
 
 /// Reads until the proxy answers from memory (the tracking connection is up).
@@ -51,10 +68,12 @@ fn warm(p: &Proxy, c: &mut Conn, key: &str) {
 
 #[test]
 fn direct_writes_are_seen_through_the_proxy() {
-    let node = RedisServer::start();
-    let p = proxy(&node, "");
-    let mut direct = Conn::connect(node.port());
-    let mut c = p.conn();
+    let Rig {
+        p,
+        mut direct,
+        mut c,
+        _node,
+    } = rig(CACHE);
     assert_eq!(direct.cmd(&["SET", "cfg:a", "v0"]), Reply::ok());
     warm(&p, &mut c, "cfg:a");
     let mut worst = Duration::ZERO;
@@ -85,10 +104,12 @@ fn direct_writes_are_seen_through_the_proxy() {
 
 #[test]
 fn a_killed_tracking_connection_leaves_nothing_stale() {
-    let node = RedisServer::start();
-    let p = proxy(&node, "");
-    let mut direct = Conn::connect(node.port());
-    let mut c = p.conn();
+    let Rig {
+        p,
+        mut direct,
+        mut c,
+        _node,
+    } = rig(CACHE);
     let mut worst = Duration::ZERO;
     for round in 0..10 {
         let (old, new) = (format!("old{round}"), format!("new{round}"));
@@ -137,10 +158,12 @@ fn a_killed_tracking_connection_leaves_nothing_stale() {
 
 #[test]
 fn values_over_the_entry_limit_are_never_cached() {
-    let node = RedisServer::start();
-    let p = proxy(&node, "");
-    let mut direct = Conn::connect(node.port());
-    let mut c = p.conn();
+    let Rig {
+        p,
+        mut direct,
+        mut c,
+        _node,
+    } = rig(CACHE);
     let big = "x".repeat(2000);
     assert_eq!(direct.cmd(&["SET", "cfg:big", &big]), Reply::ok());
     assert_eq!(direct.cmd(&["SET", "cfg:small", "s"]), Reply::ok());
@@ -156,9 +179,12 @@ fn values_over_the_entry_limit_are_never_cached() {
 
 #[test]
 fn writes_to_other_keys_send_no_invalidations() {
-    let node = RedisServer::start();
-    let p = proxy(&node, "");
-    let mut c = p.conn();
+    let Rig {
+        p,
+        mut direct,
+        mut c,
+        _node,
+    } = rig(CACHE);
     assert_eq!(c.cmd(&["SET", "cfg:a", "1"]), Reply::ok());
     warm(&p, &mut c, "cfg:a");
     let msgs = |p: &Proxy| {
@@ -173,7 +199,6 @@ fn writes_to_other_keys_send_no_invalidations() {
         .collect();
     assert!(c.pipeline(&cmds).iter().all(|r| *r == Reply::ok()));
     // A covered key's write, as a marker: once its message is in, the others were too.
-    let mut direct = Conn::connect(node.port());
     assert_eq!(direct.cmd(&["SET", "cfg:a", "2"]), Reply::ok());
     until_seen(&mut c, "cfg:a", &Reply::bulk("2"));
     let sent = msgs(&p) - before;
@@ -269,13 +294,14 @@ fn bad_settings_are_refused_before_binding() {
 /// never served from memory.
 #[test]
 fn hot_keys_are_cached_and_kept_right() {
-    let node = RedisServer::start();
-    let p = Proxy::with_nodes(
-        &[&node],
+    let Rig {
+        p,
+        mut direct,
+        mut c,
+        _node,
+    } = rig(
         "near_cache:\n  hot: true\n  hot_rate: 20\nhot_keys: {window: 2s, sample: 1}\ntimeouts: {request: 300ms}\n",
     );
-    let mut direct = Conn::connect(node.port());
-    let mut c = p.conn();
     assert_eq!(direct.cmd(&["SET", "celeb", "v0"]), Reply::ok());
     assert_eq!(direct.cmd(&["SET", "cold", "c"]), Reply::ok());
     let t0 = Instant::now();

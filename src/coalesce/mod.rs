@@ -12,7 +12,7 @@
 //! same node (and pool, hence database); nil and error replies are shared too.
 //!
 //! # How
-//! A per-worker map ([`InFlight`]) holds a [`Group`] per request in flight: the
+//! A per-worker map ([`InFlight`]) holds a group per request in flight: the
 //! first request (the leader) goes to the node with a [`Fanout`] on its
 //! [`ReplyTo`]; a later identical request joins the group with its own reply slot
 //! ([`ReplyTo`] of its own client and sequence number) and sends nothing. When the

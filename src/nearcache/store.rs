@@ -279,9 +279,14 @@ mod tests {
     }
 
     fn fill(s: &mut Store, key: &str, reply: &str) -> bool {
+        fill_within(s, key, reply, LIMITS)
+    }
+
+    /// One fill of `GET key` answered `reply` with nothing in between.
+    fn fill_within(s: &mut Store, key: &str, reply: &str, limits: (usize, usize)) -> bool {
         let t = s.begin_fill();
         let frame = b(&format!("GET {key}"));
-        s.end_fill(t, 1, &b(key), Proto::Resp2, &frame, Some(&b(reply)), LIMITS)
+        s.end_fill(t, 1, &b(key), Proto::Resp2, &frame, Some(&b(reply)), limits)
     }
 
     #[test]
@@ -331,32 +336,14 @@ mod tests {
         let mut s = Store::default();
         let per = 100 + "GET k00".len() + 3 + ENTRY_OVERHEAD;
         let limits = (1000, per * 3);
+        let x100 = "x".repeat(100);
         for i in 0..3 {
-            let t = s.begin_fill();
-            let (k, f) = (b(&format!("k{i:02}")), b(&format!("GET k{i:02}")));
-            assert!(s.end_fill(
-                t,
-                1,
-                &k,
-                Proto::Resp2,
-                &f,
-                Some(&b(&"x".repeat(100))),
-                limits
-            ));
+            assert!(fill_within(&mut s, &format!("k{i:02}"), &x100, limits));
         }
         assert_eq!(s.bytes(), per * 3);
         s.get(Proto::Resp2, &b("GET k00"));
-        let t = s.begin_fill();
+        assert!(fill_within(&mut s, "k03", &x100, limits));
         let (k, f) = (b("k03"), b("GET k03"));
-        assert!(s.end_fill(
-            t,
-            1,
-            &k,
-            Proto::Resp2,
-            &f,
-            Some(&b(&"x".repeat(100))),
-            limits
-        ));
         assert!(
             s.get(Proto::Resp2, &b("GET k01")).is_none(),
             "least recently used"
