@@ -107,7 +107,9 @@ impl NearCache {
 struct Trackers {
     prefixes: Vec<Bytes>,
     /// By node and mode (true: the default mode, for hot keys).
-    by_node: FnvHashMap<(usize, bool), Arc<Tracker>>,
+    /// (Dropping a tracker ends its connection; one whose node is gone is dropped
+    /// when the next tracker starts.)
+    by_node: FnvHashMap<(usize, bool), (std::sync::Weak<Node>, Arc<Tracker>)>,
 }
 
 /// What the sessions and the tracking connections share.
@@ -215,14 +217,14 @@ impl Shared {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = (cfg.max_entry, cfg.max_bytes);
         let id = Arc::as_ptr(node) as usize;
         let prefixes: &[Bytes] = if hot { &[] } else { &cfg.prefixes };
-        let tr = t.by_node.entry((id, hot)).or_insert_with(|| {
-            Arc::new(Tracker::start(
-                node,
-                prefixes,
-                Arc::downgrade(self),
-                timeout,
-            ))
-        });
+        let live = |(n, _): &(std::sync::Weak<Node>, Arc<Tracker>)| n.strong_count() > 0;
+        if !t.by_node.get(&(id, hot)).is_some_and(live) {
+            t.by_node.retain(|_, v| live(v));
+            let tr = Tracker::start(node, prefixes, Arc::downgrade(self), timeout);
+            t.by_node
+                .insert((id, hot), (Arc::downgrade(node), Arc::new(tr)));
+        }
+        let tr = &t.by_node.get(&(id, hot))?.1;
         tr.ready.load(Ordering::SeqCst).then(|| tr.clone())
     }
 }
