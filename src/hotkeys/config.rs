@@ -18,7 +18,7 @@ pub const MIN_WINDOW: Duration = Duration::from_secs(1);
 /// Longest window.
 pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
 /// Most keys shown.
-pub const MAX_TOP: usize = 1000;
+pub const MAX_TOP: usize = 200;
 /// Sparsest sampling.
 pub const MAX_SAMPLE: u32 = 1024;
 
@@ -31,7 +31,7 @@ pub struct HotKeysFile {
     /// Sliding window the rates are measured over, 1s..=1h. Default 10s.
     #[serde(deserialize_with = "crate::config::duration::deserialize")]
     pub window: Duration,
-    /// Keys shown at `GET /hotkeys` and in `INFO hotkeys`, 1..=1000. Default 20.
+    /// Keys shown at `GET /hotkeys` and in `INFO hotkeys`, 1..=200 (each costs 4 counters per worker and window slot). Default 20.
     pub top: usize,
     /// One request in `sample` (on average, chosen at random) is counted, 1..=1024;
     /// 1 counts every request. Default 8.
