@@ -6,6 +6,7 @@
 //! | `/live` | GET | 200 `ok` |
 //! | `/ready` | GET | 200 `ready`, or 503 `not ready` |
 //! | `/topology` | GET | the current topology as pretty JSON |
+//! | `/hotkeys` | GET | the hottest keys of each pool as pretty JSON ([`crate::hotkeys`]) |
 //! | `/reload` | POST | 200 with the hook's message; 422 with its error (the new config was rejected, the old one keeps running); 500 if the hook panicked |
 //!
 //! Other paths get 404, other methods 405 (HEAD is accepted wherever GET is).
@@ -43,6 +44,10 @@ pub trait AdminHooks: Send + Sync {
     fn ready(&self) -> bool;
     /// The current topology, as JSON.
     fn topology(&self) -> serde_json::Value;
+    /// The hottest keys of each pool, as JSON.
+    fn hotkeys(&self) -> serde_json::Value {
+        serde_json::json!({ "pools": [] })
+    }
     /// Reloads the config: `Ok(message)` when applied or unchanged, `Err(reason)`
     /// when the new config was rejected.
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
@@ -255,6 +260,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/live", "GET, HEAD"),
     ("/ready", "GET, HEAD"),
     ("/topology", "GET, HEAD"),
+    ("/hotkeys", "GET, HEAD"),
     ("/reload", "POST"),
 ];
 
@@ -283,6 +289,7 @@ async fn route(ctx: &Arc<Ctx>, head: &Head) -> Response {
             false => Response::text(503, "not ready\n"),
         }),
         "/topology" => guarded(|| topology(hooks.topology())),
+        "/hotkeys" => guarded(|| topology(hooks.hotkeys())),
         _ => match authorize(hooks.as_ref(), head) {
             Some(denied) => denied,
             None => reload(ctx).await,

@@ -155,6 +155,10 @@ pub fn start_pool(
     }
     tokio::spawn(ejection_loop(ctx.clone(), shared.changed.clone()));
     tokio::spawn(crate::server::memory::budget_loop(Arc::downgrade(&ctx)));
+    tokio::spawn(crate::hotkeys::report::watch(
+        Arc::downgrade(&ctx),
+        metrics.clone(),
+    ));
     RunningPool {
         ctx,
         shared,

@@ -39,6 +39,10 @@
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
 //! client_io.rs     the client stream (TCP or unix socket), the completion queue and
 //!                  the direct-reply hand-off
+//! hotkeys/         hot-key detector: sampled space-saving sketch per worker, merged on demand
+//! coalesce/        identical reads in flight answered from one backend reply
+//! nearcache/       replies of configured key prefixes kept in memory, invalidated by
+//!                  CLIENT TRACKING BCAST PREFIX pushes on one tracking connection per node
 //! ```
 //!
 //! # Data flow
@@ -69,10 +73,13 @@ pub mod app;
 pub mod backend;
 pub mod client_io;
 pub mod cluster;
+pub mod coalesce;
 pub mod command;
 pub mod config;
 pub mod errors;
+pub mod hotkeys;
 pub mod metrics;
+pub mod nearcache;
 pub mod poll;
 pub mod reload;
 pub mod resp;

@@ -33,6 +33,15 @@ impl AdminHooks for Proxy {
         json!({ "config_hash": hash, "pools": pools })
     }
 
+    fn hotkeys(&self) -> Value {
+        let pools: Vec<Value> = self
+            .pools
+            .iter()
+            .map(|p| crate::hotkeys::report::json(&p.ctx))
+            .collect();
+        json!({ "pools": pools })
+    }
+
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
         Box::pin(Proxy::reload(self, "POST /reload"))
     }

@@ -86,11 +86,14 @@ fn info_sections_are_selected_and_ordered_as_redis_7() {
     assert_eq!(info(&mut c, &[]).0, DEFAULT_SECTIONS);
     assert_eq!(info(&mut c, &["default"]).0, DEFAULT_SECTIONS);
     assert_eq!(info(&mut c, &["DEFAULT"]).0, DEFAULT_SECTIONS);
-    let mut all = DEFAULT_SECTIONS.to_vec();
-    all.insert(7, "Commandstats");
+    let mut with_stats = DEFAULT_SECTIONS.to_vec();
+    with_stats.insert(7, "Commandstats");
+    assert_eq!(info(&mut c, &["default", "commandstats"]).0, with_stats);
+    // All sections also have the proxy's hot-key section (not in default).
+    let mut all = with_stats.clone();
+    all.push("Hotkeys");
     assert_eq!(info(&mut c, &["all"]).0, all);
     assert_eq!(info(&mut c, &["everything"]).0, all);
-    assert_eq!(info(&mut c, &["default", "commandstats"]).0, all);
     assert_eq!(info(&mut c, &["cpu", "memory"]).0, ["Memory", "CPU"]);
     assert_eq!(
         info(&mut c, &["keyspace", "server", "replication"]).0,

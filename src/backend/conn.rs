@@ -49,9 +49,13 @@ pub struct ReplyTo {
     /// The reply may be written straight to the client; false for parts of merged
     /// replies and dedicated lanes.
     pub direct: bool,
-    /// Sees the reply first (warm-up reads, see [`crate::warmup`]); `None` on the
+    /// Sees the reply first (warm-up reads, see [`crate::warmup`]; cluster
+    /// redirects; the way back to the primary of a replica read); `None` on the
     /// common path.
     pub then: Option<Box<dyn Then>>,
+    /// Sees the reply before the client does: requests that joined this one
+    /// ([`crate::coalesce`]), a write the near cache waits for ([`crate::nearcache`]).
+    pub tap: Option<Arc<dyn ReplyTap>>,
 }
 
 /// What looks at a backend reply before (or instead of) its client: it gets the
@@ -62,15 +66,24 @@ pub trait Then: Send + std::fmt::Debug {
     fn reply(self: Box<Self>, reply: Result<Bytes, BackendError>, to: ReplyTo);
 }
 
+/// Something that sees a reply before its client does.
+pub trait ReplyTap: std::fmt::Debug + Send + Sync {
+    /// Called with the reply, before it is delivered.
+    fn on_reply(&self, reply: &Result<Bytes, BackendError>);
+}
+
 impl ReplyTo {
-    /// Delivers the reply: to its [`Then`] if it has one; else straight to the
-    /// client when its session armed that, else to the session. A session that is
-    /// gone is ignored.
+    /// Delivers the reply: to its [`Then`] if it has one (which sends it on when it
+    /// is the client's); else shown to its tap, then straight to the client when its
+    /// session armed that, else to the session. A session that is gone is ignored.
     pub fn send(mut self, reply: Result<Bytes, BackendError>) {
-        match self.then.take() {
-            None => self.io.complete(self.seq, self.part, reply, self.direct),
-            Some(then) => then.reply(reply, self),
+        if let Some(then) = self.then.take() {
+            return then.reply(reply, self);
         }
+        if let Some(t) = self.tap.take() {
+            t.on_reply(&reply);
+        }
+        self.io.complete(self.seq, self.part, reply, self.direct);
     }
 }
 

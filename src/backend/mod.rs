@@ -22,5 +22,5 @@ pub mod replay;
 pub mod stream;
 pub mod subscriber;
 
-pub use conn::{BackendRequest, ConnHandle, ReplyTo, Then};
+pub use conn::{BackendRequest, ConnHandle, ReplyTap, ReplyTo, Then};
 pub use pool::Node;

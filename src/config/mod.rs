@@ -16,7 +16,7 @@ pub mod clients;
 mod cluster_check;
 pub mod convert;
 pub mod duration;
-mod locate;
+pub mod locate;
 pub mod nutcracker;
 pub mod password;
 pub mod replicas;

@@ -175,6 +175,9 @@ fn pool(r: &mut Report, name: &str, p: &Pool) -> PoolConfig {
         max_replica_lag: super::replicas::DEFAULT_MAX_REPLICA_LAG,
         cache: Default::default(),
         cluster: None,
+        hot_keys: Default::default(),
+        coalesce: false,
+        near_cache: None,
     }
 }
 

@@ -135,6 +135,17 @@ pub struct FileConfig {
     /// Warm topology changes (see [`super::cache`]). Default `null` (off).
     #[serde(default)]
     pub warmup: Option<super::cache::WarmupFile>,
+    /// Hot-key detection (see [`crate::hotkeys`]). Default: on, 10s window, top 20.
+    #[serde(default)]
+    pub hot_keys: crate::hotkeys::config::HotKeysFile,
+    /// Identical read-only single-key requests to one node that arrive while one is
+    /// in flight get that one's reply (see [`crate::coalesce`]). Default false.
+    #[serde(default)]
+    pub coalesce: bool,
+    /// Replies to reads of matching keys served from memory (see
+    /// [`crate::nearcache`]); `null` (default) = off.
+    #[serde(default)]
+    pub near_cache: Option<crate::nearcache::config::NearCacheFile>,
 }
 
 fn default_max_lag() -> Duration {
@@ -661,4 +672,10 @@ pub struct PoolConfig {
     pub cache: super::cache::CacheConfig,
     /// Redis Cluster mode (`None`: a ring of `nodes`).
     pub cluster: Option<ClusterConfig>,
+    /// Hot-key detection.
+    pub hot_keys: crate::hotkeys::HotKeysConfig,
+    /// Coalescing of identical reads in flight.
+    pub coalesce: bool,
+    /// The near cache (`None`: off).
+    pub near_cache: Option<crate::nearcache::NearCacheConfig>,
 }

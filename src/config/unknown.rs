@@ -42,6 +42,13 @@ const SECTIONS: &[(&str, Section)] = &[
     ("ttl_jitter", Section::List(fields_of::<cache::JitterFile>)),
     ("warmup", Section::Map(fields_of::<cache::WarmupFile>)),
     ("cluster", Section::Map(fields_of::<ClusterFile>)),
+        "hot_keys",
+        Section::Map(fields_of::<crate::hotkeys::config::HotKeysFile>),
+    ),
+    (
+        "near_cache",
+        Section::Map(fields_of::<crate::nearcache::config::NearCacheFile>),
+    ),
 ];
 
 /// Reports every unknown field in `value` (parsed from `text`) into `r`, with its
@@ -153,7 +160,7 @@ mod tests {
         let top = fields_of::<FileConfig>();
         assert!(top.contains(&"listen") && top.contains(&"nodes"), "{top:?}");
         let mut text = String::from(
-            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\nread_from: primary\nmax_replica_lag: 1s\n",
+            "listen: 127.0.0.1:6380\nlisten_mode: null\nadmin: 127.0.0.1:9121\nadmin_token_file: null\nworkers: 0\nauth: null\nallow_flush: false\nallow_admin: false\nread_from: primary\nmax_replica_lag: 1s\ncoalesce: false\n",
         );
         let value = |section: &str, field: &str| -> &'static str {
             match (section, field) {
@@ -172,6 +179,13 @@ mod tests {
                 ("limits", _) | ("backend", "db") | ("health", "max_ejected_percent") => "1",
                 ("timeouts" | "health", _) => "1s",
                 ("log", "format") => "text",
+                ("hot_keys", "enabled") => "true",
+                ("hot_keys", "window") => "10s",
+                ("hot_keys", _) => "1",
+                ("near_cache", "keys") => "[\"cfg:*\"]",
+                ("near_cache", "hot") => "false",
+                ("near_cache", "hot_rate") => "1",
+                ("near_cache", _) => "1MiB",
                 ("users", "name") => "app",
                 ("users", "password") => "pw",
                 ("users", "commands") => "\"+get\"",

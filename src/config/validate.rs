@@ -157,6 +157,12 @@ fn pool(r: &mut Report, f: &FileConfig) -> PoolConfig {
         max_replica_lag: super::replicas::max_lag(r, f),
         cache: super::cache::cache(r, &f.ttl_jitter, f.warmup.as_ref()),
         cluster: super::cluster_check::cluster(r, f),
+        hot_keys: crate::hotkeys::config::validate(r, &f.hot_keys),
+        coalesce: f.coalesce,
+        near_cache: f
+            .near_cache
+            .as_ref()
+            .map(|n| crate::nearcache::config::validate(r, n)),
     }
 }
 

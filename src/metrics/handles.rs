@@ -47,6 +47,18 @@ pub struct PoolMetrics {
     pub ttl_jitter_rewritten: HotCounter,
     /// Warm-up reads (see [`crate::warmup`]).
     pub warmup: WarmupMetrics,
+    /// Replies served from an identical read already in flight.
+    pub coalesced: HotCounter,
+    /// Reads answered from the near cache.
+    pub near_hits: HotCounter,
+    /// Reads of covered keys sent to fill the near cache.
+    pub near_misses: IntCounter,
+    /// Near-cache entries removed by invalidations (pushes, flushes, writes).
+    pub near_invalidations: IntCounter,
+    /// Invalidation messages received from the nodes.
+    pub near_messages: IntCounter,
+    /// Bytes the near cache holds.
+    pub near_bytes: IntGauge,
 }
 
 /// Counters of warm-up reads (see [`crate::warmup`]). Cheap to clone.

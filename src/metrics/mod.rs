@@ -20,8 +20,8 @@ pub use hot::HotCounter;
 pub use labels::{NodeErrorKind, ReloadResult, RequestClass};
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -110,6 +110,23 @@ families! {
     cluster_refreshes: IntCounterVec = counter("ringproxy_cluster_refreshes_total", "Slot map reads by result (changed, unchanged, failed).", &["pool", "result"]);
     cluster_slot_map_version: IntGaugeVec = gauge("ringproxy_cluster_slot_map_version", "Version of the slot map in use: increases by one per change seen.", POOL);
     config_info: IntGaugeVec = gauge("ringproxy_config_info", "Always 1; the hash label identifies the running config.", &["hash"]);
+    hot_key_top_share: GaugeVec = fgauge("ringproxy_hot_key_top_share", "Share of the node's requests taken by its hottest key over the hot_keys window (0..1).", NODE);
+    hot_key_top_rate: GaugeVec = fgauge("ringproxy_hot_key_top_rate", "Requests per second of the node's hottest key over the hot_keys window.", NODE);
+    coalesced: IntCounterVec = counter("ringproxy_coalesced_total", "Replies served from an identical read already in flight (coalesce: true).", POOL);
+    near_hits: IntCounterVec = counter("ringproxy_near_cache_hits_total", "Reads answered from the near cache.", POOL);
+    near_misses: IntCounterVec = counter("ringproxy_near_cache_misses_total", "Reads of near-cache keys sent to a node to fill the cache.", POOL);
+    near_invalidations: IntCounterVec = counter("ringproxy_near_cache_invalidations_total", "Near-cache entries removed by invalidations (server pushes, flushes, writes through the proxy).", POOL);
+    near_messages: IntCounterVec = counter("ringproxy_near_cache_invalidation_messages_total", "Invalidation messages received from the nodes' tracking connections.", POOL);
+    near_bytes: IntGaugeVec = gauge("ringproxy_near_cache_bytes", "Bytes held by the near cache.", POOL);
+}
+
+/// The hot-key gauges of one node.
+#[derive(Debug, Clone)]
+pub struct HotKeyGauges {
+    /// `ringproxy_hot_key_top_share`.
+    pub top_share: Gauge,
+    /// `ringproxy_hot_key_top_rate`.
+    pub top_rate: Gauge,
 }
 
 /// Registers one family; names and label sets are constants, so failure is a bug.
@@ -130,6 +147,13 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     reg(
         r,
         IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    reg(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
     )
 }
 
@@ -216,6 +240,12 @@ impl Metrics {
             unchanged: refresh("unchanged"),
             failed: refresh("failed"),
             slot_map_version: f.cluster_slot_map_version.with_label_values(&[pool]),
+            coalesced: self.hot(f.coalesced.with_label_values(p)),
+            near_hits: self.hot(f.near_hits.with_label_values(p)),
+            near_misses: f.near_misses.with_label_values(p),
+            near_invalidations: f.near_invalidations.with_label_values(p),
+            near_messages: f.near_messages.with_label_values(p),
+            near_bytes: f.near_bytes.with_label_values(p),
         }
     }
 
@@ -241,6 +271,15 @@ impl Metrics {
         m
     }
 
+    /// The hot-key gauges of node `node` of pool `pool`.
+    pub fn hot_key_gauges(&self, pool: &str, node: &str) -> HotKeyGauges {
+        let l = &[pool, node];
+        HotKeyGauges {
+            top_share: self.families.hot_key_top_share.with_label_values(l),
+            top_rate: self.families.hot_key_top_rate.with_label_values(l),
+        }
+    }
+
     /// Drops every series of a node that a reload removed. Handles still held by
     /// in-flight requests keep working but are no longer exported.
     pub fn remove_node(&self, pool: &str, node: &str) {
@@ -256,6 +295,8 @@ impl Metrics {
         }
         let _ = f.backend_reconnects.remove_label_values(l);
         let _ = f.node_transitions.remove_label_values(l);
+        let _ = f.hot_key_top_share.remove_label_values(l);
+        let _ = f.hot_key_top_rate.remove_label_values(l);
         lock(&self.nodes).remove(&(pool.to_owned(), node.to_owned()));
     }
 

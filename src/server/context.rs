@@ -42,6 +42,8 @@ pub enum Lane {
     /// The client's subscriber connections: a request after SUBSCRIBE sees the
     /// subscription made (PUBSUB NUMSUB counts it).
     Subscriber,
+    /// The near cache's tracking connections (a fill, see [`crate::nearcache`]).
+    NearCache,
 }
 
 /// CLIENT REPLY: whether replies are written.
@@ -74,6 +76,8 @@ pub struct ClientState {
     pub lane: Lane,
     /// CLIENT REPLY.
     pub reply: ReplyMode,
+    /// Which in-flight reads it may join ([`crate::coalesce`]).
+    pub coalesce: crate::coalesce::Mark,
 }
 
 impl ClientState {
@@ -87,6 +91,7 @@ impl ClientState {
             users_generation: users.generation(),
             lane: Lane::Shared(Proto::Resp2),
             reply: ReplyMode::On,
+            coalesce: Default::default(),
         }
     }
 }
@@ -135,6 +140,8 @@ pub struct Ctx<'a> {
     pub class: RequestClass,
     /// Its replies are not written (CLIENT REPLY OFF or SKIP).
     pub quiet: bool,
+    /// Given to every backend reply of the request (see [`crate::backend::ReplyTap`]).
+    pub tap: Option<Arc<dyn crate::backend::ReplyTap>>,
 }
 
 impl Ctx<'_> {
@@ -195,6 +202,7 @@ impl Ctx<'_> {
             part,
             direct: false,
             then: None,
+            tap: self.tap.clone(),
         }
     }
 

@@ -75,6 +75,7 @@ pub fn dispatch(cx: &mut Ctx, held: &mut Held, req: Request, route: Route) -> Ou
         held.dedicated.reject_in_multi();
         return cx.ready(err);
     }
+    cx.client.coalesce.saw(spec.flags, class);
     if class == Class::Local(LocalKind::Reset) {
         return reset(cx, held, req);
     }

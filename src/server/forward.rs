@@ -166,11 +166,18 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     if let Some(key) = spec.first_arg_key(req) {
         return match cx.topo.node_for_key(key) {
             Some(n) => {
-                let frame = crate::ttl_jitter::frame(cx, req, spec, key);
-                match cx.topo.warm.is_empty() {
-                    true => to_shard(cx, n, spec, frame),
-                    false => crate::warmup::keyed(cx, n, frame, spec, key),
+                crate::hotkeys::on_keyed(cx, key, n);
+                if let Some(out) = crate::nearcache::keyed(cx, spec, key, n, req.frame()) {
+                    return out;
                 }
+                let frame = crate::ttl_jitter::frame(cx, req, spec, key);
+                if !cx.topo.warm.is_empty() {
+                    return crate::warmup::keyed(cx, n, frame, spec, key);
+                }
+                if coalesced(cx, spec) {
+                    return crate::coalesce::forward(cx, n, &frame);
+                }
+                to_shard(cx, n, spec, frame)
             }
             None => cx.ready_static(BackendError::NoNode.wire()),
         };
@@ -185,6 +192,15 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     }
 }
 
+/// Whether a read goes through [`crate::coalesce`]: the pool coalesces, the command
+/// may be coalesced, and its reads go to the primary (replica reads are spread
+/// instead).
+fn coalesced(cx: &Ctx, spec: &CommandSpec) -> bool {
+    cx.topo.config.coalesce
+        && cx.topo.config.read_from == crate::config::replicas::ReadFrom::Primary
+        && crate::coalesce::eligible(spec)
+}
+
 /// A command split into one sub-request per node (MGET, MSET, DEL, ...).
 pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKind) -> Outcome {
     let mut nodes = Vec::with_capacity(INLINE_KEYS);
@@ -197,6 +213,10 @@ pub fn split_keys(cx: &mut Ctx, req: &Request, spec: &CommandSpec, kind: SplitKi
         return any_node(cx, req);
     };
     crate::warmup::after_write(cx, req, spec);
+    for &(k, n) in &nodes {
+        crate::hotkeys::on_keyed(cx, req.arg(k), n);
+    }
+    crate::nearcache::split(cx, spec, req, &nodes);
     // A cluster node takes one slot per request: group by slot there.
     let by_slot = crate::cluster::group_by_slot(cx.topo, req, &mut nodes);
     if nodes.iter().all(|&(_, n)| n == nodes[0].1) {

@@ -19,6 +19,7 @@
 //! | cluster | yes | the proxy: `cluster_enabled:0` |
 //! | keyspace | yes | the nodes, summed |
 //! | topology | yes | the proxy: its nodes and their state |
+//! | hotkeys | no | the proxy: the hottest keys ([`crate::hotkeys`]) |
 //!
 //! (`persistence` and `latencystats` are per node and not given.) The reply is a
 //! verbatim string for RESP3 clients and a bulk string for RESP2, as Redis.
@@ -36,7 +37,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 /// Every section, in Redis's order, and whether `default` includes it.
-const SECTIONS: [(&str, bool); 12] = [
+const SECTIONS: [(&str, bool); 13] = [
     ("server", true),
     ("clients", true),
     ("memory", true),
@@ -49,6 +50,7 @@ const SECTIONS: [(&str, bool); 12] = [
     ("cluster", true),
     ("keyspace", true),
     ("topology", true),
+    ("hotkeys", false),
 ];
 
 /// Answers INFO, ROLE, CONFIG, SLOWLOG and LATENCY.
@@ -120,6 +122,7 @@ fn section(ctx: &PoolContext, topo: &Topology, name: &str) -> Section {
         "cpu" => cpu(&mut out),
         "modules" => write!(out, "# Modules\r\n"),
         "cluster" => write!(out, "# Cluster\r\ncluster_enabled:0\r\n"),
+        "hotkeys" => out.write_str(&crate::hotkeys::report::info(ctx)),
         _ => topology(topo, &mut out),
     };
     Section::Local(out)

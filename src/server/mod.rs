@@ -158,6 +158,12 @@ pub struct PoolContext {
     /// Scripts and functions loaded through the proxy, replayed on nodes that join
     /// or come back.
     pub replay: Arc<crate::backend::replay::ReplayLog>,
+    /// Hot-key detector ([`crate::hotkeys`]).
+    pub hot: crate::hotkeys::HotKeys,
+    /// Coalesced reads in flight ([`crate::coalesce`]).
+    pub coalesce: crate::coalesce::InFlight,
+    /// The near cache ([`crate::nearcache`]).
+    pub near: crate::nearcache::NearCache,
     /// Bumped after every new topology is stored: sessions that hold state on the
     /// nodes (subscriptions, blocked commands) watch it and follow the change.
     changes: tokio::sync::watch::Sender<u64>,
@@ -196,11 +202,14 @@ impl PoolContext {
             max_clients: AtomicUsize::new(max_clients),
             started: Instant::now(),
             writer: tokio::sync::Mutex::new(()),
-            metrics,
             dedicated: AtomicUsize::new(0),
             registry: clients::Registry::default(),
             blocked: AtomicUsize::new(0),
             replay: Arc::default(),
+            hot: Default::default(),
+            coalesce: Default::default(),
+            near: crate::nearcache::NearCache::new(metrics.clone()),
+            metrics,
             changes: tokio::sync::watch::Sender::new(0),
             next: tokio::sync::watch::Sender::new(None),
             readiness: readiness::Readiness::default(),

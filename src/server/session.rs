@@ -475,6 +475,7 @@ impl Session {
             topo,
             pool: &self.core.pool,
             io: &self.core.io,
+            tap: None,
         };
         f(&mut cx, &mut self.held)
     }
