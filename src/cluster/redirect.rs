@@ -192,6 +192,7 @@ pub(super) fn send_to(node: &Node, r: Box<Redirect>, mut to: ReplyTo, asking: bo
                 discard: true,
                 ..*r
             })),
+            tap: None,
         };
         conn.send(BackendRequest::new(Bytes::from_static(ASKING), ack));
     }

@@ -42,6 +42,7 @@ const SECTIONS: &[(&str, Section)] = &[
     ("ttl_jitter", Section::List(fields_of::<cache::JitterFile>)),
     ("warmup", Section::Map(fields_of::<cache::WarmupFile>)),
     ("cluster", Section::Map(fields_of::<ClusterFile>)),
+    (
         "hot_keys",
         Section::Map(fields_of::<crate::hotkeys::config::HotKeysFile>),
     ),

@@ -216,6 +216,12 @@ impl Metrics {
                 hits: f.warmup_hits.with_label_values(p),
                 copies: f.warmup_copies.with_label_values(p),
             },
+            coalesced: self.hot(f.coalesced.with_label_values(p)),
+            near_hits: self.hot(f.near_hits.with_label_values(p)),
+            near_misses: f.near_misses.with_label_values(p),
+            near_invalidations: f.near_invalidations.with_label_values(p),
+            near_messages: f.near_messages.with_label_values(p),
+            near_bytes: f.near_bytes.with_label_values(p),
         }
     }
 
@@ -240,12 +246,6 @@ impl Metrics {
             unchanged: refresh("unchanged"),
             failed: refresh("failed"),
             slot_map_version: f.cluster_slot_map_version.with_label_values(&[pool]),
-            coalesced: self.hot(f.coalesced.with_label_values(p)),
-            near_hits: self.hot(f.near_hits.with_label_values(p)),
-            near_misses: f.near_misses.with_label_values(p),
-            near_invalidations: f.near_invalidations.with_label_values(p),
-            near_messages: f.near_messages.with_label_values(p),
-            near_bytes: f.near_bytes.with_label_values(p),
         }
     }
 

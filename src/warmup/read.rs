@@ -157,6 +157,7 @@ fn aside(io: &Arc<ClientIo>, then: impl Then + 'static) -> ReplyTo {
         part: 0,
         direct: false,
         then: Some(Box::new(then)),
+        tap: None,
     }
 }
 
