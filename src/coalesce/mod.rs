@@ -213,6 +213,8 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: &Bytes) -> Outcome {
         key,
         born,
     }));
+    // In a cluster pool the leader follows redirects; its members get the final reply.
+    let reply = crate::server::forward::follow_redirects(cx, reply, frame);
     node.conn(cx.client.proto, cx.client.id)
         .send(BackendRequest::new(frame.clone(), reply));
     Outcome::Queued

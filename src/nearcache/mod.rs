@@ -298,7 +298,9 @@ pub fn keyed(
         key: Bytes::copy_from_slice(key),
         proto: cx.client.proto,
         ticket,
-        reply: cx.direct_reply_to(seq),
+        // In a cluster pool a fill answered by a redirect (a slot that moved) is
+        // followed like any read; errors are never stored.
+        reply: crate::server::forward::follow_redirects(cx, cx.direct_reply_to(seq), frame),
         client: cx.client.id,
     };
     tracker.send(fill, node);

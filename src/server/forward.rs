@@ -66,7 +66,7 @@ fn forward_via(cx: &mut Ctx, node: &Node, frame: Bytes, then: Option<Box<dyn The
 
 /// `reply`, made to follow the cluster's redirects of `frame` in a cluster pool.
 #[inline]
-fn follow_redirects(cx: &Ctx, mut reply: ReplyTo, frame: &Bytes) -> ReplyTo {
+pub(crate) fn follow_redirects(cx: &Ctx, mut reply: ReplyTo, frame: &Bytes) -> ReplyTo {
     if let Some(cluster) = &cx.pool.cluster {
         redirect::attach(cluster, &mut reply, frame, cx.client.proto, cx.client.id);
     }
