@@ -30,7 +30,7 @@ const NAMES: &[&str] = &[
 pub struct Categories(u32);
 
 impl Categories {
-    /// `@scripting` (bit 20 of [`NAMES`]).
+    /// `@scripting` (its bit in the category order of `ACL CAT`).
     pub const SCRIPTING: Categories = Categories(1 << 20);
 
     /// The category named `name` (without `@`, any case); `None` when unknown.
