@@ -506,3 +506,47 @@ fn replica_lagging_beyond_max_replica_lag_is_not_read() {
     wait_readable(admin, "node0", &replica.addr(), true);
     wait_caught_up(primary, &[replica]);
 }
+
+/// `coalesce: true` with `prefer_replica`: 40 clients reading one key at once, while
+/// the replica they read from sleeps, cost that replica a handful of GETs (one per
+/// worker and in-flight group), the primary none; every client gets the value.
+#[test]
+fn coalesced_reads_on_a_replica() {
+    let shards = vec![Shard::start("c0", 1)];
+    let proxy = start_proxy(&format!(
+        "coalesce: true\n{}",
+        yaml(&shards, Some("prefer_replica"))
+    ));
+    let replica = shards[0].replicas()[0];
+    wait_readable(proxy.admin_port(), "node0", &replica.addr(), true);
+    assert_eq!(proxy.conn().cmd(&["SET", "co:k", "v"]), Reply::ok());
+    wait_caught_up(shards[0].primary(), &[replica]);
+    let before = (
+        cmdstat(shards[0].primary(), "get").calls,
+        cmdstat(replica, "get").calls,
+    );
+    let clients = 40;
+    let mut conns: Vec<Conn> = (0..clients).map(|_| proxy.conn()).collect();
+    let mut sleeper = Conn::connect(replica.port());
+    sleeper
+        .send(&["DEBUG", "SLEEP", "0.3"])
+        .expect("DEBUG SLEEP");
+    std::thread::sleep(Duration::from_millis(50));
+    for c in &mut conns {
+        c.send(&["GET", "co:k"]).expect("send");
+    }
+    for c in &mut conns {
+        assert_eq!(c.read().expect("reply"), Reply::bulk("v"));
+    }
+    let _ = sleeper.read();
+    let (p, r) = (
+        cmdstat(shards[0].primary(), "get").calls - before.0,
+        cmdstat(replica, "get").calls - before.1,
+    );
+    eprintln!("REPLICAS: coalesced: {clients} client GETs -> replica {r} GETs, primary {p}");
+    assert_eq!(p, 0, "a coalesced replica read went to the primary");
+    assert!(
+        r >= 1 && r < clients as u64 / 4,
+        "replica served {r} of {clients} GETs"
+    );
+}

@@ -31,7 +31,7 @@
 //! [`ReplyTo`]: crate::backend::ReplyTo
 //! [`ReplyTo::send`]: crate::backend::ReplyTo::send
 
-use crate::backend::{BackendRequest, Node, ReplyTo};
+use crate::backend::{BackendRequest, Node, ReplyTo, Then};
 use crate::command::{Class, CommandFlags, CommandSpec};
 use crate::errors::BackendError;
 use crate::resp::Proto;
@@ -167,12 +167,18 @@ impl Mark {
     }
 }
 
-/// Sends `frame` (an [`eligible`] request) to node `idx`, or joins the identical
-/// request in flight.
-pub fn forward(cx: &mut Ctx, idx: usize, frame: &Bytes) -> Outcome {
-    let node = &cx.topo.nodes[idx];
+/// Sends `frame` (an [`eligible`] request) to `node` (a shard's primary, or the
+/// replica `read_from` picked, with `then` its way back to the primary), or joins
+/// the identical request in flight there.
+pub fn forward(
+    cx: &mut Ctx,
+    node: &Arc<Node>,
+    frame: &Bytes,
+    then: Option<Box<dyn Then>>,
+) -> Outcome {
+    use crate::server::forward::forward_via;
     if node.health.is_down() {
-        return crate::server::forward::forward(cx, idx, frame.clone());
+        return forward_via(cx, node, frame.clone(), then);
     }
     let reg = &cx.pool.coalesce;
     let shard = reg.shard();
@@ -191,7 +197,7 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: &Bytes) -> Outcome {
                 .may_join(cx.queue.waiting(), created, g.born)
         {
             drop(map);
-            return crate::server::forward::forward(cx, idx, frame.clone());
+            return forward_via(cx, node, frame.clone(), then);
         }
         let seq = cx.waiting();
         g.members.push(cx.direct_reply_to(seq));
@@ -208,6 +214,7 @@ pub fn forward(cx: &mut Ctx, idx: usize, frame: &Bytes) -> Outcome {
     drop(map);
     let seq = cx.waiting();
     let mut reply = cx.direct_reply_to(seq);
+    reply.then = then;
     reply.tap = Some(Arc::new(Fanout {
         shard: shard.clone(),
         key,

@@ -51,7 +51,12 @@ fn to_shard(cx: &mut Ctx, idx: usize, spec: &CommandSpec, frame: Bytes) -> Outco
 
 /// Sends `frame` to `node` for a single reply, its reply going through `then`
 /// first (a warm-up read, the way back to the primary of a replica read).
-fn forward_via(cx: &mut Ctx, node: &Node, frame: Bytes, then: Option<Box<dyn Then>>) -> Outcome {
+pub(crate) fn forward_via(
+    cx: &mut Ctx,
+    node: &Node,
+    frame: Bytes,
+    then: Option<Box<dyn Then>>,
+) -> Outcome {
     if node.health.is_down() {
         return cx.ready_static(BackendError::Down.wire());
     }
@@ -174,8 +179,8 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
                 if !cx.topo.warm.is_empty() {
                     return crate::warmup::keyed(cx, n, frame, spec, key);
                 }
-                if coalesced(cx, spec) {
-                    return crate::coalesce::forward(cx, n, &frame);
+                if cx.topo.config.coalesce && crate::coalesce::eligible(spec) {
+                    return coalesce_to_shard(cx, n, spec, &frame);
                 }
                 to_shard(cx, n, spec, frame)
             }
@@ -192,13 +197,18 @@ pub fn keyed(cx: &mut Ctx, req: &Request, spec: &CommandSpec) -> Outcome {
     }
 }
 
-/// Whether a read goes through [`crate::coalesce`]: the pool coalesces, the command
-/// may be coalesced, and its reads go to the primary (replica reads are spread
-/// instead).
-fn coalesced(cx: &Ctx, spec: &CommandSpec) -> bool {
-    cx.topo.config.coalesce
-        && cx.topo.config.read_from == crate::config::replicas::ReadFrom::Primary
-        && crate::coalesce::eligible(spec)
+/// A read [`crate::coalesce`] may answer, sent where `read_from` sends reads of
+/// shard `idx` (a replica, with the way back to the primary, or the primary).
+fn coalesce_to_shard(cx: &mut Ctx, idx: usize, spec: &CommandSpec, frame: &Bytes) -> Outcome {
+    let topo = cx.topo;
+    match read_route::target(cx, idx, spec) {
+        Ok(Some(t)) => {
+            let fallback = t.fallback(cx, frame);
+            crate::coalesce::forward(cx, t.node, frame, fallback)
+        }
+        Ok(None) => crate::coalesce::forward(cx, &topo.nodes[idx], frame, None),
+        Err(reply) => cx.ready_static(reply),
+    }
 }
 
 /// A command split into one sub-request per node (MGET, MSET, DEL, ...).
