@@ -46,31 +46,7 @@ impl RedisCluster {
     /// 6 nodes, 3 primaries with one replica each, every node seeing `cluster_state:ok`
     /// and the same slot map.
     pub fn start() -> RedisCluster {
-        let timeout = NODE_TIMEOUT_MS.to_string();
-        let opts = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            timeout.as_str(),
-            // A replica may be promoted however stale it is (the tests kill primaries).
-            "--cluster-replica-validity-factor",
-            "0",
-            // Slots of a failed primary fail alone, not the whole cluster.
-            "--cluster-require-full-coverage",
-            "no",
-        ];
-        // The bus port is given (by default it is port + 10000, which may be taken or
-        // past 65535).
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                let bus = free_port().to_string();
-                let mut o = opts.to_vec();
-                o.extend(["--cluster-port", bus.as_str()]);
-                RedisServer::start_with(&o)
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = (0..6).map(|_| cluster_node()).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
@@ -86,6 +62,47 @@ impl RedisCluster {
         let c = RedisCluster { nodes };
         c.wait_settled();
         c
+    }
+
+    /// Starts an empty node, joins it (`CLUSTER MEET`) and returns its index once
+    /// every node lists it and it lists every node: a primary with no slot yet.
+    pub fn add_primary(&mut self) -> usize {
+        let bus = free_port();
+        let node = cluster_node_on(bus);
+        let (port, bus) = (node.port().to_string(), bus.to_string());
+        let meet = self.nodes[0].cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, &bus]);
+        assert_eq!(meet, Reply::ok());
+        self.nodes.push(node);
+        let i = self.nodes.len() - 1;
+        let addr = self.nodes[i].addr();
+        wait_until(
+            "every node and the new one to know each other",
+            SETTLE,
+            || {
+                let running: Vec<usize> = self.running().collect();
+                let knows_all = self.nodes_seen_by(i).len() >= running.len();
+                knows_all
+                    && running.iter().all(|&j| {
+                        self.nodes_seen_by(j)
+                            .iter()
+                            .any(|n| n.addr == addr && n.primary)
+                    })
+            },
+        );
+        // It serves nothing until it knows who serves what (cluster_state:ok).
+        self.wait_settled();
+        i
+    }
+
+    /// Removes node `i`, which must serve no slot (a primary whose slots moved away
+    /// may have turned itself into a replica), as `redis-cli --cluster del-node`
+    /// does: `CLUSTER FORGET` on every other node, then its shutdown.
+    pub fn remove_node(&mut self, i: usize) {
+        let id = self.id_of(i);
+        for j in self.running().filter(|&j| j != i).collect::<Vec<_>>() {
+            assert_eq!(self.nodes[j].cmd(&["CLUSTER", "FORGET", &id]), Reply::ok());
+        }
+        self.nodes[i].stop();
     }
 
     /// Seeds for a proxy config: every node's address, YAML flow list.
@@ -230,11 +247,43 @@ impl RedisCluster {
             between();
         }
         // As redis-cli does: the importing node first, then the source, then the rest.
+        // A source that gave away its last slot turns itself into a replica of the
+        // importing node (Redis 7's replica migration): it refuses SETSLOT then.
         for i in [to, from].into_iter().chain(self.primaries()) {
             let r = self.nodes[i].cmd(&["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]);
-            assert_eq!(r, Reply::ok(), "SETSLOT NODE on node {i}");
+            let demoted =
+                i == from && r == Reply::Error("ERR Please use SETSLOT only with masters.".into());
+            assert!(r == Reply::ok() || demoted, "SETSLOT NODE on node {i}: {r}");
         }
     }
+}
+
+/// One cluster-enabled redis-server (its own bus port: by default port + 10000,
+/// which may be taken or past 65535).
+fn cluster_node() -> RedisServer {
+    cluster_node_on(free_port())
+}
+
+/// [`cluster_node`] with its bus on port `bus`.
+fn cluster_node_on(bus: u16) -> RedisServer {
+    let timeout = NODE_TIMEOUT_MS.to_string();
+    let bus = bus.to_string();
+    RedisServer::start_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        timeout.as_str(),
+        // A replica may be promoted however stale it is (the tests kill primaries).
+        "--cluster-replica-validity-factor",
+        "0",
+        // Slots of a failed primary fail alone, not the whole cluster.
+        "--cluster-require-full-coverage",
+        "no",
+        "--cluster-port",
+        bus.as_str(),
+    ])
 }
 
 /// `id addr@cport flags primary ping pong epoch link slots...`
