@@ -74,6 +74,7 @@ impl Topology {
             db: cfg.backend_db,
             preconnect: cfg.preconnect,
             tls: backend_tls(cfg, old),
+            readonly_replicas: cfg.cluster.is_some(),
         };
         let nodes: Vec<Arc<Node>> = cfg
             .nodes

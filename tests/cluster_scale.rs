@@ -68,6 +68,9 @@ fn a_primary_joins_takes_a_slot_and_leaves_under_load() {
     assert_eq!(conn.cmd(&["GET", "{grow}:0"]), on_owner(&c, "{grow}:0"));
 
     c.migrate_slot(slot, new, from, || load.wait_rounds(4));
+    // As an operator would: the node leaves once nothing routes to it any more (the
+    // proxy reads the map again within its refresh interval, sooner on a MOVED).
+    wait_shown(&p, |s| !s.contains(&addr), "the proxy to see the slot back");
     c.remove_node(new);
     c.wait_settled();
     wait_shown(

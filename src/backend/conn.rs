@@ -171,6 +171,8 @@ pub struct ConnSpec {
     /// Used only while the server says it is a master (`ROLE` after login): the
     /// primary of a replicated shard, so a demoted one never takes writes.
     pub master_only: bool,
+    /// Sends `READONLY` after login (a Redis Cluster replica read from).
+    pub readonly: bool,
 }
 
 /// Handle to a connection task. Dropping every handle ends the task once its

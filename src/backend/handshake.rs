@@ -29,6 +29,9 @@ pub fn commands(spec: &ConnSpec) -> Vec<Bytes> {
     if spec.db != 0 {
         cmds.push(command(&[b"SELECT", spec.db.to_string().as_bytes()]));
     }
+    if spec.readonly {
+        cmds.push(command(&[b"READONLY"]));
+    }
     if spec.master_only {
         cmds.push(Bytes::from_static(ROLE));
     }

@@ -23,6 +23,9 @@ pub struct PoolSpec {
     pub preconnect: bool,
     /// TLS to the nodes (`None`: plain text).
     pub tls: Option<Arc<crate::tls::client::BackendTls>>,
+    /// Replica connections send `READONLY` (Redis Cluster replicas serve reads of
+    /// their primary's slots only after it).
+    pub readonly_replicas: bool,
 }
 
 /// What a pool's nodes share, stable across reloads (changed in place).
@@ -146,9 +149,11 @@ impl Node {
             dedicated: false,
             tls,
             master_only,
+            readonly: pool.readonly_replicas && matches!(role, Role::Replica(_)),
         };
         let login = super::handshake::commands(&ConnSpec {
             master_only: false,
+            readonly: false,
             ..spec(Proto::Resp2, 0, None)
         });
         tokio::spawn(check_loop(
@@ -217,6 +222,7 @@ impl Node {
             dedicated: true,
             tls: self.spec.tls.clone(),
             master_only: matches!(self.role, Role::Primary { master_only: true }),
+            readonly: false,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod view;
 pub use redirect::Redirect;
 
 use crate::backend::pool::{Node, PoolShared};
+use crate::config::replicas::ReadFrom;
 use crate::config::{NodeAddr, NodeConfig, PoolConfig};
 use crate::route::Placement;
 use crate::topology::{Router, Topology};
@@ -148,8 +149,15 @@ pub fn topology(
             identity: s.primary.clone(),
             addr: NodeAddr::Tcp(s.primary.clone()),
             weight: 1,
-            // Replica reads are not offered in cluster mode (yet): primaries only.
-            replicas: Vec::new(),
+            // Replicas are connected to only when reads may go to them.
+            replicas: match cfg.read_from {
+                ReadFrom::Primary => Vec::new(),
+                _ => s
+                    .replicas
+                    .iter()
+                    .map(|a| NodeAddr::Tcp(a.clone()))
+                    .collect(),
+            },
             sentinel: None,
         })
         .collect();

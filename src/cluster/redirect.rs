@@ -57,7 +57,14 @@ pub struct Redirect {
 /// call it.
 #[cold]
 pub fn attach(cluster: &Arc<Cluster>, to: &mut ReplyTo, frame: &Bytes, proto: Proto, session: u64) {
-    to.then = Some(Box::new(Redirect {
+    to.then = Some(make(cluster, frame, proto, session));
+}
+
+/// How to follow the redirects of `frame` (see [`attach`]), for a hook that hands
+/// replies on to it (a replica read's way back to its primary).
+#[cold]
+pub fn make(cluster: &Arc<Cluster>, frame: &Bytes, proto: Proto, session: u64) -> Box<Redirect> {
+    Box::new(Redirect {
         cluster: cluster.clone(),
         frame: frame.clone(),
         proto,
@@ -66,7 +73,7 @@ pub fn attach(cluster: &Arc<Cluster>, to: &mut ReplyTo, frame: &Bytes, proto: Pr
         hops: 0,
         tries: 0,
         discard: false,
-    }));
+    })
 }
 
 impl crate::backend::Then for Redirect {

@@ -90,6 +90,7 @@ async fn once(ctx: &PoolContext, shared: &PoolShared, cluster: &Cluster) -> bool
             dedicated: true,
             tls: tls.clone(),
             master_only: false,
+            readonly: false,
         };
         match fetch::slot_map(&spec, deadline).await {
             Ok(m) => {

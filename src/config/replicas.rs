@@ -183,10 +183,7 @@ pub(super) fn read_from(r: &mut Report, f: &FileConfig) -> ReadFrom {
         .nodes
         .iter()
         .any(|n| n.sentinel.is_some() || !n.replicas.is_empty());
-    if f.read_from != ReadFrom::Primary && f.cluster.is_some() {
-        let msg = "replica reads are not offered for cluster pools yet; remove it";
-        r.problem(&[Key("read_from")], msg);
-    } else if f.read_from != ReadFrom::Primary && !replicated {
+    if f.read_from != ReadFrom::Primary && !replicated && f.cluster.is_none() {
         r.note(
             &[Key("read_from")],
             "no node has replicas; every read goes to the primaries",

@@ -72,7 +72,11 @@ pub(crate) fn forward_via(
 /// `reply`, made to follow the cluster's redirects of `frame` in a cluster pool.
 #[inline]
 pub(crate) fn follow_redirects(cx: &Ctx, mut reply: ReplyTo, frame: &Bytes) -> ReplyTo {
-    if let Some(cluster) = &cx.pool.cluster {
+    // A hook already there (a replica read's fallback) hands its replies on to the
+    // redirects itself.
+    if let Some(cluster) = &cx.pool.cluster
+        && reply.then.is_none()
+    {
         redirect::attach(cluster, &mut reply, frame, cx.client.proto, cx.client.id);
     }
     reply

@@ -23,30 +23,49 @@ impl ReadTarget<'_> {
     /// The fallback of this read of `frame` for the client of `cx`.
     pub fn fallback(&self, cx: &Ctx, frame: &Bytes) -> Option<Box<dyn Then>> {
         let primary = &cx.topo.nodes[self.fallback?];
+        let next = cx.pool.cluster.as_ref().map(|c| {
+            crate::cluster::redirect::make(c, frame, cx.client.proto, cx.client.id) as Box<dyn Then>
+        });
         Some(Box::new(Fallback {
             conn: primary.conn(cx.client.proto, cx.client.id).clone(),
             frame: frame.clone(),
+            next,
         }))
     }
 }
 
 /// A read on a replica, sent to its primary if the replica fails it (its connection
-/// lost, the replica down or timed out): reads are safe to repeat.
+/// lost, the replica down or timed out, or answering `-LOADING`, `-MASTERDOWN` or
+/// `-BUSY`): reads are safe to repeat.
 #[derive(Debug)]
 struct Fallback {
     /// The primary's connection for the same client.
     conn: ConnHandle,
     /// The request.
     frame: Bytes,
+    /// What sees the reply next (in a cluster pool: its redirects, followed from
+    /// the replica or from the primary).
+    next: Option<Box<dyn Then>>,
 }
 
 impl Then for Fallback {
     fn reply(self: Box<Self>, reply: Result<Bytes, BackendError>, to: ReplyTo) {
-        match reply {
-            Err(BackendError::ConnectionLost | BackendError::Down | BackendError::Timeout) => {
-                self.conn.send(BackendRequest::new(self.frame, to))
-            }
-            other => to.send(other),
+        let unavailable = match &reply {
+            Err(e) => matches!(
+                e,
+                BackendError::ConnectionLost | BackendError::Down | BackendError::Timeout
+            ),
+            // A replica loading its data, cut off from its primary, or busy.
+            Ok(r) => crate::backend::health::is_unavailable_reply(r),
+        };
+        if unavailable {
+            let mut to = to;
+            to.then = self.next;
+            return self.conn.send(BackendRequest::new(self.frame, to));
+        }
+        match self.next {
+            Some(next) => next.reply(reply, to),
+            None => to.send(reply),
         }
     }
 }

@@ -35,9 +35,19 @@ pub fn try_info(port: u16, section: &str) -> Result<BTreeMap<String, String>, St
         .collect())
 }
 
-/// `INFO section` of `s` (panics when it does not answer).
+/// `INFO section` of `s` (panics when it does not answer). Asked again after a
+/// closed connection: a sentinel reconfiguring a server (`REPLICAOF`) kills its
+/// normal clients, this one included.
 pub fn info(s: &RedisServer, section: &str) -> BTreeMap<String, String> {
-    try_info(s.port(), section).unwrap_or_else(|e| panic!("{}: {e}", s.addr()))
+    let mut last = String::new();
+    for _ in 0..3 {
+        match try_info(s.port(), section) {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{}: {last}", s.addr())
 }
 
 /// One command's counters from `INFO commandstats`.
