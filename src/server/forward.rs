@@ -38,7 +38,12 @@ pub fn forward_then(
 
 /// Sends `frame` for a single reply to node `idx`, or for a read-only `spec` to
 /// where the pool's `read_from` sends reads of that shard.
+#[inline]
 fn to_shard(cx: &mut Ctx, idx: usize, spec: &CommandSpec, frame: Bytes) -> Outcome {
+    // The default policy decides here, without a call.
+    if !read_route::spread(cx.topo) {
+        return forward(cx, idx, frame);
+    }
     match read_route::target(cx, idx, spec) {
         Ok(Some(t)) => {
             let fallback = t.fallback(cx, &frame);

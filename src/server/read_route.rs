@@ -70,6 +70,12 @@ impl Then for Fallback {
     }
 }
 
+/// Whether reads may go anywhere but the primaries (`read_from` is not `primary`).
+#[inline]
+pub fn spread(topo: &crate::topology::Topology) -> bool {
+    topo.config.read_from != ReadFrom::Primary
+}
+
 /// Where a read of shard `idx` goes when `read_from` is not `primary` and `spec`
 /// may be read from a replica: `Ok(None)` for the primary (as a write), `Err` with
 /// the reply when `read_from: replica` finds no readable replica. With
