@@ -26,6 +26,7 @@ mod tls_check;
 mod unknown;
 mod users;
 mod validate;
+pub mod validated;
 pub mod yaml;
 
 pub use checks::HASH_NAMES;
@@ -34,6 +35,7 @@ use std::path::Path;
 
 pub use password::Password;
 pub use schema::*;
+pub use validated::*;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

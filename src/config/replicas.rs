@@ -7,7 +7,8 @@
 use super::checks::{self as ck, Report};
 use super::locate::Seg::{Item, Key};
 use super::password::Password;
-use super::schema::{BackendTlsFile, FileConfig, NodeAddr, NodeFile};
+use super::schema::{BackendTlsFile, FileConfig, NodeFile};
+use super::validated::NodeAddr;
 use serde::Deserialize;
 use std::time::Duration;
 
