@@ -36,6 +36,8 @@
 //! tls/             TLS: config → rustls, certificate loading, rotation, client stream
 //! errors.rs        every error reply text
 //! poll.rs          poll a future once (write in the turn that produced the bytes)
+//! io_buf.rs        read buffers sized to announced frames, write queues of shared
+//!                  segments (vectored writes: large values are never copied)
 //! workers.rs       thread-per-core: one single-threaded runtime per worker thread
 //! client_io.rs     the client stream (TCP or unix socket), the completion queue and
 //!                  the direct-reply hand-off
@@ -78,6 +80,7 @@ pub mod command;
 pub mod config;
 pub mod errors;
 pub mod hotkeys;
+pub mod io_buf;
 pub mod metrics;
 pub mod nearcache;
 pub mod poll;

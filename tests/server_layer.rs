@@ -59,6 +59,31 @@ fn large_replies_in_a_pipeline_do_not_stall_the_replies_behind_them() {
     }
 }
 
+/// Large and small values interleaved in one pipeline, more large ones than one
+/// vectored write takes (the proxy queues large requests and replies as they are,
+/// small ones copied together): the same reply stream as Redis, in order.
+#[test]
+fn interleaved_large_and_small_values_in_one_pipeline_match_redis() {
+    let p = Pair::start();
+    let keys: Vec<String> = (0..160).map(|i| format!("lv{i}")).collect();
+    let values: Vec<Vec<u8>> = (0..160usize)
+        .map(|i| {
+            let len = if i % 2 == 0 { 8_100 + i * 37 } else { 1 + i };
+            vec![b'a' + (i % 26) as u8; len]
+        })
+        .collect();
+    let mut cmds: Vec<Vec<&[u8]>> = Vec::new();
+    for (k, v) in keys.iter().zip(&values) {
+        cmds.push(vec![b"SET", k.as_bytes(), v]);
+        cmds.push(args(&["PING"]));
+    }
+    for (k, v) in keys.iter().zip(&values) {
+        cmds.push(vec![b"GET", k.as_bytes()]);
+        cmds.push(vec![b"ECHO", v]);
+    }
+    p.assert_same("SET, GET and ECHO of 160 mixed values", &cmds);
+}
+
 #[test]
 fn redis_py_pipeline_with_a_large_value_and_a_ping() {
     let p = Pair::start();

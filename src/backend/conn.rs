@@ -16,7 +16,7 @@ use super::stream::{BackendStream, connect};
 use crate::config::NodeAddr;
 use crate::errors::BackendError;
 use crate::metrics::{NodeErrorKind, NodeMetrics};
-use crate::poll::{poll_once, write_some};
+use crate::poll::poll_once;
 use crate::resp::Proto;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -374,7 +374,7 @@ impl ConnTask {
                         return self.broken(&mut st, e);
                     },
                 },
-                r = write_some(&mut wr, &mut st.wbuf), if !st.wbuf.is_empty() => {
+                r = st.wbuf.write_to(&mut wr), if !st.wbuf.is_empty() => {
                     if r.is_err() {
                         return self.broken(&mut st, BackendError::ConnectionLost);
                     }
@@ -395,7 +395,7 @@ impl ConnTask {
                         self.gather(&mut st, &mut batch).await;
                     }
                     // Write in this turn; the write branch only waits for a full socket.
-                    if let Some(Err(_)) = poll_once(write_some(&mut wr, &mut st.wbuf)) {
+                    if let Some(Err(_)) = poll_once(st.wbuf.write_to(&mut wr)) {
                         return self.broken(&mut st, BackendError::ConnectionLost);
                     }
                 }

@@ -4,24 +4,31 @@
 use super::conn::{BackendRequest, ConnEnv, READ_BUF, ReplyTo};
 use super::health::is_unavailable_reply;
 use crate::errors::BackendError;
+use crate::io_buf::{WriteQueue, reserve_for};
 use crate::metrics::LatencyRecorder;
-use crate::resp::reply::reply_len;
+use crate::resp::reply::ReplyFramer;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use tokio::time::Instant;
 
 /// In-flight state of one connected socket: who waits for each reply (with the time
-/// the request was queued for writing), bytes to write, bytes read.
+/// the request was queued for writing), bytes to write (large requests queued as
+/// they are, not copied), bytes read (the buffer sized at once for a large reply).
 pub(super) struct Pipeline {
     env: ConnEnv,
     pub(super) latency: LatencyRecorder,
     pub(super) inflight: VecDeque<(ReplyTo, Instant, bool)>,
-    pub(super) wbuf: BytesMut,
+    pub(super) wbuf: WriteQueue,
     pub(super) rbuf: BytesMut,
+    /// Where framing the reply at the front of `rbuf` stopped.
+    framer: ReplyFramer,
     /// Replies framed in this read, delivered once the metrics account for them
     /// (kept to reuse its allocation).
     framed: Vec<(ReplyTo, Bytes)>,
 }
+
+/// Below this much free room the read buffer gets [`READ_BUF`] more.
+const MIN_FREE: usize = 1024;
 
 impl Pipeline {
     pub(super) fn new(env: ConnEnv) -> Pipeline {
@@ -29,8 +36,9 @@ impl Pipeline {
             latency: env.metrics.latency_recorder(),
             env,
             inflight: VecDeque::new(),
-            wbuf: BytesMut::new(),
+            wbuf: WriteQueue::default(),
             rbuf: BytesMut::with_capacity(READ_BUF),
+            framer: ReplyFramer::default(),
             framed: Vec::new(),
         }
     }
@@ -39,7 +47,7 @@ impl Pipeline {
         let now = Instant::now();
         let before = self.inflight.len();
         for r in reqs {
-            self.wbuf.extend_from_slice(&r.frame);
+            self.wbuf.push(r.frame);
             self.inflight.push_back((r.reply, now, r.timed));
         }
         self.env.metrics.sent(self.inflight.len() - before);
@@ -68,8 +76,10 @@ impl Pipeline {
             to.send(Ok(reply));
         }
         self.framed = framed;
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(READ_BUF);
+        let (free, want) = (self.rbuf.capacity() - self.rbuf.len(), self.framer.wanted());
+        if free < MIN_FREE || want > 0 {
+            let min_free = if free < MIN_FREE { READ_BUF } else { 0 };
+            reserve_for(&mut self.rbuf, want, min_free);
         }
         result
     }
@@ -80,7 +90,10 @@ impl Pipeline {
         framed: &mut Vec<(ReplyTo, Bytes)>,
         errors: &mut usize,
     ) -> Result<(), BackendError> {
-        while let Some(n) = reply_len(&self.rbuf).map_err(|_| BackendError::Protocol)? {
+        while let Some(n) = (self.framer)
+            .next_len(&self.rbuf)
+            .map_err(|_| BackendError::Protocol)?
+        {
             let reply = self.rbuf.split_to(n).freeze();
             if reply.first() == Some(&b'>') {
                 continue; // out-of-band push on a shared connection: not anyone's reply

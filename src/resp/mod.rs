@@ -10,6 +10,7 @@
 //! only).
 
 pub mod encode;
+mod inline;
 pub mod number;
 pub mod reply;
 pub mod request;

@@ -14,53 +14,111 @@ pub enum FrameError {
 /// Length in bytes of the complete reply at the front of `buf`, or `None` if more
 /// bytes are needed.
 pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
-    let mut pos = 0usize;
-    // Number of values still to read to complete the outermost reply.
-    let mut pending: u64 = 1;
-    while pending > 0 {
-        let Some(&ty) = buf.get(pos) else {
-            return Ok(None);
+    ReplyFramer::default().next_len(buf)
+}
+
+/// Frames replies one after another from the front of a buffer, resuming an
+/// incomplete one where the last call stopped (a large aggregate reply arriving
+/// over many reads is walked once, not once per read), and telling how many bytes
+/// the value being read needs ([`ReplyFramer::wanted`]). Between calls the buffer
+/// may only grow at its end; a complete reply resets it for the next one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplyFramer {
+    /// Where the next value of the partial reply starts.
+    pos: usize,
+    /// Values still to read to complete it; 0 while no partial reply is held.
+    pending: u64,
+    /// Bytes the buffer must hold to complete the value being read; 0 if unknown.
+    want: usize,
+}
+
+impl ReplyFramer {
+    /// Length of the complete reply at the front of `buf`, or `None` if more bytes
+    /// are needed (what was walked is kept for the next call).
+    pub fn next_len(&mut self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        // Walked in locals; the state is stored only when the reply is incomplete.
+        let (mut pos, mut pending) = match self.pending {
+            0 => (0, 1),
+            p => (self.pos, p),
         };
-        let Some(eol) = line_end(buf, pos + 1)? else {
-            return Ok(None);
-        };
-        let line = &buf[pos + 1..eol];
-        pos = eol + 2;
-        pending -= 1;
-        match ty {
-            b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => {}
-            b'$' | b'!' | b'=' => {
-                let n = parse_int(line)?;
-                if n >= 0 {
-                    let Some(end) = usize::try_from(n).ok().and_then(|n| pos.checked_add(n)) else {
-                        return Err(FrameError::Invalid);
-                    };
-                    if buf.len().saturating_sub(2) < end {
-                        return Ok(None);
-                    }
-                    if &buf[end..end + 2] != b"\r\n" {
-                        return Err(FrameError::Invalid);
-                    }
-                    pos = end + 2;
-                } else if n != -1 {
-                    return Err(FrameError::Invalid);
+        while pending > 0 {
+            match value(buf, pos, pending) {
+                Ok(Walk::Next(next, left)) => (pos, pending) = (next, left),
+                Ok(Walk::Short(want)) => {
+                    (self.pos, self.pending, self.want) = (pos, pending, want);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.pending = 0;
+                    return Err(e);
                 }
             }
-            b'*' | b'~' | b'>' => {
-                let n = parse_int(line)?;
-                if n > 0 {
-                    pending = add(pending, n as u64, 0)?;
-                } else if n < -1 {
-                    return Err(FrameError::Invalid);
-                }
-            }
-            b'%' => pending = add(pending, 2 * non_negative(parse_int(line)?)?, 0)?,
-            // An attribute is a map that precedes the value it describes.
-            b'|' => pending = add(pending, 2 * non_negative(parse_int(line)?)?, 1)?,
-            _ => return Err(FrameError::Invalid),
         }
+        (self.pending, self.want) = (0, 0);
+        Ok(Some(pos))
     }
-    Ok(Some(pos))
+
+    /// The size the buffer must reach for the value being read to be complete, as
+    /// its header announced (0 when none was read): the read side reserves it at
+    /// once.
+    pub fn wanted(&self) -> usize {
+        self.want
+    }
+}
+
+/// One step of a walk over a reply.
+enum Walk {
+    /// The value ended: where the next starts, and how many values are left.
+    Next(usize, u64),
+    /// The value is incomplete (the buffer must reach `.0` bytes; 0: not known).
+    Short(usize),
+}
+
+/// Walks the value at `pos`, `pending` values (this one included) being left.
+#[inline(always)]
+fn value(buf: &[u8], pos: usize, pending: u64) -> Result<Walk, FrameError> {
+    let Some(&ty) = buf.get(pos) else {
+        return Ok(Walk::Short(0));
+    };
+    let Some(eol) = line_end(buf, pos + 1)? else {
+        return Ok(Walk::Short(0));
+    };
+    let line = &buf[pos + 1..eol];
+    let mut next = eol + 2;
+    let mut pending = pending - 1;
+    match ty {
+        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => {}
+        b'$' | b'!' | b'=' => {
+            let n = parse_int(line)?;
+            if n >= 0 {
+                let Some(end) = usize::try_from(n).ok().and_then(|n| next.checked_add(n)) else {
+                    return Err(FrameError::Invalid);
+                };
+                if buf.len().saturating_sub(2) < end {
+                    return Ok(Walk::Short(end.saturating_add(2)));
+                }
+                if &buf[end..end + 2] != b"\r\n" {
+                    return Err(FrameError::Invalid);
+                }
+                next = end + 2;
+            } else if n != -1 {
+                return Err(FrameError::Invalid);
+            }
+        }
+        b'*' | b'~' | b'>' => {
+            let n = parse_int(line)?;
+            if n > 0 {
+                pending = add(pending, n as u64, 0)?;
+            } else if n < -1 {
+                return Err(FrameError::Invalid);
+            }
+        }
+        b'%' => pending = add(pending, 2 * non_negative(parse_int(line)?)?, 0)?,
+        // An attribute is a map that precedes the value it describes.
+        b'|' => pending = add(pending, 2 * non_negative(parse_int(line)?)?, 1)?,
+        _ => return Err(FrameError::Invalid),
+    }
+    Ok(Walk::Next(next, pending))
 }
 
 /// `pending + more + extra`; a count that does not fit is invalid (no buffer holds
@@ -180,6 +238,34 @@ pub fn is_error(reply: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fed a byte at a time, one framer frames the same replies as `reply_len` on
+    /// the whole stream and announces the end of a bulk string once its header is in.
+    #[test]
+    fn a_framer_resumes_and_announces_bulk_sizes() {
+        let mut stream = b"*3\r\n$5\r\nhello\r\n%1\r\n+a\r\n:1\r\n_\r\n".to_vec();
+        let first = stream.len();
+        stream.extend_from_slice(b"$4000\r\n");
+        stream.extend_from_slice(&[b'x'; 4000]);
+        stream.extend_from_slice(b"\r\n+OK\r\n");
+        let (mut f, mut buf, mut lens, mut announced) =
+            (ReplyFramer::default(), Vec::new(), Vec::new(), 0);
+        for &b in &stream {
+            buf.push(b);
+            while let Some(n) = f.next_len(&buf).unwrap() {
+                lens.push(n);
+                buf.drain(..n);
+            }
+            announced = announced.max(f.wanted());
+        }
+        assert_eq!(lens, vec![first, 4000 + 9, 5]);
+        assert_eq!(announced, 4000 + 9);
+        assert!(buf.is_empty());
+        assert_eq!(
+            ReplyFramer::default().next_len(b"*1\r\n?\r\n"),
+            Err(FrameError::Invalid)
+        );
+    }
 
     #[test]
     fn simple_and_incomplete() {

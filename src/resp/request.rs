@@ -113,41 +113,176 @@ impl Request {
     }
 }
 
-/// Decodes one request from the front of `buf`.
-///
-/// `Ok(None)`: more bytes are needed (nothing consumed). Empty requests (`*0`, a blank
-/// inline line) are consumed and skipped. On `Err` the stream is unusable.
+/// Decodes one request from the front of `buf` (see [`Decoder::decode`]), with no
+/// state kept: for a buffer that already holds whole requests.
 pub fn decode(buf: &mut BytesMut, max_size: usize) -> Result<Option<Request>, DecodeError> {
-    loop {
-        if buf.is_empty() {
-            return Ok(None);
+    Decoder::default().decode(buf, max_size)
+}
+
+/// Decodes a client's requests one after another, remembering what it framed of
+/// an incomplete request at the front of the buffer (its arguments so far), so a
+/// large request arriving over many reads is scanned once, not once per read; and
+/// how many bytes that request needs for the argument being read (see
+/// [`Decoder::wanted`]). Only appending to the buffer between calls is allowed.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// Arguments of the partial request framed so far.
+    args: SmallVec<[(u32, u32); 6]>,
+    /// Its argument count; 0 while no partial request is held.
+    count: usize,
+    /// Where its next argument's header starts.
+    pos: usize,
+    /// Bytes the buffer must hold to complete the argument being read; 0 if unknown.
+    want: usize,
+}
+
+impl Decoder {
+    /// Decodes one request from the front of `buf`.
+    ///
+    /// `Ok(None)`: more bytes are needed (nothing consumed; what was framed is
+    /// kept). Empty requests (`*0`, a blank inline line) are consumed and skipped.
+    /// On `Err` the stream is unusable.
+    pub fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        max_size: usize,
+    ) -> Result<Option<Request>, DecodeError> {
+        loop {
+            // Framed in locals; the state is stored only when the request is partial.
+            let (mut args, mut pos, count) = if self.count == 0 {
+                match start(buf, max_size)? {
+                    Start::Incomplete => return Ok(None),
+                    Start::Skip(n) => {
+                        let _ = buf.split_to(n);
+                        continue;
+                    }
+                    Start::Inline(len, req) => {
+                        let _ = buf.split_to(len);
+                        return Ok(Some(req));
+                    }
+                    Start::Multibulk(count, pos) => {
+                        (SmallVec::with_capacity(count.min(1024)), pos, count)
+                    }
+                }
+            } else {
+                (std::mem::take(&mut self.args), self.pos, self.count)
+            };
+            return match frame_args(buf, max_size, &mut args, &mut pos, count) {
+                Ok(None) => {
+                    (self.count, self.want) = (0, 0);
+                    let frame = buf.split_to(pos).freeze();
+                    Ok(Some(Request { frame, args }))
+                }
+                Ok(Some(want)) => {
+                    (self.args, self.pos, self.count, self.want) = (args, pos, count, want);
+                    Ok(None)
+                }
+                Err(e) => {
+                    (self.count, self.want) = (0, 0);
+                    Err(e)
+                }
+            };
         }
-        let parsed = if buf[0] == b'*' {
-            scan_multibulk(buf, max_size)?
-        } else {
-            scan_inline(buf)?
-        };
-        match parsed {
-            Scan::Incomplete => return Ok(None),
-            Scan::Skip(n) => {
-                let _ = buf.split_to(n);
-            }
-            Scan::Multibulk(len, args) => {
-                let frame = buf.split_to(len).freeze();
-                return Ok(Some(Request { frame, args }));
-            }
-            Scan::Inline(len, req) => {
-                let _ = buf.split_to(len);
-                return Ok(Some(req));
-            }
-        }
+    }
+
+    /// The size the buffer must reach for the argument being read to be complete,
+    /// as its header announced (0 when no such header was read): the read side
+    /// reserves it at once instead of growing step by step.
+    pub fn wanted(&self) -> usize {
+        self.want
     }
 }
 
-enum Scan {
+/// Reads the header of the request at the front of `buf`.
+#[inline(always)]
+fn start(buf: &[u8], max_size: usize) -> Result<Start, DecodeError> {
+    let Some(&first) = buf.first() else {
+        return Ok(Start::Incomplete);
+    };
+    if first != b'*' {
+        return Ok(match super::inline::scan_inline(buf)? {
+            Scan::Incomplete => Start::Incomplete,
+            Scan::Skip(n) => Start::Skip(n),
+            Scan::Inline(len, req) => Start::Inline(len, req),
+        });
+    }
+    let Some(eol) = find_crlf(buf, 1) else {
+        return if buf.len() > MAX_INLINE {
+            Err(DecodeError::MultibulkCountTooBig)
+        } else {
+            Ok(Start::Incomplete)
+        };
+    };
+    let count = parse_len(buf, 1, eol).ok_or(DecodeError::MultibulkLength)?;
+    if count <= 0 {
+        return Ok(Start::Skip(eol + 2));
+    }
+    if count as usize > MAX_ARGS || count as usize > max_size / 4 {
+        return Err(DecodeError::MultibulkLength);
+    }
+    Ok(Start::Multibulk(count as usize, eol + 2))
+}
+
+/// Frames the arguments of the request in `buf` from `pos` on until `args` holds
+/// `count`: `Ok(None)` when they are all there (`pos` is then the request's end),
+/// `Ok(Some(want))` when one is incomplete (the buffer must reach `want` bytes for
+/// it; 0: not known yet).
+#[inline(always)]
+fn frame_args(
+    buf: &[u8],
+    max_size: usize,
+    args: &mut SmallVec<[(u32, u32); 6]>,
+    pos: &mut usize,
+    count: usize,
+) -> Result<Option<usize>, DecodeError> {
+    while args.len() < count {
+        let at = *pos;
+        match buf.get(at) {
+            None => return Ok(Some(0)),
+            Some(b'$') => {}
+            Some(&b) => return Err(DecodeError::ExpectedBulk(b)),
+        }
+        let Some(eol) = find_crlf(buf, at + 1) else {
+            return if buf.len() - at > MAX_INLINE {
+                Err(DecodeError::BulkCountTooBig)
+            } else {
+                Ok(Some(0))
+            };
+        };
+        let len = parse_len(buf, at + 1, eol).ok_or(DecodeError::BulkLength)?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::BulkLength)?;
+        let start = eol + 2;
+        let end = start.saturating_add(len);
+        if end.saturating_add(2) > max_size {
+            return Err(DecodeError::TooLarge);
+        }
+        if buf.len() < end + 2 {
+            return Ok(Some(end + 2));
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(DecodeError::BulkTerminator);
+        }
+        args.push((start as u32, end as u32));
+        *pos = end + 2;
+    }
+    Ok(None)
+}
+
+/// What the front of the buffer starts.
+enum Start {
+    Incomplete,
+    /// An empty request of this many bytes.
+    Skip(usize),
+    /// A whole inline request of this many bytes.
+    Inline(usize, Request),
+    /// A multibulk request of this many arguments, the first at this offset.
+    Multibulk(usize, usize),
+}
+
+/// What an inline line gives.
+pub(super) enum Scan {
     Incomplete,
     Skip(usize),
-    Multibulk(usize, SmallVec<[(u32, u32); 6]>),
     Inline(usize, Request),
 }
 
@@ -164,188 +299,6 @@ fn parse_len(buf: &[u8], start: usize, end: usize) -> Option<i64> {
         return None;
     }
     super::number::parse_i64(&buf[start..end])
-}
-
-fn scan_multibulk(buf: &[u8], max_size: usize) -> Result<Scan, DecodeError> {
-    let Some(eol) = find_crlf(buf, 1) else {
-        return if buf.len() > MAX_INLINE {
-            Err(DecodeError::MultibulkCountTooBig)
-        } else {
-            Ok(Scan::Incomplete)
-        };
-    };
-    let count = parse_len(buf, 1, eol).ok_or(DecodeError::MultibulkLength)?;
-    let mut pos = eol + 2;
-    if count <= 0 {
-        return Ok(Scan::Skip(pos));
-    }
-    if count as usize > MAX_ARGS || count as usize > max_size / 4 {
-        return Err(DecodeError::MultibulkLength);
-    }
-    let mut args = SmallVec::with_capacity((count as usize).min(1024));
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Ok(Scan::Incomplete),
-            Some(b'$') => {}
-            Some(&b) => return Err(DecodeError::ExpectedBulk(b)),
-        }
-        let Some(eol) = find_crlf(buf, pos + 1) else {
-            return if buf.len() - pos > MAX_INLINE {
-                Err(DecodeError::BulkCountTooBig)
-            } else {
-                Ok(Scan::Incomplete)
-            };
-        };
-        let len = parse_len(buf, pos + 1, eol).ok_or(DecodeError::BulkLength)?;
-        if len < 0 {
-            return Err(DecodeError::BulkLength);
-        }
-        let start = eol + 2;
-        let end = start + len as usize;
-        if end + 2 > max_size {
-            return Err(DecodeError::TooLarge);
-        }
-        if buf.len() < end + 2 {
-            return Ok(Scan::Incomplete);
-        }
-        if &buf[end..end + 2] != b"\r\n" {
-            return Err(DecodeError::BulkTerminator);
-        }
-        args.push((start as u32, end as u32));
-        pos = end + 2;
-    }
-    Ok(Scan::Multibulk(pos, args))
-}
-
-fn scan_inline(buf: &[u8]) -> Result<Scan, DecodeError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return if buf.len() > MAX_INLINE {
-            Err(DecodeError::InlineTooBig)
-        } else {
-            Ok(Scan::Incomplete)
-        };
-    };
-    if nl > MAX_INLINE {
-        return Err(DecodeError::InlineTooBig);
-    }
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    let (args, ends) = split_inline(&buf[..line_end])?;
-    if ends.is_empty() {
-        return Ok(Scan::Skip(nl + 1));
-    }
-    let mut start = 0;
-    let owned: SmallVec<[&[u8]; 6]> = ends
-        .iter()
-        .map(|&end| {
-            let a = &args[start..end];
-            start = end;
-            a
-        })
-        .collect();
-    Ok(Scan::Inline(nl + 1, Request::from_args(&owned)))
-}
-
-/// Splits an inline line into arguments as Redis does (`sdssplitargs`): blanks
-/// separate (space, tab, CR, LF; vertical tab and form feed only between
-/// arguments); `"..."` takes the escapes `\xHH`, `\n`, `\r`, `\t`, `\b`, `\a` and
-/// `\<c>` (the character itself); `'...'` takes `\'` only; a closing quote must be
-/// followed by a blank or the end; a NUL byte ends the line. Returns the unescaped
-/// arguments, back to back, and where each ends.
-fn split_inline(line: &[u8]) -> Result<(Vec<u8>, SmallVec<[usize; 6]>), DecodeError> {
-    let line = line.split(|&b| b == 0).next().unwrap_or_default();
-    let mut out = Vec::with_capacity(line.len());
-    let mut ends = SmallVec::new();
-    let mut i = 0;
-    loop {
-        while i < line.len() && is_blank(line[i]) {
-            i += 1;
-        }
-        if i == line.len() {
-            return Ok((out, ends));
-        }
-        i = split_arg(line, i, &mut out)?;
-        ends.push(out.len());
-    }
-}
-
-/// Redis's `isspace`.
-fn is_blank(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-}
-
-/// Appends the argument starting at `i` to `out`; returns where the next starts.
-fn split_arg(line: &[u8], mut i: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
-    #[derive(PartialEq)]
-    enum Q {
-        None,
-        Double,
-        Single,
-    }
-    let mut q = Q::None;
-    loop {
-        let Some(&c) = line.get(i) else {
-            return match q {
-                Q::None => Ok(i),
-                _ => Err(DecodeError::UnbalancedQuotes),
-            };
-        };
-        let next = line.get(i + 1).copied();
-        match q {
-            Q::None if matches!(c, b' ' | b'\n' | b'\r' | b'\t') => return Ok(i),
-            Q::None if c == b'"' => q = Q::Double,
-            Q::None if c == b'\'' => q = Q::Single,
-            Q::None => out.push(c),
-            Q::Double if c == b'\\' && next == Some(b'x') && hex_pair(line, i + 2).is_some() => {
-                out.extend(hex_pair(line, i + 2));
-                i += 3;
-            }
-            Q::Double if c == b'\\' && next.is_some() => {
-                out.push(unescape(next.unwrap_or_default()));
-                i += 1;
-            }
-            Q::Single if c == b'\\' && next == Some(b'\'') => {
-                out.push(b'\'');
-                i += 1;
-            }
-            Q::Double if c == b'"' => return closed(line, i),
-            Q::Single if c == b'\'' => return closed(line, i),
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-}
-
-/// After the closing quote at `i`: a blank or the end must follow.
-fn closed(line: &[u8], i: usize) -> Result<usize, DecodeError> {
-    match line.get(i + 1) {
-        Some(&b) if !is_blank(b) => Err(DecodeError::UnbalancedQuotes),
-        _ => Ok(i + 1),
-    }
-}
-
-/// The byte written as two hex digits at `i`.
-fn hex_pair(line: &[u8], i: usize) -> Option<u8> {
-    let digits = std::str::from_utf8(line.get(i..i + 2)?).ok()?;
-    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u8::from_str_radix(digits, 16).ok()
-}
-
-/// The byte a backslash escape stands for inside double quotes.
-fn unescape(c: u8) -> u8 {
-    match c {
-        b'n' => b'\n',
-        b'r' => b'\r',
-        b't' => b'\t',
-        b'b' => 0x08,
-        b'a' => 0x07,
-        c => c,
-    }
 }
 
 #[cfg(test)]
@@ -466,6 +419,35 @@ mod tests {
         let mut long = vec![b'a'; MAX_INLINE + 10];
         long.push(b'\n');
         assert_eq!(dec(&long).unwrap_err(), DecodeError::InlineTooBig);
+    }
+
+    /// Fed a byte at a time into one buffer, a decoder gives the same requests as
+    /// a fresh decode of the whole stream, and says how large the buffer must get
+    /// once a bulk header announced it.
+    #[test]
+    fn resumes_a_partial_request_and_announces_its_size() {
+        let big = vec![b'v'; 5000];
+        let set = Request::from_args(&[&b"SET"[..], b"k", &big]);
+        let mut stream = set.frame().to_vec();
+        stream.extend_from_slice(b"*0\r\nPING\r\n*1\r\n$4\r\nPING\r\n");
+        let (mut d, mut buf, mut got) = (Decoder::default(), BytesMut::new(), Vec::new());
+        let mut announced = 0;
+        for &b in &stream {
+            buf.extend_from_slice(&[b]);
+            while let Some(r) = d.decode(&mut buf, 1 << 20).unwrap() {
+                got.push(r.frame().to_vec());
+            }
+            announced = announced.max(d.wanted());
+        }
+        assert_eq!(
+            announced,
+            set.frame().len(),
+            "the value's end, CRLF included"
+        );
+        assert_eq!(d.wanted(), 0);
+        assert!(buf.is_empty());
+        let ping = b"*1\r\n$4\r\nPING\r\n".to_vec();
+        assert_eq!(got, vec![set.frame().to_vec(), ping.clone(), ping]);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The session's write side: ready replies leave the queue, in order, into one
-//! write buffer; and the one place where a delivered reply is accounted for,
-//! whichever path wrote it (this buffer, or a backend connection writing it
+//! write queue (small replies copied together, large ones kept as they are and
+//! written with `writev`); and the one place where a delivered reply is accounted
+//! for, whichever path wrote it (this queue, or a backend connection writing it
 //! straight to the client).
 
 use super::replies::{After, ReplyQueue};
+use crate::client_io::ClientStream;
+use crate::io_buf::{MAX_SLICES, WriteQueue};
 use crate::metrics::{PoolMetrics, RequestClass};
-use bytes::{Buf, BytesMut};
+use std::io::{self, IoSlice};
 
 /// Replies stop moving into the write buffer beyond this many bytes; a larger
 /// reply still moves whole when the buffer is below it.
@@ -14,7 +17,7 @@ pub const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Bytes waiting to be written to the client.
 #[derive(Default)]
 pub struct Output {
-    buf: BytesMut,
+    buf: WriteQueue,
     /// A reply after which the connection closes has been taken.
     closing: bool,
 }
@@ -25,12 +28,46 @@ impl Output {
         self.buf.is_empty()
     }
 
-    /// The bytes to write next.
-    pub fn pending(&self) -> &[u8] {
-        &self.buf
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.buf.len()
     }
 
-    /// Bytes the buffer holds allocated.
+    /// Writes some of what waits, waiting until the socket takes something; the
+    /// caller then says what was written ([`Output::wrote`]).
+    pub async fn write_to(&self, stream: &ClientStream) -> io::Result<usize> {
+        if self.buf.is_contiguous() || matches!(stream, ClientStream::Tls(_)) {
+            return stream.write(self.buf.front()).await;
+        }
+        loop {
+            match stream {
+                ClientStream::Tcp(s) => s.writable().await?,
+                ClientStream::Unix(s) => s.writable().await?,
+                ClientStream::Tls(_) => {}
+            }
+            match self.try_write_to(stream) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Writes what the socket takes now of what waits, without waiting (several
+    /// replies in one `writev` when large ones are queued as they are).
+    pub fn try_write_to(&self, stream: &ClientStream) -> io::Result<usize> {
+        if self.buf.is_contiguous() {
+            return stream.try_write(self.buf.front());
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let k = self.buf.slices(&mut slices);
+        match stream {
+            ClientStream::Tcp(s) => s.try_write_vectored(&slices[..k]),
+            ClientStream::Unix(s) => s.try_write_vectored(&slices[..k]),
+            ClientStream::Tls(_) => stream.try_write(self.buf.front()),
+        }
+    }
+
+    /// Bytes held allocated.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -53,7 +90,7 @@ impl Output {
             let Some(r) = queue.pop_ready() else { break };
             delivered(metrics, r.class, r.error, r.written);
             if !r.quiet {
-                self.buf.extend_from_slice(&r.bytes);
+                self.buf.push(r.bytes);
             }
             self.closing = r.after == After::Close;
             moved += 1;

@@ -25,7 +25,7 @@ use crate::backend::subscriber::SubFrame;
 use crate::client_io::{ClientIo, Completion};
 use crate::metrics::RequestClass;
 use crate::resp::Request;
-use crate::resp::request::decode;
+use crate::resp::request::Decoder;
 use crate::topology::{Router, Topology};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -96,6 +96,8 @@ pub struct Session {
     queue: ReplyQueue,
     held: Held,
     rbuf: BytesMut,
+    /// Frames the requests in `rbuf`, keeping what it learnt of a partial one.
+    decoder: Decoder,
     /// Bytes to have free before the next read: grows while reads fill the buffer.
     read_hint: usize,
     reading: Reading,
@@ -150,6 +152,7 @@ impl Session {
             queue: ReplyQueue::starting_at(next_seq),
             held: Held::default(),
             rbuf: BytesMut::new(),
+            decoder: Decoder::default(),
             read_hint: READ_MIN,
             reading: Reading::Open,
             out: Output::default(),
@@ -193,14 +196,14 @@ impl Session {
                     Some(c) => self.on_completion(c),
                     None => self.park_asked = true,
                 },
-                r = io.stream.write(self.out.pending()), if !self.out.is_empty() => match r {
+                r = self.out.write_to(&io.stream), if !self.out.is_empty() => match r {
                     Ok(n) if n > 0 => self.out.wrote(n, &self.core.pool.metrics),
                     _ => break 'serve,
                 },
                 r = io.stream.flush(), if io.stream.wants_flush() => if r.is_err() {
                     break 'serve;
                 },
-                r = read_some(io, &mut self.rbuf, &mut self.read_hint), if can_read => match r {
+                r = read_some(io, &mut self.rbuf, &mut self.read_hint, self.decoder.wanted()), if can_read => match r {
                     Ok(0) if self.held.dedicated.blocked(&self.queue) => break 'serve,
                     Ok(0) => self.reading = Reading::Eof,
                     Ok(n) => {
@@ -368,8 +371,8 @@ impl Session {
             if self.out.is_empty() {
                 return true;
             }
-            let pending = self.out.pending().len();
-            match self.core.io.stream.try_write(self.out.pending()) {
+            let pending = self.out.len();
+            match self.out.try_write_to(&self.core.io.stream) {
                 Ok(0) => return false,
                 Ok(n) => {
                     self.out.wrote(n, &self.core.pool.metrics);
@@ -431,7 +434,10 @@ impl Session {
             && self.deferred.is_none()
             && self.queue.len() < self.max_pipeline
         {
-            match decode(&mut self.rbuf, topo.limits.max_request_size) {
+            match self
+                .decoder
+                .decode(&mut self.rbuf, topo.limits.max_request_size)
+            {
                 Ok(Some(req)) => {
                     let route = classify(&topo, &req);
                     self.core.pool.metrics.request(metric_class(&route));
@@ -594,18 +600,27 @@ fn poll_side(
 
 /// Reads into `buf` with at least `hint` bytes free; the hint grows (up to
 /// [`READ_MAX`]) while reads fill what was free, and falls back when they do not.
-/// Room is made only once the socket is readable, so a client that stays idle
-/// keeps the small buffer of its first read.
-async fn read_some(io: &ClientIo, buf: &mut BytesMut, hint: &mut usize) -> std::io::Result<usize> {
+/// A partial request that announced it needs `want` bytes in all gets its room at
+/// once (bounded, see [`crate::io_buf::reserve_for`]): a large value is read into
+/// one buffer instead of being copied each time the buffer grows. Room is made
+/// only once the socket is readable, so a client that stays idle keeps the small
+/// buffer of its first read.
+async fn read_some(
+    io: &ClientIo,
+    buf: &mut BytesMut,
+    hint: &mut usize,
+    want: usize,
+) -> std::io::Result<usize> {
     loop {
         io.stream.readable().await?;
-        if buf.capacity() - buf.len() < *hint {
-            let first = buf.capacity() == 0;
-            buf.reserve(if first {
-                *hint
-            } else {
-                (*hint).max(READ_CHUNK)
-            });
+        let free = buf.capacity() - buf.len();
+        if free < *hint || want > buf.capacity() {
+            let min_free = match (free < *hint, buf.capacity() == 0) {
+                (false, _) => 0,
+                (true, true) => *hint,
+                (true, false) => (*hint).max(READ_CHUNK),
+            };
+            crate::io_buf::reserve_for(buf, want, min_free);
         }
         let free = buf.capacity() - buf.len();
         let n = match io.stream.try_read_draining(buf) {
