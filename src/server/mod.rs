@@ -42,6 +42,7 @@ pub mod pubsub;
 pub mod pubsub_follow;
 pub mod read_route;
 pub mod readiness;
+pub mod reading;
 pub mod replies;
 pub mod session;
 
