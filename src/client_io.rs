@@ -67,12 +67,17 @@ impl ClientStream {
     /// this uses the socket's single reader slot (`poll_read_ready`), cheaper than
     /// the list of waiters behind `readable()`.
     pub async fn readable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| match self {
+        std::future::poll_fn(|cx| self.poll_readable(cx)).await
+    }
+
+    /// [`ClientStream::readable`] as a poll function (a future over it is one
+    /// reference: what a parked client's task holds while it waits).
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
             ClientStream::Tcp(s) => s.poll_read_ready(cx),
             ClientStream::Unix(s) => s.poll_read_ready(cx),
             ClientStream::Tls(t) => t.poll_readable(cx),
-        })
-        .await
+        }
     }
 
     /// One read, `WouldBlock` when nothing was there. A short read means the socket
