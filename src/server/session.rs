@@ -680,6 +680,17 @@ mod tests {
         assert!(client <= 72, "ClientState is {client} bytes");
     }
 
+    /// The other allocations every connected client keeps (with their reference
+    /// counts, 16 bytes): at most 152 bytes of `ClientIo` and 72 of `ClientEntry`
+    /// keep them in malloc's 176- and 96-byte chunks.
+    #[test]
+    fn per_client_allocations_stay_small() {
+        let io = std::mem::size_of::<super::ClientIo>();
+        assert!(io <= 152, "ClientIo is {io} bytes");
+        let entry = std::mem::size_of::<super::ClientEntry>();
+        assert!(entry <= 72, "ClientEntry is {entry} bytes");
+    }
+
     /// The sequence number and the `asked` flag share one word.
     #[test]
     fn parked_resume_keeps_seq_and_asked() {
