@@ -588,7 +588,7 @@ fn wait_and_serve(
         loop {
             if !std::mem::take(&mut serve_now) {
                 let stream = &parked.core.io.stream;
-                let _ = std::future::poll_fn(|cx| stream.poll_readable(cx)).await;
+                std::future::poll_fn(|cx| stream.poll_input(cx)).await;
             }
             // Held for the busy spell so that each batch can borrow a snapshot (an
             // arc-swap guard, no shared reference count touched).
