@@ -580,6 +580,10 @@ impl Session {
 /// An `async` block rather than an `async fn`: its captured `parked` is the only
 /// copy kept while the task waits (an `async fn` keeps its arguments and its
 /// locals apart), and nothing else is held then, so the task stays small.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep `parked` twice (argument and local)"
+)]
 fn wait_and_serve(
     mut parked: Parked,
     mut serve_now: bool,
