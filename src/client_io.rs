@@ -67,12 +67,30 @@ impl ClientStream {
     /// this uses the socket's single reader slot (`poll_read_ready`), cheaper than
     /// the list of waiters behind `readable()`.
     pub async fn readable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| match self {
+        std::future::poll_fn(|cx| self.poll_readable(cx)).await
+    }
+
+    /// Ready once the client sent something (or closed, or the socket failed): on
+    /// TCP a one-byte peek makes sure, so that a readiness with nothing behind it
+    /// (seen when many clients send at once) waits on instead of waking the
+    /// session; elsewhere [`ClientStream::poll_readable`]. A poll function, so that
+    /// a future over it is one reference: what a parked client's task holds.
+    pub fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let ClientStream::Tcp(s) = self else {
+            return self.poll_readable(cx).map(|_| ());
+        };
+        let mut byte = [0u8; 1];
+        let mut buf = tokio::io::ReadBuf::new(&mut byte);
+        s.poll_peek(cx, &mut buf).map(|_| ())
+    }
+
+    /// [`ClientStream::readable`] as a poll function.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
             ClientStream::Tcp(s) => s.poll_read_ready(cx),
             ClientStream::Unix(s) => s.poll_read_ready(cx),
             ClientStream::Tls(t) => t.poll_readable(cx),
-        })
-        .await
+        }
     }
 
     /// One read, `WouldBlock` when nothing was there. A short read means the socket
@@ -367,6 +385,33 @@ mod tests {
     use crate::errors::BackendError;
     use bytes::Bytes;
     use tokio::io::AsyncReadExt;
+
+    /// A readiness left set with nothing behind it (here: a read that did not
+    /// drain the readiness) does not count as input; a byte sent does, and stays
+    /// to be read.
+    #[tokio::test]
+    async fn input_means_bytes_not_a_stale_readiness() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        let stream = ClientStream::Tcp(ours);
+        peer.write_all(b"x").await.unwrap();
+        stream.readable().await.unwrap();
+        let ClientStream::Tcp(t) = &stream else {
+            unreachable!()
+        };
+        assert_eq!(t.try_read(&mut [0u8; 16]).unwrap(), 1);
+        let stale = std::future::poll_fn(|cx| Poll::Ready(stream.poll_readable(cx))).await;
+        assert!(stale.is_ready(), "the readiness is still set");
+        let once = std::future::poll_fn(|cx| Poll::Ready(stream.poll_input(cx))).await;
+        assert!(once.is_pending());
+        peer.write_all(b"y").await.unwrap();
+        std::future::poll_fn(|cx| stream.poll_input(cx)).await;
+        assert_eq!(t.try_read(&mut [0u8; 16]).unwrap(), 1);
+    }
 
     #[tokio::test]
     async fn a_partly_written_reply_says_what_was_written() {

@@ -1,8 +1,10 @@
 //! Hot-key detection: which keys take the largest share of their node's traffic.
 //!
-//! Always on and cheap. Every keyed request reaches [`HotKeys::record`]; one in
-//! `hot_keys.sample` of them (chosen at random by a per-thread [`sketch::Sampler`],
-//! nothing shared) is counted in its worker's [`sketch::Summary`] for the current
+//! Always on and cheap. Every keyed request reaches [`on_keyed`], which only
+//! counts down a per-thread gap (a few instructions, nothing shared); one in
+//! `hot_keys.sample` of them on average (the gaps drawn at random by a per-thread
+//! [`sketch::Sampler`], so a client's request pattern cannot alias with them) is
+//! counted in its worker's [`sketch::Summary`] for the current
 //! slot of the sliding window (the window is [`SLOTS`] slots; the oldest is
 //! cleared as time moves on). Nothing is merged on the request path: a reader
 //! ([`HotKeys::top`]: `GET /hotkeys`, `INFO hotkeys`, the metrics and log task in
@@ -33,7 +35,10 @@ const CAPACITY_PER_TOP: usize = 4;
 const MIN_CAPACITY: usize = 64;
 
 thread_local! {
-    static SAMPLER: Cell<Sampler> = Cell::new(Sampler::new(seed()));
+    /// Keyed requests of this thread until the next sampled one (at least 1).
+    static COUNTDOWN: Cell<u32> = const { Cell::new(1) };
+    /// Draws the gaps between sampled requests; seeded on first use.
+    static SAMPLER: Cell<Option<Sampler>> = const { Cell::new(None) };
 }
 
 fn seed() -> u64 {
@@ -94,9 +99,14 @@ impl HotKeys {
     /// coarse clock), if the sampler picks it.
     #[inline]
     pub fn record(&self, cfg: &HotKeysConfig, now_ms: u64, key: &[u8], node: &Arc<str>) {
-        if !cfg.enabled || !sampled(cfg.sample) {
-            return;
+        if cfg.enabled && sampled(cfg.sample) {
+            self.count(cfg, now_ms, key, node);
         }
+    }
+
+    /// Counts one sampled request.
+    #[inline(never)]
+    fn count(&self, cfg: &HotKeysConfig, now_ms: u64, key: &[u8], node: &Arc<str>) {
         let slot_ms = slot_ms(cfg);
         let epoch = now_ms / slot_ms;
         let mut shard = self.shard();
@@ -155,7 +165,7 @@ impl HotKeys {
                     } else {
                         (c.count as f64 / total as f64).min(1.0)
                     },
-                    key: c.key,
+                    key: c.key.into(),
                     truncated: c.truncated,
                     node: c.node,
                 }
@@ -191,13 +201,30 @@ fn merge(
     }
 }
 
-#[inline]
+/// Whether this keyed request is sampled: the common answer (no) costs a
+/// decrement of the thread's countdown.
+#[inline(always)]
 fn sampled(every: u32) -> bool {
+    COUNTDOWN.with(|left| {
+        let n = left.get();
+        if n > 1 {
+            left.set(n - 1);
+            return false;
+        }
+        left.set(next_gap(every));
+        true
+    })
+}
+
+/// The gap to this thread's next sampled request (see [`Sampler::gap`]).
+#[cold]
+#[inline(never)]
+fn next_gap(every: u32) -> u32 {
     SAMPLER.with(|s| {
-        let mut v = s.get();
-        let hit = v.hit(every);
-        s.set(v);
-        hit
+        let mut v = s.get().unwrap_or_else(|| Sampler::new(seed()));
+        let gap = v.gap(every);
+        s.set(Some(v));
+        gap
     })
 }
 
@@ -211,11 +238,13 @@ fn capacity(cfg: &HotKeysConfig) -> usize {
 
 /// The request path's hook: a keyed request for `key` goes to node `node` of the
 /// context's topology.
-#[inline]
+#[inline(always)]
 pub fn on_keyed(cx: &crate::server::context::Ctx, key: &[u8], node: usize) {
-    let now = cx.pool.coarse_ms.load(std::sync::atomic::Ordering::Relaxed);
-    let name = &cx.topo.nodes[node].name;
-    cx.pool.hot.record(&cx.topo.config.hot_keys, now, key, name);
+    let cfg = &cx.topo.config.hot_keys;
+    if cfg.enabled && sampled(cfg.sample) {
+        let now = cx.pool.coarse_ms.load(std::sync::atomic::Ordering::Relaxed);
+        cx.pool.hot.count(cfg, now, key, &cx.topo.nodes[node].name);
+    }
 }
 
 /// The detector's key hash (64-bit FNV-1a).

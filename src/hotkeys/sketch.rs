@@ -6,7 +6,6 @@
 //! its count (so every key whose true count exceeds `total / capacity` is kept,
 //! and a count overestimates by at most the `error` it inherited).
 
-use bytes::Bytes;
 use fnv::FnvHashMap;
 use std::sync::Arc;
 
@@ -18,8 +17,9 @@ pub const MAX_KEY_KEPT: usize = 256;
 pub struct Counter {
     /// Hash of the whole key (its identity here).
     pub hash: u64,
-    /// The key (at most [`MAX_KEY_KEPT`] bytes of it).
-    pub key: Bytes,
+    /// The key (at most [`MAX_KEY_KEPT`] bytes of it); its buffer is reused when
+    /// the counter is taken over by another key.
+    pub key: Vec<u8>,
     /// Whether `key` was cut.
     pub truncated: bool,
     /// Node the key was routed to.
@@ -39,6 +39,12 @@ pub struct Summary {
     pub nodes: Vec<(Arc<str>, u64)>,
     /// Slot number (time / slot length) these counts belong to.
     pub epoch: u64,
+    /// No counter counts less (counts only grow, and a taken-over counter starts
+    /// above the smallest): the smallest counter is found from `cursor` on without
+    /// a full scan per replacement.
+    floor: u64,
+    /// Where the search for the next smallest counter goes on.
+    cursor: usize,
 }
 
 impl Summary {
@@ -48,6 +54,8 @@ impl Summary {
         self.index.clear();
         self.nodes.clear();
         self.epoch = epoch;
+        self.floor = 0;
+        self.cursor = 0;
     }
 
     /// Counts one sampled request for `key` (hash `hash`) routed to `node`.
@@ -57,31 +65,58 @@ impl Summary {
             self.counters[i].count += 1;
             return;
         }
-        let fresh = |error: u64| Counter {
-            hash,
-            key: Bytes::copy_from_slice(&key[..key.len().min(MAX_KEY_KEPT)]),
-            truncated: key.len() > MAX_KEY_KEPT,
-            node: node.clone(),
-            count: error + 1,
-            error,
-        };
         if self.counters.len() < capacity {
             self.index.insert(hash, self.counters.len());
-            self.counters.push(fresh(0));
+            self.counters.push(Counter {
+                hash,
+                key: key[..key.len().min(MAX_KEY_KEPT)].to_vec(),
+                truncated: key.len() > MAX_KEY_KEPT,
+                node: node.clone(),
+                count: 1,
+                error: 0,
+            });
             return;
         }
-        let Some((i, min)) = self
-            .counters
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, c)| c.count)
-            .map(|(i, c)| (i, c.count))
-        else {
+        let Some(i) = self.smallest() else {
             return;
         };
-        self.index.remove(&self.counters[i].hash);
+        let c = &mut self.counters[i];
+        self.index.remove(&c.hash);
         self.index.insert(hash, i);
-        self.counters[i] = fresh(min);
+        let min = c.count;
+        c.hash = hash;
+        c.key.clear();
+        c.key.extend_from_slice(&key[..key.len().min(MAX_KEY_KEPT)]);
+        c.truncated = key.len() > MAX_KEY_KEPT;
+        if !Arc::ptr_eq(&c.node, node) {
+            c.node = node.clone();
+        }
+        c.count = min + 1;
+        c.error = min;
+    }
+
+    /// The index of a counter with the smallest count: the next one from the
+    /// cursor that counts `floor`, else (one full turn) the first smallest seen,
+    /// which becomes the new floor. Amortised O(1): a full turn happens at most
+    /// once per rise of the floor.
+    fn smallest(&mut self) -> Option<usize> {
+        let n = self.counters.len();
+        let mut best: Option<(usize, u64)> = None;
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            let count = self.counters[i].count;
+            if count <= self.floor {
+                best = Some((i, count));
+                break;
+            }
+            if best.is_none_or(|(_, b)| count < b) {
+                best = Some((i, count));
+            }
+        }
+        let (i, count) = best?;
+        self.floor = count;
+        self.cursor = (i + 1) % n;
+        Some(i)
     }
 
     fn add_node(&mut self, node: &Arc<str>) {
@@ -118,20 +153,26 @@ impl Sampler {
     }
 
     /// Whether this request is sampled, at an average rate of 1 in `every`: the gap
-    /// to the next sampled request is drawn uniformly in `1..2*every`, so a periodic
-    /// request pattern cannot hide from (or dominate) the sample.
+    /// to the next sampled request is drawn by [`Sampler::gap`].
     pub fn hit(&mut self, every: u32) -> bool {
         self.left -= 1;
         if self.left > 0 {
             return false;
         }
+        self.left = self.gap(every);
+        true
+    }
+
+    /// The gap to the next sampled request, drawn uniformly in `1..2*every`
+    /// (average `every`), so a periodic request pattern cannot hide from (or
+    /// dominate) the sample.
+    pub fn gap(&mut self, every: u32) -> u32 {
         self.state ^= self.state >> 12;
         self.state ^= self.state << 25;
         self.state ^= self.state >> 27;
         let r = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33;
         let span = (2 * every.max(1) - 1) as u64;
-        self.left = 1 + (r % span) as u32;
-        true
+        1 + (r % span) as u32
     }
 }
 

@@ -41,6 +41,14 @@ impl Shown {
     }
 }
 
+/// The time base of [`ClientEntry`]'s connection time: the first use.
+static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+/// Milliseconds since [`EPOCH`].
+fn since_epoch_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64
+}
+
 /// One client of a pool.
 #[derive(Debug)]
 pub struct ClientEntry {
@@ -48,7 +56,9 @@ pub struct ClientEntry {
     pub id: u64,
     /// The socket's descriptor number (shown only).
     pub fd: i32,
-    created: Instant,
+    /// When it connected, in ms since [`EPOCH`] (a word rather than an
+    /// `Instant`: one client connection's memory).
+    created_ms: u64,
     io: Weak<ClientIo>,
     /// When it last sent a batch of requests, on the pool's coarse clock
     /// ([`super::PoolContext::coarse_ms`]).
@@ -73,7 +83,7 @@ impl ClientEntry {
         ClientEntry {
             id,
             fd: io.stream.fd(),
-            created: Instant::now(),
+            created_ms: since_epoch_ms(),
             io: Arc::downgrade(io),
             last_ms: AtomicU64::new(0),
             last_cmd: AtomicU32::new(0),
@@ -182,7 +192,7 @@ impl ClientEntry {
     pub fn line(&self, commands: &CommandTable, now_ms: u64, out: &mut Vec<u8>) {
         let s = self.shown();
         let last = self.last_ms.load(Ordering::Relaxed);
-        let age_ms = self.created.elapsed().as_millis() as u64;
+        let age_ms = since_epoch_ms().saturating_sub(self.created_ms);
         // Never touched: idle since it connected.
         let idle_ms = if last == 0 {
             age_ms
@@ -213,7 +223,7 @@ impl ClientEntry {
             " age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi={} qbuf=0 \
              qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem={} \
              events=r cmd={cmd} user={} redir=-1 resp={}",
-            self.created.elapsed().as_secs(),
+            age_ms / 1000,
             idle_ms / 1000,
             s.sub,
             s.psub,
@@ -227,18 +237,45 @@ impl ClientEntry {
     }
 }
 
-/// Every client of one pool, by id.
+/// Every client of one pool, by id: a set of entries keyed by their own `id` (one
+/// word per slot rather than an id and an entry).
 #[derive(Debug, Default)]
-pub struct Registry(Mutex<fnv::FnvHashMap<u64, Arc<ClientEntry>>>);
+pub struct Registry(Mutex<std::collections::HashSet<ById, fnv::FnvBuildHasher>>);
+
+/// An entry in the [`Registry`], hashed and compared by its id.
+#[derive(Debug)]
+struct ById(Arc<ClientEntry>);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.id.hash(h);
+    }
+}
+
+impl std::borrow::Borrow<u64> for ById {
+    fn borrow(&self) -> &u64 {
+        &self.0.id
+    }
+}
 
 impl Registry {
-    fn map(&self) -> std::sync::MutexGuard<'_, fnv::FnvHashMap<u64, Arc<ClientEntry>>> {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<ById, fnv::FnvBuildHasher>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds a client (until [`Registry::remove`]).
     pub fn add(&self, entry: Arc<ClientEntry>) {
-        self.map().insert(entry.id, entry);
+        self.map().replace(ById(entry));
     }
 
     /// Forgets client `id`.
@@ -248,21 +285,25 @@ impl Registry {
 
     /// The clients, in id order (not those just killed).
     pub fn all(&self) -> Vec<Arc<ClientEntry>> {
-        let live = |e: &&Arc<ClientEntry>| !e.killed.load(Ordering::Relaxed);
-        let mut v: Vec<Arc<ClientEntry>> = self.map().values().filter(live).cloned().collect();
+        let mut v: Vec<Arc<ClientEntry>> = self
+            .map()
+            .iter()
+            .filter(|e| !e.0.killed.load(Ordering::Relaxed))
+            .map(|e| e.0.clone())
+            .collect();
         v.sort_by_key(|e| e.id);
         v
     }
 
     /// Runs `f` on every client, under the registry's lock (keep `f` short).
     pub fn for_each(&self, mut f: impl FnMut(&ClientEntry)) {
-        for e in self.map().values() {
-            f(e);
+        for e in self.map().iter() {
+            f(&e.0);
         }
     }
 
     /// Client `id`.
     pub fn get(&self, id: u64) -> Option<Arc<ClientEntry>> {
-        self.map().get(&id).cloned()
+        self.map().get(&id).map(|e| e.0.clone())
     }
 }
