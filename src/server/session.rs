@@ -15,7 +15,7 @@
 //! pay for it.
 
 use super::PoolContext;
-use super::clients::{ClientEntry, Shown};
+use super::clients::ClientEntry;
 use super::context::{ClientState, Ctx, Outcome, ReplyMode};
 use super::dispatch::{Held, classify, dispatch, metric_class};
 use super::listener::ClientSlot;
@@ -31,6 +31,12 @@ use crate::topology::{Router, Topology};
 use bytes::BytesMut;
 use std::sync::Arc;
 
+mod events;
+mod parked;
+
+use events::{Side, poll_side};
+use parked::{Core, Parked, wait_and_serve};
+
 /// Whether requests are still read and served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reading {
@@ -42,67 +48,6 @@ enum Reading {
     /// No request is served any more (QUIT, protocol error, a lost subscriber
     /// connection): the replies queued so far are written, then it closes.
     Stopped,
-}
-
-/// What a client is whether it is served or parked: its socket, its identity and
-/// state, its place in the registry and in the pool's client memory. Dropped once,
-/// when the client is gone.
-struct Core {
-    pool: Arc<PoolContext>,
-    io: Arc<ClientIo>,
-    /// What CLIENT LIST shows of this client.
-    entry: Arc<ClientEntry>,
-    client: ClientState,
-    /// Its part of the pool's client memory.
-    held_bytes: super::memory::Held,
-    _slot: ClientSlot,
-}
-
-impl Drop for Core {
-    /// Replies still in flight for a session that is gone are dropped on arrival;
-    /// what it held leaves the pool's client memory.
-    fn drop(&mut self) {
-        self.io.close();
-        self.held_bytes.release(&self.pool);
-    }
-}
-
-/// An idle client: nothing in flight, nothing to write or read, no state on the
-/// nodes. Its buffers, reply queue and the serving loop's state are freed; it keeps
-/// only its [`Core`] until the socket is readable again (see [`Session::run`]).
-struct Parked {
-    core: Core,
-    /// The reply queue's next sequence number (numbers are never reused) times
-    /// two, plus one to park again as soon as idle, unasked: a new client, once
-    /// its first requests are served (most clients that stay idle do so from the
-    /// start). One word, so that the parked task stays in its size class.
-    resume: u64,
-}
-
-impl Parked {
-    /// `core`, its queue numbered from `next_seq` when served again.
-    fn new(core: Core, next_seq: u64, asked: bool) -> Parked {
-        Parked {
-            core,
-            resume: pack(next_seq, asked),
-        }
-    }
-
-    /// Its serving state again.
-    fn serving(self) -> Session {
-        let (next_seq, asked) = unpack(self.resume);
-        Session::serving(self.core, next_seq, asked)
-    }
-}
-
-/// [`Parked::resume`] of `next_seq` and `asked`.
-fn pack(next_seq: u64, asked: bool) -> u64 {
-    next_seq << 1 | u64::from(asked)
-}
-
-/// The `next_seq` and `asked` of a [`Parked::resume`].
-fn unpack(resume: u64) -> (u64, bool) {
-    (resume >> 1, resume & 1 == 1)
 }
 
 /// A client session being served.
@@ -331,29 +276,6 @@ impl Session {
         });
     }
 
-    /// A deadline passed: close an idle client, or a request that took too long.
-    fn on_deadline(&mut self, why: super::deadline::Expired) {
-        use super::deadline::Expired;
-        match why {
-            Expired::Recheck => {}
-            Expired::Idle => {
-                self.core.pool.metrics.clients_timed_out.inc();
-                self.reading = Reading::Stopped;
-            }
-            Expired::SlowRequest => {
-                self.core.pool.metrics.clients_timed_out.inc();
-                let class = RequestClass::Invalid;
-                self.queue.push_ready(
-                    bytes::Bytes::from_static(crate::errors::REQUEST_TOO_SLOW),
-                    After::Close,
-                    class,
-                    false,
-                );
-                self.reading = Reading::Stopped;
-            }
-        }
-    }
-
     /// Takes back a reply a backend connection wrote directly (see
     /// [`crate::client_io`]) and stops further direct writes until re-armed.
     fn reconcile(&mut self) {
@@ -520,108 +442,6 @@ impl Session {
             self.watch_if_holding();
         }
     }
-
-    /// Starts following topology changes once the client holds state on the
-    /// nodes (subscriptions, a dedicated connection).
-    fn watch_if_holding(&mut self) {
-        if self.follow.is_some() || !self.held.on_nodes() {
-            return;
-        }
-        let watch = self.core.pool.watch_changes();
-        let coming = watch.next.borrow().clone();
-        self.follow = Some(super::Follow::new(watch));
-        if let Some(next) = coming {
-            self.on_topology(
-                super::TopologyEvent::Coming(next),
-                &self.core.pool.router.clone(),
-            );
-        }
-    }
-
-    /// Follows a topology change: subscriptions move, blocked commands and
-    /// transactions whose keys moved are dealt with.
-    fn on_topology(&mut self, ev: super::TopologyEvent, router: &Router) {
-        let class = RequestClass::Dedicated;
-        match ev {
-            super::TopologyEvent::Coming(next) => {
-                self.with_cx(&next, class, |cx, held| held.subs.prepare(cx));
-            }
-            super::TopologyEvent::Changed => {
-                let topo = router.load_full();
-                self.with_cx(&topo, class, |cx, held| held.follow(cx));
-            }
-        }
-    }
-
-    /// What CLIENT LIST shows of this client's state.
-    fn shown(&self) -> Shown {
-        let (sub, psub, ssub) = self.held.subs.counts();
-        Shown {
-            name: self.core.client.name.as_deref().cloned(),
-            resp: self.core.client.proto.index() as u8 + 2,
-            sub,
-            psub,
-            ssub,
-            multi: self.held.dedicated.in_multi(),
-            user: self.core.client.user.as_ref().map(|u| u.name.clone()),
-        }
-    }
-}
-
-/// A parked client's task: waits until its socket is readable (data, end of input
-/// or an error: the session finds out which), then serves it until it is idle
-/// again; with `serve_now` it starts serving without waiting.
-///
-/// An `async` block rather than an `async fn`: its captured `parked` is the only
-/// copy kept while the task waits (an `async fn` keeps its arguments and its
-/// locals apart), and nothing else is held then, so the task stays small.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an async fn would keep `parked` twice (argument and local)"
-)]
-fn wait_and_serve(
-    mut parked: Parked,
-    mut serve_now: bool,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        loop {
-            if !std::mem::take(&mut serve_now) {
-                let stream = &parked.core.io.stream;
-                std::future::poll_fn(|cx| stream.poll_input(cx)).await;
-            }
-            // Held for the busy spell so that each batch can borrow a snapshot (an
-            // arc-swap guard, no shared reference count touched).
-            let router = parked.core.pool.router.clone();
-            let io = parked.core.io.clone();
-            let session = parked.serving();
-            let spell = Box::pin(async move { session.serve(&router, &io).await });
-            match spell.await {
-                Some(p) => parked = p,
-                None => return,
-            }
-        }
-    }
-}
-
-/// What happens beside requests and replies (one select branch for both, so the
-/// common loop pays for one).
-enum Side {
-    Topology(super::TopologyEvent),
-    Deadline(super::deadline::Expired),
-}
-
-/// The next topology event or passed deadline.
-fn poll_side(
-    f: &mut Option<super::Follow>,
-    d: &mut super::deadline::Deadlines,
-    cx: &mut std::task::Context<'_>,
-) -> std::task::Poll<Side> {
-    if let Some(f) = f
-        && let std::task::Poll::Ready(ev) = f.poll_event(cx)
-    {
-        return std::task::Poll::Ready(Side::Topology(ev));
-    }
-    d.poll_fired(cx).map(Side::Deadline)
 }
 
 #[cfg(test)]
@@ -665,7 +485,10 @@ mod tests {
     #[test]
     fn parked_resume_keeps_seq_and_asked() {
         for (seq, asked) in [(0, true), (1, false), (u64::MAX >> 1, true), (41, false)] {
-            assert_eq!(super::unpack(super::pack(seq, asked)), (seq, asked));
+            assert_eq!(
+                super::parked::unpack(super::parked::pack(seq, asked)),
+                (seq, asked)
+            );
         }
     }
 
