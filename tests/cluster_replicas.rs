@@ -53,14 +53,30 @@ fn reads_on_replicas_writes_on_primaries_and_a_killed_replica_fails_no_read() {
     for k in &keys {
         assert_eq!(conn.cmd(&["SET", k, k]), Reply::ok());
     }
-    for i in c.primaries() {
-        let _ = c.nodes[i].cmd(&["WAIT", "1", "2000"]);
-    }
+    // Every key on its replica too before reading (WAIT only waits for the writes
+    // of its own connection, so it cannot tell from a fixture connection).
+    let primaries = c.primaries();
+    wait_until(
+        "the 60 keys on the replicas",
+        Duration::from_secs(10),
+        || {
+            let on_replicas: u64 = (0..c.nodes.len())
+                .filter(|i| !primaries.contains(i))
+                .map(|i| {
+                    c.nodes[i]
+                        .cli(&["DBSIZE"])
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap_or(0)
+                })
+                .sum();
+            on_replicas == 60
+        },
+    );
     let before: Vec<u64> = (0..c.nodes.len()).map(|i| calls(&c, i, "get")).collect();
     for k in &keys {
         assert_eq!(conn.cmd(&["GET", k]), Reply::bulk(k), "{k}");
     }
-    let primaries = c.primaries();
     let delta = |i: usize| calls(&c, i, "get") - before[i];
     let on_primaries: u64 = primaries.iter().map(|&i| delta(i)).sum();
     let on_replicas: u64 = (0..c.nodes.len())
