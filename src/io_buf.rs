@@ -48,6 +48,7 @@ pub struct WriteQueue {
 
 impl WriteQueue {
     /// Queues `frame`: copied into the tail when small, kept as a segment otherwise.
+    #[inline]
     pub fn push(&mut self, frame: Bytes) {
         if frame.len() < COPY_MAX {
             return self.push_slice(&frame);
@@ -60,17 +61,20 @@ impl WriteQueue {
     }
 
     /// Queues a copy of `bytes` (for bytes that are not a shared frame).
+    #[inline]
     pub fn push_slice(&mut self, bytes: &[u8]) {
         self.tail.extend_from_slice(bytes);
         self.len += bytes.len();
     }
 
     /// Nothing waits to be written.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Bytes waiting to be written.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
