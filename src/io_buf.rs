@@ -19,16 +19,17 @@ pub const MAX_SLICES: usize = 64;
 /// so a client announcing a large value and sending nothing holds little.
 pub const PREALLOC_MAX: usize = 1024 * 1024;
 
-/// Reserves room in `buf` so that it holds at least `min_free` more bytes and, when
-/// the frame at its front announced it needs `want` bytes in all, room for them up
-/// to [`PREALLOC_MAX`] ahead of what is buffered (doubling past it). At most one
+/// Reserves room in `buf` for the rest of the frame at its front, when it
+/// announced it needs `want` bytes in all (at most [`PREALLOC_MAX`] ahead of what
+/// is buffered, doubling past it), and `min_free` bytes more after it, so that
+/// the read that completes the frame also takes what follows it. At most one
 /// allocation per call; nothing when the room is there.
 pub fn reserve_for(buf: &mut BytesMut, want: usize, min_free: usize) {
     let free = buf.capacity() - buf.len();
     let ahead = want
         .saturating_sub(buf.len())
         .min(PREALLOC_MAX.max(buf.len()));
-    let need = min_free.max(ahead);
+    let need = ahead + min_free;
     if free < need {
         buf.reserve(need);
     }
@@ -232,6 +233,12 @@ mod tests {
         reserve_for(&mut small, 1 << 30, 512);
         assert!(small.capacity() < 2 * PREALLOC_MAX);
         assert!(small.capacity() >= PREALLOC_MAX);
+        // Room for the frame's rest and for min_free after it: a frame ending just
+        // past the buffer does not leave the next read a few bytes.
+        let mut edge = BytesMut::with_capacity(1024);
+        edge.extend_from_slice(&[0; 1000]);
+        reserve_for(&mut edge, 1030, 2048);
+        assert!(edge.capacity() >= 1030 + 2048);
         // Nothing announced: only the minimum free room.
         let mut plain = BytesMut::new();
         reserve_for(&mut plain, 0, 512);

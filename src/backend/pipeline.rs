@@ -77,9 +77,8 @@ impl Pipeline {
         }
         self.framed = framed;
         let (free, want) = (self.rbuf.capacity() - self.rbuf.len(), self.framer.wanted());
-        if free < MIN_FREE || want > 0 {
-            let min_free = if free < MIN_FREE { READ_BUF } else { 0 };
-            reserve_for(&mut self.rbuf, want, min_free);
+        if free < MIN_FREE || want > self.rbuf.capacity() {
+            reserve_for(&mut self.rbuf, want, READ_BUF);
         }
         result
     }

@@ -34,10 +34,10 @@ pub async fn read_some(
         io.stream.readable().await?;
         let free = buf.capacity() - buf.len();
         if free < *hint || want > buf.capacity() {
-            let min_free = match (free < *hint, buf.capacity() == 0) {
-                (false, _) => 0,
-                (true, true) => *hint,
-                (true, false) => (*hint).max(READ_CHUNK),
+            let min_free = if buf.capacity() == 0 {
+                *hint
+            } else {
+                (*hint).max(READ_CHUNK)
             };
             crate::io_buf::reserve_for(buf, want, min_free);
         }
