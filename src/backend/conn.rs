@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 /// Most requests taken from the queue per batch.
 const BATCH: usize = 256;
-/// Scheduler turns a busy connection waits for more requests before it writes: it
+/// Scheduler turns a connection waits for more requests before it writes: it
 /// keeps waiting while the last turn brought some (measured on GET with 50 clients:
 /// 2.56 TCP segments per request with 3 turns, 2.76 with one, 2.60 with 8).
 const GATHER_TURNS: usize = 3;
@@ -389,9 +389,8 @@ impl ConnTask {
                         }
                         return End::Closed;
                     }
-                    let busy = !st.inflight.is_empty();
                     st.push_all(batch.drain(..));
-                    if busy && open {
+                    if open {
                         self.gather(&mut st, &mut batch).await;
                     }
                     // Write in this turn; the write branch only waits for a full socket.
@@ -413,11 +412,14 @@ impl ConnTask {
         }
     }
 
-    /// With requests already in flight (other clients are active), lets the other
-    /// tasks of this scheduler turn run first and takes what they queued, for up to
-    /// [`GATHER_TURNS`] turns while each brings more: one write then carries many
-    /// clients' requests instead of one each (fewer syscalls and TCP segments).
-    /// An idle connection writes at once instead (no added latency).
+    /// Lets the other tasks of this scheduler turn run first and takes what they
+    /// queued, for up to [`GATHER_TURNS`] turns while each brings more: one write
+    /// then carries many clients' requests instead of one each (fewer syscalls and
+    /// TCP segments). Also on a connection with nothing in flight: over many nodes
+    /// each connection gets a request or two per batch of clients, and the one
+    /// turn it waits lets the other clients of that batch join the write
+    /// (25 nodes, 9 alternating rounds: GET P1 1.21x req/s, 0.70x p99, 0.89x CPU
+    /// per request; pipelined 1.28x, 0.86x, 0.80x; 3 nodes level).
     async fn gather(&mut self, st: &mut Pipeline, batch: &mut Vec<BackendRequest>) {
         for _ in 0..GATHER_TURNS {
             tokio::task::yield_now().await;
